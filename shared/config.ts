@@ -1,0 +1,71 @@
+import { z } from 'zod';
+
+/**
+ * The fleet's configuration, read from the environment once at start.
+ *
+ * Standard names where they exist (AWS_*, DATABASE_URL, REDIS_URL, OTEL_*, LOG_LEVEL);
+ * everything the project owns lives under ADFLEET_. A bad or missing value stops the
+ * process with ONE message that names every bad variable, so an operator fixes the task
+ * definition in one pass instead of one crash per variable.
+ */
+
+const url = z.url({ protocol: /^(https?|postgres(ql)?|rediss?)$/ });
+const positiveInt = z.coerce.number().int().positive();
+const flag = z
+  .enum(['true', 'false', '1', '0'])
+  .transform((value) => value === 'true' || value === '1');
+
+export const configSchema = z.object({
+  AWS_ENDPOINT_URL: url.optional(),
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  DATABASE_URL: url,
+  REDIS_URL: url,
+  OTEL_EXPORTER_OTLP_ENDPOINT: url.optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
+  OTEL_SDK_DISABLED: flag.default(false),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  /** Prefix of every queue, DLQ, bus and schedule name; lets tests and stages share one account. */
+  ADFLEET_RESOURCE_PREFIX: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,30}$/, 'lower-case letters, digits and dashes, at most 31 characters')
+    .default('adfleet'),
+  ADFLEET_ADS_API_URL: url.default('http://127.0.0.1:4580'),
+  ADFLEET_LWA_TOKEN_URL: url.optional(),
+  ADFLEET_ADS_CLIENT_ID: z.string().min(1).default('adfleet-local'),
+  ADFLEET_ADS_CLIENT_SECRET: z.string().min(1).default('adfleet-local-secret'),
+  ADFLEET_ADS_REFRESH_TOKEN: z.string().min(1).default('adfleet-local-refresh'),
+  /** Messages handled at once by one worker process. */
+  ADFLEET_CONCURRENCY: positiveInt.max(500).default(20),
+  /** How long SIGTERM waits for in-flight handlers before releasing their messages. */
+  ADFLEET_DRAIN_TIMEOUT_MS: positiveInt.default(25_000),
+  /** Port of the /healthz and /readyz endpoint; 0 disables it. */
+  ADFLEET_HEALTH_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly variables: readonly string[];
+
+  constructor(issues: readonly z.core.$ZodIssue[]) {
+    const lines = issues.map((issue) => `  ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    super(`invalid configuration, fix these environment variables:\n${lines.join('\n')}`);
+    this.variables = [...new Set(issues.map((issue) => String(issue.path[0])))];
+  }
+}
+
+/** Parses the environment; throws one ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings are "unset": a task definition with `FOO=` should get the default, not an error.
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+  const result = configSchema.safeParse(present);
+  if (!result.success) throw new ConfigError(result.error.issues);
+  return result.data;
+}
+
+/** The LWA token endpoint: explicit, or the Ads API base's /auth/o2/token (the sandbox serves both). */
+export function lwaTokenUrl(config: Config): string {
+  return config.ADFLEET_LWA_TOKEN_URL ?? new URL('/auth/o2/token', config.ADFLEET_ADS_API_URL).toString();
+}
