@@ -149,3 +149,20 @@ export function routeOf(detailType: string): QueueName[] {
     .filter((rule) => (rule.detailTypes as readonly string[]).includes(detailType))
     .map((rule) => rule.target);
 }
+
+const DAY_SECONDS = 86_400;
+
+/** SQS attributes of a worker queue, as the bootstrap sets them and the CDK stack declares them. */
+export function queueAttributes(spec: QueueSpec, deadLetterQueueArn: string) {
+  return {
+    VisibilityTimeout: spec.visibilityTimeoutSeconds,
+    MessageRetentionPeriod: spec.retentionDays * DAY_SECONDS,
+    ReceiveMessageWaitTimeSeconds: 20,
+    RedrivePolicy: { deadLetterTargetArn: deadLetterQueueArn, maxReceiveCount: spec.maxReceiveCount },
+  } as const;
+}
+
+/** SQS attributes of a dead-letter queue. */
+export function deadLetterQueueAttributes(spec: QueueSpec) {
+  return { MessageRetentionPeriod: spec.dlqRetentionDays * DAY_SECONDS } as const;
+}
