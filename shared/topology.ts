@@ -166,3 +166,15 @@ export function queueAttributes(spec: QueueSpec, deadLetterQueueArn: string) {
 export function deadLetterQueueAttributes(spec: QueueSpec) {
   return { MessageRetentionPeriod: spec.dlqRetentionDays * DAY_SECONDS } as const;
 }
+
+/**
+ * What a schedule's EventBridge Scheduler target carries: the detail as the input, the
+ * fleet's source and the schedule's detail type. The bootstrap and the CDK stack both take
+ * it from here, so the nightly event looks the same on a laptop and in the account.
+ */
+export function scheduleTargetParameters(schedule: ScheduleSpec) {
+  return {
+    Input: JSON.stringify(schedule.detail),
+    EventBridgeParameters: { DetailType: schedule.detailType, Source: EVENT_SOURCE },
+  } as const;
+}
