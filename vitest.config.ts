@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
+    setupFiles: ['test/support/setup-env.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // Test files run in parallel, each with its own queues, database and Redis prefix.

@@ -1,0 +1,453 @@
+/**
+ * `npm run stack` / `npm run stack:down`: the local dependencies of the fleet.
+ *
+ * Where a Docker engine answers, the compose file in localstack/ is used. Everywhere else
+ * (CI, dev machines without an engine) each service runs as a plain process on loopback,
+ * installed on first use into `.tools/` (or from Debian packages) and reused afterwards:
+ *
+ *   AWS emulator  127.0.0.1:4566   LocalStack 4.14.0 without Docker, or moto (ADFLEET_EMULATOR)
+ *   Postgres      127.0.0.1:5432   Debian package, data in .stack/postgres
+ *   Redis         127.0.0.1:6379   Debian package
+ *   Jaeger        127.0.0.1:4318 (OTLP/HTTP), 127.0.0.1:16686 (UI, query API)
+ *   Ads sandbox   127.0.0.1:4580   sandbox/ads-api
+ *
+ * Idempotent: a service whose port already answers is left alone, so a second run returns
+ * in seconds. It ends by applying the topology and the migrations and writing the
+ * environment a worker needs to `.stack/env` (usable with `node --env-file=.stack/env`).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { createAwsClients } from '../shared/aws.ts';
+import { bootstrapTopology } from '../shared/bootstrap.ts';
+import { migrate } from '../shared/db.ts';
+import { resourceNames } from '../shared/topology.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const STATE_DIR = join(ROOT, '.stack');
+const TOOLS_DIR = join(ROOT, '.tools');
+const LOG_DIR = join(STATE_DIR, 'logs');
+const PID_DIR = join(STATE_DIR, 'pids');
+const ENV_FILE = join(STATE_DIR, 'env');
+
+const JAEGER_VERSION = 'v1.76.0';
+const MOTO_VERSION = '5.2.1';
+const HOST = '127.0.0.1';
+
+export const Emulator = { LocalStack: 'localstack', Moto: 'moto' } as const;
+export type Emulator = (typeof Emulator)[keyof typeof Emulator];
+
+export const PORTS = {
+  emulator: 4566,
+  postgres: 5432,
+  redis: 6379,
+  otlp: 4318,
+  jaegerQuery: 16686,
+  adsSandbox: 4580,
+} as const;
+
+/** The environment a worker, the CLI and the tests need against this stack. */
+export function stackEnvironment(emulator: Emulator): Record<string, string> {
+  return {
+    AWS_ENDPOINT_URL: `http://${HOST}:${PORTS.emulator}`,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    DATABASE_URL: `postgres://postgres@${HOST}:${PORTS.postgres}/adfleet`,
+    REDIS_URL: `redis://${HOST}:${PORTS.redis}`,
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://${HOST}:${PORTS.otlp}`,
+    ADFLEET_ADS_API_URL: `http://${HOST}:${PORTS.adsSandbox}`,
+    ADFLEET_EMULATOR: emulator,
+    ADFLEET_JAEGER_URL: `http://${HOST}:${PORTS.jaegerQuery}`,
+  };
+}
+
+function log(message: string) {
+  process.stdout.write(`stack: ${message}\n`);
+}
+
+function run(command: string, args: string[], options: { quiet?: boolean } = {}) {
+  return execFileSync(command, args, {
+    stdio: options.quiet ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'],
+    encoding: 'utf8',
+  });
+}
+
+function commandExists(command: string) {
+  try {
+    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function portOpen(port: number, host = HOST): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ port, host });
+    socket.setTimeout(1_000);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(250);
+  }
+  throw new Error(`${what} did not come up within ${timeoutMs / 1000} s; see ${LOG_DIR}`);
+}
+
+async function httpOk(url: string) {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts a long-running process detached from this one, logging to .stack/logs/<name>.log. */
+function startDetached(name: string, command: string, args: string[], env: Record<string, string> = {}) {
+  mkdirSync(LOG_DIR, { recursive: true });
+  mkdirSync(PID_DIR, { recursive: true });
+  const out = openSync(join(LOG_DIR, `${name}.log`), 'a');
+  const child = spawn(command, args, {
+    cwd: ROOT,
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: { ...process.env, ...env },
+  });
+  if (child.pid === undefined) throw new Error(`could not start ${name}`);
+  writeFileSync(join(PID_DIR, `${name}.pid`), String(child.pid));
+  child.unref();
+}
+
+let aptUpdated = false;
+function aptInstall(...packages: string[]) {
+  if (!aptUpdated) {
+    log('apt-get update');
+    run('apt-get', ['update', '-qq']);
+    aptUpdated = true;
+  }
+  log(`apt-get install ${packages.join(' ')}`);
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+}
+
+// ---------------------------------------------------------------- Postgres
+
+function postgresBinDir(): string | undefined {
+  const base = '/usr/lib/postgresql';
+  if (!existsSync(base)) return undefined;
+  const versions = readdirSync(base)
+    .filter((version) => existsSync(join(base, version, 'bin', 'initdb')))
+    .sort((a, b) => Number(b) - Number(a));
+  return versions[0] === undefined ? undefined : join(base, versions[0], 'bin');
+}
+
+const isRoot = process.getuid?.() === 0;
+
+/** Postgres refuses to run as root: as root, the server runs as the `postgres` user. */
+function asPostgresUser(command: string, args: string[]) {
+  return isRoot ? run('runuser', ['-u', 'postgres', '--', command, ...args]) : run(command, args);
+}
+
+async function startPostgres() {
+  if (!(await portOpen(PORTS.postgres))) {
+    let bin = postgresBinDir();
+    if (bin === undefined) {
+      aptInstall('postgresql');
+      bin = postgresBinDir();
+      if (bin === undefined) throw new Error('postgresql installed but initdb not found');
+    }
+    const dir = join(STATE_DIR, 'postgres');
+    const data = join(dir, 'data');
+    mkdirSync(dir, { recursive: true });
+    if (isRoot) run('chown', ['-R', 'postgres:postgres', dir]);
+    if (!existsSync(join(data, 'PG_VERSION'))) {
+      log('initdb');
+      asPostgresUser(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8']);
+    }
+    log('starting Postgres');
+    // Durability settings are for a disposable local database: tests and benchmarks
+    // compare approaches side by side on the same settings.
+    const options = [
+      `-c listen_addresses=${HOST}`,
+      `-p ${PORTS.postgres}`,
+      `-k ${dir}`,
+      '-c fsync=off',
+      '-c synchronous_commit=off',
+      '-c full_page_writes=off',
+      '-c max_connections=300',
+      '-c shared_buffers=256MB',
+    ].join(' ');
+    asPostgresUser(join(bin, 'pg_ctl'), [
+      '-D',
+      data,
+      '-l',
+      join(dir, 'postgres.log'),
+      '-o',
+      options,
+      '-w',
+      '-t',
+      '60',
+      'start',
+    ]);
+  }
+  const admin = new pg.Client({ connectionString: `postgres://postgres@${HOST}:${PORTS.postgres}/postgres` });
+  await admin.connect();
+  try {
+    const { rowCount } = await admin.query(`SELECT 1 FROM pg_database WHERE datname = 'adfleet'`);
+    if (rowCount === 0) await admin.query('CREATE DATABASE adfleet');
+  } finally {
+    await admin.end();
+  }
+  log(`Postgres on ${HOST}:${PORTS.postgres}`);
+}
+
+function stopPostgres() {
+  const bin = postgresBinDir();
+  const data = join(STATE_DIR, 'postgres', 'data');
+  if (bin === undefined || !existsSync(join(data, 'postmaster.pid'))) return;
+  try {
+    asPostgresUser(join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
+  } catch {
+    // Already stopped.
+  }
+}
+
+// ---------------------------------------------------------------- Redis
+
+async function startRedis() {
+  if (!(await portOpen(PORTS.redis))) {
+    if (!commandExists('redis-server')) aptInstall('redis-server');
+    log('starting Redis');
+    startDetached('redis', 'redis-server', [
+      '--bind',
+      HOST,
+      '--port',
+      String(PORTS.redis),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
+    ]);
+    await waitFor('Redis', () => portOpen(PORTS.redis), 15_000);
+  }
+  log(`Redis on ${HOST}:${PORTS.redis}`);
+}
+
+// ---------------------------------------------------------------- AWS emulator
+
+function pythonVenv(name: string, install: (pip: string) => void) {
+  const venv = join(TOOLS_DIR, name);
+  const marker = join(venv, '.installed');
+  if (!existsSync(marker)) {
+    rmSync(venv, { recursive: true, force: true });
+    mkdirSync(TOOLS_DIR, { recursive: true });
+    log(`creating ${venv}`);
+    run('python3', ['-m', 'venv', venv]);
+    install(join(venv, 'bin', 'pip'));
+    writeFileSync(marker, new Date().toISOString());
+  }
+  return venv;
+}
+
+async function startEmulator(emulator: Emulator) {
+  const endpoint = `http://${HOST}:${PORTS.emulator}`;
+  if (!(await portOpen(PORTS.emulator))) {
+    if (emulator === Emulator.LocalStack) {
+      const venv = pythonVenv('localstack-venv', (pip) =>
+        run(pip, ['install', '-q', '-r', join(ROOT, 'localstack', 'requirements.txt')]),
+      );
+      const data = join(STATE_DIR, 'localstack');
+      mkdirSync(data, { recursive: true });
+      log('starting LocalStack (no Docker)');
+      startDetached('emulator', join(venv, 'bin', 'python'), ['-m', 'localstack.runtime.main'], {
+        SERVICES: 'sqs,events,scheduler',
+        GATEWAY_LISTEN: `${HOST}:${PORTS.emulator}`,
+        LOCALSTACK_HOST: `${HOST}:${PORTS.emulator}`,
+        SQS_ENDPOINT_STRATEGY: 'path',
+        DNS_ADDRESS: '0',
+        EAGER_SERVICE_LOADING: '1',
+        FILESYSTEM_ROOT: data,
+        TMPDIR: data,
+      });
+      await waitFor('LocalStack', () => httpOk(`${endpoint}/_localstack/health`), 120_000);
+    } else {
+      const venv = pythonVenv('moto-venv', (pip) =>
+        run(pip, ['install', '-q', `moto[server]==${MOTO_VERSION}`]),
+      );
+      log('starting moto');
+      startDetached('emulator', join(venv, 'bin', 'moto_server'), ['-H', HOST, '-p', String(PORTS.emulator)]);
+      await waitFor('moto', () => httpOk(`${endpoint}/moto-api/`), 60_000);
+    }
+  }
+  log(`AWS emulator (${emulator}) on ${endpoint}`);
+}
+
+// ---------------------------------------------------------------- Jaeger
+
+/**
+ * Jaeger's module has replace directives, so `go install …@version` refuses it; the
+ * module is fetched from the Go module proxy and built as the main module instead.
+ */
+function buildJaeger(binary: string) {
+  const work = join(TOOLS_DIR, 'jaeger-build');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  log(`building Jaeger ${JAEGER_VERSION} from the Go module proxy (once; a few minutes)`);
+  const download = JSON.parse(
+    run('go', ['mod', 'download', '-json', `github.com/jaegertracing/jaeger@${JAEGER_VERSION}`], {
+      quiet: true,
+    }),
+  ) as { Dir: string };
+  const source = join(work, 'src');
+  run('cp', ['-r', download.Dir, source]);
+  run('chmod', ['-R', 'u+w', source]);
+  execFileSync('go', ['build', '-o', binary, './cmd/jaeger'], {
+    cwd: source,
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, GOFLAGS: '-mod=mod' },
+  });
+  rmSync(work, { recursive: true, force: true });
+}
+
+async function startJaeger() {
+  if (!(await portOpen(PORTS.otlp))) {
+    const binary = join(TOOLS_DIR, 'bin', 'jaeger');
+    if (!existsSync(binary)) buildJaeger(binary);
+    log('starting Jaeger');
+    startDetached('jaeger', binary, [], { JAEGER_LISTEN_HOST: HOST });
+    await waitFor('Jaeger', () => httpOk(`http://${HOST}:${PORTS.jaegerQuery}/api/services`), 60_000);
+  }
+  log(`Jaeger on ${HOST}:${PORTS.otlp} (OTLP/HTTP), UI http://${HOST}:${PORTS.jaegerQuery}`);
+}
+
+// ---------------------------------------------------------------- Ads API sandbox
+
+async function startAdsSandbox() {
+  const main = join(ROOT, 'sandbox', 'ads-api', 'main.ts');
+  if (!existsSync(main)) return;
+  if (!(await portOpen(PORTS.adsSandbox))) {
+    log('starting the Ads API sandbox');
+    startDetached('ads-sandbox', process.execPath, [main], {
+      ADFLEET_SANDBOX_PORT: String(PORTS.adsSandbox),
+    });
+    await waitFor('Ads API sandbox', () => portOpen(PORTS.adsSandbox), 30_000);
+  }
+  log(`Ads API sandbox on http://${HOST}:${PORTS.adsSandbox}`);
+}
+
+// ---------------------------------------------------------------- up / down
+
+function dockerEngineReachable() {
+  if (process.env.ADFLEET_STACK_DOCKER === '0' || !commandExists('docker')) return false;
+  try {
+    execFileSync('docker', ['info'], { stdio: 'ignore', timeout: 5_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function selectedEmulator(): Emulator {
+  const value = process.env.ADFLEET_EMULATOR ?? Emulator.LocalStack;
+  if (value !== Emulator.LocalStack && value !== Emulator.Moto) {
+    throw new Error(`ADFLEET_EMULATOR must be "localstack" or "moto", not "${value}"`);
+  }
+  return value;
+}
+
+async function up() {
+  const started = Date.now();
+  mkdirSync(STATE_DIR, { recursive: true });
+  let emulator = selectedEmulator();
+  if (dockerEngineReachable()) {
+    emulator = Emulator.LocalStack;
+    log('Docker engine found: docker compose up');
+    run('docker', ['compose', '-f', join(ROOT, 'localstack', 'docker-compose.yml'), 'up', '-d', '--wait']);
+  } else {
+    // Sequential on purpose: installs share apt's lock and the machine's two cores.
+    await startPostgres();
+    await startRedis();
+    await startEmulator(emulator);
+    await startJaeger();
+  }
+  await startAdsSandbox();
+
+  const env = stackEnvironment(emulator);
+  const { applied } = await migrate(env.DATABASE_URL as string);
+  log(applied.length === 0 ? 'migrations: up to date' : `migrations applied: ${applied.join(', ')}`);
+
+  const clients = createAwsClients({
+    AWS_REGION: env.AWS_REGION as string,
+    AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL,
+  });
+  Object.assign(process.env, env);
+  try {
+    await bootstrapTopology(
+      clients,
+      resourceNames(process.env.ADFLEET_RESOURCE_PREFIX ?? 'adfleet'),
+      (line) => log(`topology: ${line}`),
+    );
+  } finally {
+    clients.destroy();
+  }
+
+  const lines = Object.entries(env).map(([key, value]) => `${key}=${value}`);
+  writeFileSync(ENV_FILE, `${lines.join('\n')}\n`);
+  log(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s; environment (also in .stack/env):`);
+  process.stdout.write(`\n${lines.map((line) => `export ${line}`).join('\n')}\n`);
+}
+
+function down() {
+  if (dockerEngineReachable()) {
+    run('docker', ['compose', '-f', join(ROOT, 'localstack', 'docker-compose.yml'), 'down']);
+  }
+  stopPostgres();
+  if (existsSync(PID_DIR)) {
+    for (const file of readdirSync(PID_DIR)) {
+      const pid = Number(readFileSync(join(PID_DIR, file), 'utf8'));
+      try {
+        // The group: LocalStack and moto start children of their own.
+        process.kill(-pid, 'SIGTERM');
+        log(`stopped ${file.replace(/\.pid$/, '')}`);
+      } catch {
+        // Already gone.
+      }
+      rmSync(join(PID_DIR, file));
+    }
+  }
+  log('down');
+}
+
+const command = process.argv[2] ?? 'up';
+if (import.meta.main) {
+  if (command === 'up') {
+    await up();
+  } else if (command === 'down') {
+    down();
+  } else {
+    process.stderr.write('usage: node scripts/stack.ts up|down\n');
+    process.exit(2);
+  }
+}

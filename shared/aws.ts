@@ -1,0 +1,51 @@
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { SchedulerClient } from '@aws-sdk/client-scheduler';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import type { Config } from './config.ts';
+
+export type AwsSettings = Pick<Config, 'AWS_REGION' | 'AWS_ENDPOINT_URL'>;
+
+/**
+ * Client settings shared by every AWS client of the fleet. The SDK would read
+ * AWS_ENDPOINT_URL by itself; passing it explicitly lets tests and the bootstrap aim a
+ * client at an emulator without touching process.env.
+ */
+export function awsClientSettings(settings: AwsSettings) {
+  return {
+    region: settings.AWS_REGION,
+    ...(settings.AWS_ENDPOINT_URL === undefined ? {} : { endpoint: settings.AWS_ENDPOINT_URL }),
+    // The chassis has its own retry policy for messages; the SDK's retries cover one call's blips.
+    maxAttempts: 3,
+  };
+}
+
+export interface AwsClients {
+  readonly sqs: SQSClient;
+  readonly events: EventBridgeClient;
+  readonly scheduler: SchedulerClient;
+  destroy(): void;
+}
+
+export function createAwsClients(settings: AwsSettings): AwsClients {
+  const common = awsClientSettings(settings);
+  const sqs = new SQSClient(common);
+  const events = new EventBridgeClient(common);
+  const scheduler = new SchedulerClient(common);
+  return {
+    sqs,
+    events,
+    scheduler,
+    destroy() {
+      sqs.destroy();
+      events.destroy();
+      scheduler.destroy();
+    },
+  };
+}
+
+/** The account id inside an ARN (`arn:aws:sqs:us-east-1:123456789012:name`); emulators differ. */
+export function accountOf(arn: string): string {
+  const account = arn.split(':')[4];
+  if (account === undefined || account === '') throw new Error(`not an ARN with an account: ${arn}`);
+  return account;
+}

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../shared/config.ts';
+
+const valid = {
+  DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/adfleet',
+  REDIS_URL: 'redis://127.0.0.1:6379',
+};
+
+describe('loadConfig', () => {
+  it('accepts a minimal environment and fills the defaults', () => {
+    const config = loadConfig(valid);
+    expect(config.AWS_REGION).toBe('us-east-1');
+    expect(config.LOG_LEVEL).toBe('info');
+    expect(config.ADFLEET_CONCURRENCY).toBe(20);
+    expect(config.ADFLEET_RESOURCE_PREFIX).toBe('adfleet');
+  });
+
+  it('coerces numbers and treats empty values as unset', () => {
+    const config = loadConfig({ ...valid, ADFLEET_CONCURRENCY: '64', LOG_LEVEL: '' });
+    expect(config.ADFLEET_CONCURRENCY).toBe(64);
+    expect(config.LOG_LEVEL).toBe('info');
+  });
+
+  it('names every bad or missing variable in one error', () => {
+    const attempt = () =>
+      loadConfig({
+        REDIS_URL: 'not a url',
+        LOG_LEVEL: 'chatty',
+        ADFLEET_CONCURRENCY: '-3',
+        ADFLEET_RESOURCE_PREFIX: 'Has Spaces',
+      });
+    expect(attempt).toThrow(ConfigError);
+    try {
+      attempt();
+    } catch (error) {
+      const configError = error as ConfigError;
+      expect([...configError.variables].sort()).toEqual(
+        ['ADFLEET_CONCURRENCY', 'ADFLEET_RESOURCE_PREFIX', 'DATABASE_URL', 'LOG_LEVEL', 'REDIS_URL'].sort(),
+      );
+      for (const name of configError.variables) expect(configError.message).toContain(name);
+      expect(configError.message.split('\n')[0]).toMatch(/invalid configuration/);
+    }
+  });
+
+  it('rejects a URL with the wrong scheme', () => {
+    expect(() => loadConfig({ ...valid, DATABASE_URL: 'ftp://example' })).toThrow(/DATABASE_URL/);
+  });
+});

@@ -1,0 +1,49 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { type Config, loadConfig } from '../../shared/config.ts';
+
+const ENV_FILE = fileURLToPath(new URL('../../.stack/env', import.meta.url));
+
+/**
+ * The local stack's environment: what `npm run stack` wrote to .stack/env, under whatever
+ * the caller's environment sets explicitly (so CI or a developer can aim tests elsewhere).
+ */
+export function stackEnv(): Record<string, string> {
+  const fromFile: Record<string, string> = {};
+  if (existsSync(ENV_FILE)) {
+    for (const line of readFileSync(ENV_FILE, 'utf8').split('\n')) {
+      const match = /^([A-Z0-9_]+)=(.*)$/.exec(line);
+      if (match?.[1] !== undefined && match[2] !== undefined) fromFile[match[1]] = match[2];
+    }
+  }
+  const merged: Record<string, string> = { ...fromFile };
+  for (const [key, value] of Object.entries(process.env)) {
+    if (
+      value !== undefined &&
+      (key.startsWith('ADFLEET_') || key.startsWith('AWS_') || key.endsWith('_URL'))
+    ) {
+      merged[key] = value;
+    }
+  }
+  for (const required of ['AWS_ENDPOINT_URL', 'DATABASE_URL', 'REDIS_URL']) {
+    if (merged[required] === undefined) {
+      throw new Error(`${required} is not set and .stack/env is missing: run \`npm run stack\` first`);
+    }
+  }
+  return merged;
+}
+
+/** A short, unique, valid resource prefix for one test file: its own queues, bus and keys. */
+export function uniquePrefix(label: string): string {
+  const clean = label
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .slice(0, 14);
+  return `t-${clean}-${randomBytes(4).toString('hex')}`;
+}
+
+/** A validated fleet config for tests: the stack's environment plus overrides. */
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  return loadConfig({ LOG_LEVEL: 'warn', OTEL_SDK_DISABLED: 'true', ...stackEnv(), ...overrides });
+}
