@@ -1,0 +1,435 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MAX_ITEMS_PER_REQUEST, MediaType } from '../../shared/ads/types.ts';
+import { AccessTokens, type LwaCredentials } from './auth.ts';
+import { type BucketSpec, CapacityModel } from './capacity.ts';
+import { type DataSizes, DEFAULT_SIZES, type ProfileData, SeededAdsData } from './data.ts';
+import { listAdGroups, listCampaigns, listKeywords, type PageRequest } from './listing.ts';
+import { type MutationCounts, type SandboxStats, StatsRecorder } from './stats.ts';
+import { checkCampaignUpdate, checkKeywordUpdate } from './validation.ts';
+
+/**
+ * The Amazon Ads API sandbox: an HTTP server that behaves like the parts of Amazon's service
+ * the fleet uses (see DESIGN.md, "Amazon Ads API"). Plain node:http because the sandbox has a
+ * dozen fixed routes and must control every status code and header byte; a framework would
+ * add nothing but a dependency.
+ *
+ * Request pipeline for an API route: authenticate (401) → required headers and media types
+ * (400/415) → hidden capacity (429 + Retry-After) → injected faults (5xx) → injected latency
+ * → the handler. Admin routes under /_sandbox/ skip all of that; they are the test's view.
+ */
+
+export interface FaultSpec {
+  /** The next N API requests (after admission) fail with `status`. */
+  readonly failNext?: number;
+  /** Every API request fails with this probability (0..1). */
+  readonly errorRate?: number;
+  /** Status of injected failures; 503 unless set. */
+  readonly status?: number;
+  /** Extra delay before every API response. */
+  readonly latencyMs?: number;
+}
+
+export interface SandboxOptions {
+  /** 0 picks a free port (tests). */
+  readonly port: number;
+  readonly host: string;
+  readonly seed: number;
+  readonly sizes: DataSizes;
+  readonly credentials: LwaCredentials;
+  readonly tokenTtlSeconds: number;
+  readonly profileCapacity: BucketSpec;
+  readonly clientCapacity: BucketSpec;
+  /** Largest `maxResults` a list call accepts. */
+  readonly maxPageSize: number;
+}
+
+export const SANDBOX_DEFAULTS = {
+  port: 0,
+  host: '127.0.0.1',
+  seed: 42,
+  sizes: DEFAULT_SIZES,
+  // The same defaults as shared/config.ts, so a fleet with no settings talks to a fresh sandbox.
+  credentials: {
+    clientId: 'adfleet-local',
+    clientSecret: 'adfleet-local-secret',
+    refreshToken: 'adfleet-local-refresh',
+  },
+  tokenTtlSeconds: 3_600,
+  profileCapacity: { ratePerSecond: 10, burst: 10 },
+  clientCapacity: { ratePerSecond: 2_000, burst: 2_000 },
+  maxPageSize: 1_000,
+} as const satisfies SandboxOptions;
+
+/** What a test (in-process) or the admin HTTP routes (out of process) can do to the sandbox. */
+export interface SandboxAdmin {
+  stats(): SandboxStats;
+  mutations(): MutationCounts;
+  profileIds(): number[];
+  /** Without `profileId`: the default for every profile, existing buckets included. */
+  setProfileCapacity(spec: BucketSpec, profileId?: number): void;
+  profileCapacity(profileId: number): BucketSpec;
+  setClientCapacity(spec: BucketSpec): void;
+  injectFaults(spec: FaultSpec): void;
+  expireTokens(): void;
+  /** Counters and faults back to zero; data and capacity stay as they are. */
+  reset(): void;
+}
+
+export interface AdsSandbox {
+  readonly url: string;
+  readonly admin: SandboxAdmin;
+  close(): Promise<void>;
+}
+
+class HttpError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly headers: Record<string, string>;
+
+  constructor(status: number, code: string, details: string, headers: Record<string, string> = {}) {
+    super(details);
+    this.status = status;
+    this.code = code;
+    this.headers = headers;
+  }
+}
+
+const MAX_BODY_BYTES = 5 * 1024 * 1024;
+
+async function readBody(request: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'PAYLOAD_TOO_LARGE', 'request body too large');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseJson(text: string): unknown {
+  if (text === '') return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'MALFORMED_REQUEST', 'request body is not valid JSON');
+  }
+}
+
+function send(
+  response: ServerResponse,
+  status: number,
+  body: unknown,
+  contentType = 'application/json',
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  response.end(text);
+}
+
+function mediaTypeOf(header: string | undefined): string {
+  return (header ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+}
+
+interface ApiContext {
+  readonly clientId: string;
+  readonly data: ProfileData | undefined;
+  readonly body: unknown;
+}
+
+interface ApiRoute {
+  /** Needs Amazon-Advertising-API-Scope; charged to the profile's bucket as well as the client's. */
+  readonly scoped: boolean;
+  /** Vendor media type the request body and Accept must use; undefined for plain JSON routes. */
+  readonly mediaType?: string;
+  handle(context: ApiContext): { status: number; body: unknown };
+}
+
+export async function startAdsSandbox(overrides: Partial<SandboxOptions> = {}): Promise<AdsSandbox> {
+  const options: SandboxOptions = { ...SANDBOX_DEFAULTS, ...overrides };
+  const data = new SeededAdsData(options.seed, options.sizes);
+  const capacity = new CapacityModel({
+    profileDefault: options.profileCapacity,
+    client: options.clientCapacity,
+  });
+  const tokens = new AccessTokens(options.credentials, options.tokenTtlSeconds);
+  const stats = new StatsRecorder();
+  let faults: FaultSpec & { remaining: number } = { remaining: 0 };
+
+  const pageRequest = (body: unknown): PageRequest => {
+    const { maxResults } = (body ?? {}) as { maxResults?: unknown };
+    if (
+      maxResults !== undefined &&
+      (typeof maxResults !== 'number' ||
+        !Number.isInteger(maxResults) ||
+        maxResults < 1 ||
+        maxResults > options.maxPageSize)
+    ) {
+      throw new HttpError(
+        400,
+        'INVALID_ARGUMENT',
+        `maxResults must be an integer from 1 to ${options.maxPageSize}`,
+      );
+    }
+    return body as PageRequest;
+  };
+  const listed = (handler: (data: ProfileData, request: PageRequest) => unknown) => (context: ApiContext) => {
+    try {
+      return { status: 200, body: handler(context.data as ProfileData, pageRequest(context.body)) };
+    } catch (error) {
+      if (error instanceof RangeError) throw new HttpError(400, 'INVALID_ARGUMENT', error.message);
+      throw error;
+    }
+  };
+
+  const routes = new Map<string, ApiRoute>([
+    ['GET /v2/profiles', { scoped: false, handle: () => ({ status: 200, body: data.profiles }) }],
+    [
+      'POST /sp/campaigns/list',
+      { scoped: true, mediaType: MediaType.campaign, handle: listed(listCampaigns) },
+    ],
+    ['POST /sp/adGroups/list', { scoped: true, mediaType: MediaType.adGroup, handle: listed(listAdGroups) }],
+    ['POST /sp/keywords/list', { scoped: true, mediaType: MediaType.keyword, handle: listed(listKeywords) }],
+    [
+      'PUT /sp/keywords',
+      {
+        scoped: true,
+        mediaType: MediaType.keyword,
+        handle: ({ data: profile, body }) => {
+          const items = itemsOf(body, 'keywords', MAX_ITEMS_PER_REQUEST.keywords);
+          const seen = new Set<string>();
+          const success: unknown[] = [];
+          const error: unknown[] = [];
+          items.forEach((item, index) => {
+            const check = checkKeywordUpdate(profile as ProfileData, item, seen);
+            if (!check.ok) {
+              error.push({ index, errors: [check.error] });
+              return;
+            }
+            if (check.bid !== undefined) check.keyword.bid = check.bid;
+            if (check.state !== undefined) check.keyword.state = check.state as 'ENABLED' | 'PAUSED';
+            stats.recordMutation('keywords', check.keyword.keywordId);
+            success.push({ index, keywordId: check.keyword.keywordId });
+          });
+          return { status: 207, body: { keywords: { success, error } } };
+        },
+      },
+    ],
+    [
+      'PUT /sp/campaigns',
+      {
+        scoped: true,
+        mediaType: MediaType.campaign,
+        handle: ({ data: profile, body }) => {
+          const items = itemsOf(body, 'campaigns', MAX_ITEMS_PER_REQUEST.campaigns);
+          const seen = new Set<string>();
+          const success: unknown[] = [];
+          const error: unknown[] = [];
+          items.forEach((item, index) => {
+            const check = checkCampaignUpdate(profile as ProfileData, item, seen);
+            if (!check.ok) {
+              error.push({ index, errors: [check.error] });
+              return;
+            }
+            if (check.budget !== undefined)
+              check.campaign.budget = { budget: check.budget, budgetType: 'DAILY' };
+            if (check.state !== undefined) check.campaign.state = check.state as 'ENABLED' | 'PAUSED';
+            stats.recordMutation('campaigns', check.campaign.campaignId);
+            success.push({ index, campaignId: check.campaign.campaignId });
+          });
+          return { status: 207, body: { campaigns: { success, error } } };
+        },
+      },
+    ],
+  ]);
+
+  const admin: SandboxAdmin = {
+    stats: () => stats.snapshot(),
+    mutations: () => stats.mutations(),
+    profileIds: () => data.profiles.map((profile) => profile.profileId),
+    setProfileCapacity: (spec, profileId) => capacity.setProfileCapacity(spec, profileId, Date.now()),
+    profileCapacity: (profileId) => capacity.profileCapacity(profileId),
+    setClientCapacity: (spec) => capacity.setClientCapacity(spec, Date.now()),
+    injectFaults: (spec) => {
+      faults = { ...spec, remaining: spec.failNext ?? 0 };
+    },
+    expireTokens: () => tokens.expireAll(Date.now()),
+    reset: () => {
+      stats.reset();
+      faults = { remaining: 0 };
+    },
+  };
+
+  async function handleApi(request: IncomingMessage, response: ServerResponse, route: ApiRoute) {
+    const now = Date.now();
+    if (!tokens.isValid(request.headers.authorization, now)) {
+      stats.unauthorized += 1;
+      throw new HttpError(401, 'UNAUTHORIZED', 'Not authorized to access this advertiser');
+    }
+    const clientId = request.headers['amazon-advertising-api-clientid'];
+    if (typeof clientId !== 'string' || clientId !== tokens.clientId()) {
+      throw new HttpError(
+        400,
+        'MISSING_CLIENT_ID',
+        'Amazon-Advertising-API-ClientId header is missing or unknown',
+      );
+    }
+    let profile: ProfileData | undefined;
+    if (route.scoped) {
+      const scope = request.headers['amazon-advertising-api-scope'];
+      const profileId = Number(scope);
+      profile = typeof scope === 'string' && /^\d+$/.test(scope) ? data.profileData(profileId) : undefined;
+      if (profile === undefined) {
+        throw new HttpError(
+          typeof scope === 'string' ? 401 : 400,
+          'INVALID_SCOPE',
+          'Amazon-Advertising-API-Scope header is missing or not a profile of this client',
+        );
+      }
+    }
+    if (route.mediaType !== undefined) {
+      if (mediaTypeOf(request.headers['content-type']) !== route.mediaType.toLowerCase()) {
+        throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type must be ${route.mediaType}`);
+      }
+      const accept = request.headers.accept?.toLowerCase();
+      if (
+        accept !== undefined &&
+        !accept.includes(route.mediaType.toLowerCase()) &&
+        !accept.includes('*/*')
+      ) {
+        throw new HttpError(406, 'NOT_ACCEPTABLE', `Accept must include ${route.mediaType}`);
+      }
+    }
+    const body = parseJson(await readBody(request));
+
+    const profileId = profile?.profile.profileId;
+    const admission = capacity.admit(clientId, profileId, Date.now());
+    if (!admission.admitted) {
+      stats.record(clientId, profileId, 'throttled');
+      // Retry-After in whole seconds, as HTTP defines it (and Amazon sends it).
+      const retryAfterSeconds = Math.max(1, Math.ceil(admission.retryAfterMs / 1000));
+      throw new HttpError(429, 'TOO_MANY_REQUESTS', 'Request was throttled', {
+        'retry-after': String(retryAfterSeconds),
+      });
+    }
+    if (faults.remaining > 0 || (faults.errorRate !== undefined && Math.random() < faults.errorRate)) {
+      faults.remaining = Math.max(0, faults.remaining - 1);
+      stats.record(clientId, profileId, 'failed');
+      const status = faults.status ?? 503;
+      throw new HttpError(status, 'SERVER_IS_BUSY', 'Injected failure');
+    }
+    stats.record(clientId, profileId, 'ok');
+    if (faults.latencyMs !== undefined && faults.latencyMs > 0) await sleep(faults.latencyMs);
+    const result = route.handle({ clientId, data: profile, body });
+    send(response, result.status, result.body, route.mediaType ?? 'application/json');
+  }
+
+  async function handleToken(request: IncomingMessage, response: ServerResponse) {
+    const form = new URLSearchParams(await readBody(request));
+    const result = tokens.grant(form, Date.now());
+    if (result.ok) stats.lwaGrants += 1;
+    send(response, result.ok ? 200 : result.status, result.body);
+  }
+
+  async function handleAdmin(request: IncomingMessage, response: ServerResponse, path: string) {
+    const method = request.method ?? 'GET';
+    const body = method === 'POST' ? parseJson(await readBody(request)) : {};
+    switch (`${method} ${path}`) {
+      case 'GET /_sandbox/stats':
+        return send(response, 200, admin.stats());
+      case 'GET /_sandbox/mutations':
+        return send(response, 200, admin.mutations());
+      case 'POST /_sandbox/capacity': {
+        const { profileId, ratePerSecond, burst } = body as {
+          profileId?: number;
+          ratePerSecond: number;
+          burst?: number;
+        };
+        admin.setProfileCapacity({ ratePerSecond, burst: burst ?? ratePerSecond }, profileId);
+        return send(response, 200, { ok: true });
+      }
+      case 'POST /_sandbox/client-capacity': {
+        const { ratePerSecond, burst } = body as { ratePerSecond: number; burst?: number };
+        admin.setClientCapacity({ ratePerSecond, burst: burst ?? ratePerSecond });
+        return send(response, 200, { ok: true });
+      }
+      case 'POST /_sandbox/faults':
+        admin.injectFaults(body as FaultSpec);
+        return send(response, 200, { ok: true });
+      case 'POST /_sandbox/tokens/expire':
+        admin.expireTokens();
+        return send(response, 200, { ok: true });
+      case 'POST /_sandbox/reset':
+        admin.reset();
+        return send(response, 200, { ok: true });
+      default:
+        throw new HttpError(404, 'NOT_FOUND', `no admin route ${method} ${path}`);
+    }
+  }
+
+  const server = createServer((request, response) => {
+    const path = new URL(request.url ?? '/', 'http://sandbox').pathname;
+    const route = routes.get(`${request.method} ${path}`);
+    const handled =
+      path === '/auth/o2/token' && request.method === 'POST'
+        ? handleToken(request, response)
+        : path.startsWith('/_sandbox/')
+          ? handleAdmin(request, response, path)
+          : route !== undefined
+            ? handleApi(request, response, route)
+            : Promise.reject(new HttpError(404, 'NOT_FOUND', `no route ${request.method} ${path}`));
+    handled.catch((error: unknown) => {
+      if (response.headersSent) return response.destroy();
+      if (error instanceof HttpError) {
+        return send(
+          response,
+          error.status,
+          { code: error.code, details: error.message },
+          'application/json',
+          error.headers,
+        );
+      }
+      send(response, 500, { code: 'INTERNAL_ERROR', details: 'sandbox failure' });
+    });
+  });
+  // Benchmarks open many keep-alive connections from several processes.
+  server.keepAliveTimeout = 30_000;
+  server.maxRequestsPerSocket = 0;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${options.host}:${port}`,
+    admin,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+function itemsOf(body: unknown, field: string, max: number): unknown[] {
+  const items = (body as Record<string, unknown> | null)?.[field];
+  if (!Array.isArray(items) || items.length === 0) {
+    throw new HttpError(400, 'INVALID_ARGUMENT', `${field} must be a non-empty array`);
+  }
+  if (items.length > max) {
+    throw new HttpError(400, 'INVALID_ARGUMENT', `at most ${max} ${field} per request, got ${items.length}`);
+  }
+  return items;
+}
