@@ -1,0 +1,137 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+import { QUEUE_NAMES, type ResourceNames, topology } from '../shared/topology.ts';
+import type { FleetQueues } from './queues.ts';
+import { WORKER_NAMES } from './workers.ts';
+
+/**
+ * The service-level objectives, as numbers the alarms use. Queue freshness comes from the
+ * topology (`maxMessageAgeSeconds`), so the scaling target and the alarm share one source.
+ */
+export const slo = {
+  /** Per worker: failed / processed over a window, in percent. Throttling counts: it is real. */
+  errorRatePercent: 5,
+  errorRateWindow: Duration.minutes(5),
+  /** Consecutive windows over the line before paging: one noisy window is not an incident. */
+  errorRateWindowsToAlarm: 3,
+  /** Below this many messages in a window the rate is noise (1 of 2 is not "50% failing"). */
+  errorRateMinimumMessages: 20,
+  /**
+   * Every profile synced within 26 h: the nightly run (03:00 UTC) plus two hours for it to
+   * finish. Profiles older than that missed a night.
+   */
+  profileSyncFreshnessSeconds: 26 * 3_600,
+  /** Minutes the oldest message must stay too old: a single slow message is not a backlog. */
+  queueAgeMinutesToAlarm: 3,
+} as const;
+
+/** The chassis's Embedded Metric Format namespace and its dimension. */
+export const METRICS_NAMESPACE = 'adfleet';
+
+function fleetMetric(worker: string, metricName: string, period: Duration, statistic = 'Sum') {
+  return new cloudwatch.Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName,
+    dimensionsMap: { Service: worker },
+    statistic,
+    period,
+  });
+}
+
+/**
+ * Alarms that say an objective is being missed, all sent to one SNS topic (and an email,
+ * if given): a dead letter exists; a queue is not keeping up; a worker's handlers fail too
+ * often; profiles are not being synced. Each also notifies when it recovers.
+ */
+export class FleetAlarms extends Construct {
+  readonly topic: sns.Topic;
+  readonly alarms: cloudwatch.Alarm[] = [];
+
+  constructor(
+    scope: Construct,
+    id: string,
+    props: { names: ResourceNames; queues: FleetQueues; alarmEmail?: string | undefined },
+  ) {
+    super(scope, id);
+    const { names, queues } = props;
+    this.topic = new sns.Topic(this, 'Topic', { topicName: `${names.prefix}-alarms`, enforceSSL: true });
+    if (props.alarmEmail !== undefined) {
+      this.topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
+    }
+
+    for (const queue of QUEUE_NAMES) {
+      const { queue: workQueue, deadLetterQueue } = queues.byName[queue];
+      this.add(`${queue}-dlq`, {
+        alarmName: `${names.deadLetterQueue(queue)}-not-empty`,
+        alarmDescription: `A message could not be processed and sits in ${names.deadLetterQueue(queue)}: read its reason, fix, redrive.`,
+        metric: deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(1),
+          statistic: 'Maximum',
+        }),
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        // SQS stops publishing for idle queues: no data is an empty DLQ.
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+
+      const maxAge = topology.queues[queue].maxMessageAgeSeconds;
+      this.add(`${queue}-age`, {
+        alarmName: `${names.queue(queue)}-oldest-message-too-old`,
+        alarmDescription: `The oldest message in ${names.queue(queue)} is over ${maxAge} s old: the worker is not keeping up or not consuming.`,
+        metric: workQueue.metricApproximateAgeOfOldestMessage({
+          period: Duration.minutes(1),
+          statistic: 'Maximum',
+        }),
+        threshold: maxAge,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: slo.queueAgeMinutesToAlarm,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
+
+    for (const worker of WORKER_NAMES) {
+      const period = slo.errorRateWindow;
+      this.add(`${worker}-errors`, {
+        alarmName: `${names.prefix}-${worker}-error-rate`,
+        alarmDescription: `More than ${slo.errorRatePercent}% of ${worker} messages failed in their handler for ${slo.errorRateWindowsToAlarm} windows of ${period.toMinutes()} min.`,
+        metric: new cloudwatch.MathExpression({
+          label: `${worker} handler error rate (%)`,
+          expression: `IF(processed >= ${slo.errorRateMinimumMessages}, 100 * failed / processed, 0)`,
+          usingMetrics: {
+            processed: fleetMetric(worker, 'MessagesProcessed', period),
+            failed: fleetMetric(worker, 'MessagesFailed', period),
+          },
+          period,
+        }),
+        threshold: slo.errorRatePercent,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: slo.errorRateWindowsToAlarm,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
+
+    this.add('profile-sync-freshness', {
+      alarmName: `${names.prefix}-profile-sync-freshness`,
+      alarmDescription: `Some profile's last good sync is older than ${slo.profileSyncFreshnessSeconds / 3_600} h: it missed the nightly sync.`,
+      metric: fleetMetric('profile-sync', 'OldestProfileSyncAgeSeconds', Duration.minutes(15), 'Maximum'),
+      threshold: slo.profileSyncFreshnessSeconds,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      // Between runs the metric may be silent; a silent fleet is caught by the queue-age
+      // alarm, because the nightly SyncAllProfilesRequested would wait in the queue.
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
+  private add(id: string, props: cloudwatch.AlarmProps): void {
+    const alarm = new cloudwatch.Alarm(this, id, props);
+    alarm.addAlarmAction(new cloudwatchActions.SnsAction(this.topic));
+    alarm.addOkAction(new cloudwatchActions.SnsAction(this.topic));
+    this.alarms.push(alarm);
+  }
+}

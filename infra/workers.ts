@@ -1,0 +1,97 @@
+import { type QueueName, topology } from '../shared/topology.ts';
+
+/**
+ * How each worker is deployed: what it may touch (IAM is derived from `sendsTo` and
+ * `usesAdsApi`), how big a task is, and how it scales. The queue a worker consumes is the
+ * one of the same name in the topology.
+ */
+
+export const WORKER_NAMES = [
+  'profile-sync',
+  'bulk-item',
+  'backfill-chunk',
+] as const satisfies readonly QueueName[];
+export type WorkerName = (typeof WORKER_NAMES)[number];
+
+export interface WorkerDeployment {
+  /** Queues the worker sends messages to (besides dead-lettering into its own DLQ). */
+  readonly sendsTo: readonly QueueName[];
+  /** Needs the LWA client credentials and refresh token; a worker that does not never gets them. */
+  readonly usesAdsApi: boolean;
+  /** Messages one task handles at once (`ADFLEET_CONCURRENCY`). */
+  readonly concurrency: number;
+  /** Typical seconds one message takes; with concurrency it sets the backlog-per-task target. */
+  readonly typicalSecondsPerMessage: number;
+  readonly minTasks: number;
+  readonly maxTasks: number;
+  readonly cpu: number;
+  readonly memoryMiB: number;
+}
+
+export const workers = {
+  'profile-sync': {
+    // Fan-out of "sync all" into one message per profile lands back on its own queue.
+    sendsTo: ['profile-sync'],
+    usesAdsApi: true,
+    concurrency: 20,
+    // Three paginated list endpoints inside the profile's rate limit.
+    typicalSecondsPerMessage: 30,
+    minTasks: 1,
+    // The Ads API's per-client limit caps useful parallelism long before task count does.
+    maxTasks: 10,
+    cpu: 512,
+    memoryMiB: 1024,
+  },
+  'bulk-item': {
+    // Item batches of a job are fanned out onto its own queue.
+    sendsTo: ['bulk-item'],
+    usesAdsApi: true,
+    concurrency: 20,
+    // One batch is one Ads API call plus a few row updates.
+    typicalSecondsPerMessage: 2,
+    minTasks: 1,
+    maxTasks: 20,
+    cpu: 512,
+    memoryMiB: 1024,
+  },
+  'backfill-chunk': {
+    // Each chunk enqueues the next one.
+    sendsTo: ['backfill-chunk'],
+    // Backfills read and write Postgres only.
+    usesAdsApi: false,
+    concurrency: 4,
+    typicalSecondsPerMessage: 5,
+    minTasks: 1,
+    // Chunks are throttled on database health: more tasks would only queue on the same rows.
+    maxTasks: 4,
+    cpu: 256,
+    memoryMiB: 512,
+  },
+} as const satisfies Record<WorkerName, WorkerDeployment>;
+
+/** What the worker is told (`ADFLEET_DRAIN_TIMEOUT_MS`): finish or release in-flight messages within this. */
+export const DRAIN_TIMEOUT_MS = 25_000;
+
+/**
+ * Seconds ECS waits after SIGTERM before SIGKILL. The drain deadline plus time to flush
+ * spans and close pools, so a clean shutdown is never cut short; Fargate allows 120 at most.
+ */
+export const STOP_TIMEOUT_SECONDS = Math.ceil(DRAIN_TIMEOUT_MS / 1000) + 15;
+
+/** Port of the worker's /healthz and /readyz (`ADFLEET_HEALTH_PORT`); task-local, never exposed. */
+export const HEALTH_PORT = 8080;
+
+/**
+ * Target of backlog-per-task scaling: the messages one task can clear while staying well
+ * inside the queue's freshness objective. Following AWS's "acceptable backlog per
+ * instance" = acceptable latency / time per message, times the messages a task handles at
+ * once; the acceptable latency is half of `maxMessageAgeSeconds`, so capacity is added long
+ * before the age-of-oldest-message alarm fires.
+ */
+export function backlogPerTaskTarget(worker: WorkerName): number {
+  const deployment: WorkerDeployment = workers[worker];
+  const acceptableLatencySeconds = topology.queues[worker].maxMessageAgeSeconds / 2;
+  return Math.floor(
+    (acceptableLatencySeconds / deployment.typicalSecondsPerMessage) * deployment.concurrency,
+  );
+}
