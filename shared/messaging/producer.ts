@@ -1,0 +1,166 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  GetQueueUrlCommand,
+  SendMessageBatchCommand,
+  type SendMessageBatchRequestEntry,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { backoffDelayMs } from '../backoff.ts';
+import { FatalError, RetryableError } from '../errors.ts';
+import type { QueueName, ResourceNames } from '../topology.ts';
+import { encodeBody, type OutgoingMessage } from './envelope.ts';
+import {
+  assertAttributeBudget,
+  carrierToAttributes,
+  currentCarrier,
+  type MessageAttributes,
+} from './trace-context.ts';
+
+export interface SendOptions {
+  /** 0–900 s; SQS's own limit. */
+  readonly delaySeconds?: number;
+  /** The caller's own attributes, within the budget the fleet leaves (see trace-context.ts). */
+  readonly attributes?: Readonly<Record<string, string>>;
+}
+
+export type BatchEntry = OutgoingMessage & SendOptions;
+
+const MAX_BATCH_ENTRIES = 10;
+/** SQS's limit for one message and for a whole batch. */
+const MAX_BATCH_BYTES = 256 * 1024;
+const BATCH_ATTEMPTS = 4;
+
+/**
+ * Sends fleet messages to fleet queues, each with the active trace context in its
+ * attributes. (The AWS SDK instrumentation also injects its own send span's context when
+ * it is active; ours is the floor that holds without it.)
+ */
+export class QueueProducer {
+  readonly #sqs: SQSClient;
+  readonly #names: ResourceNames;
+  readonly #urls = new Map<string, Promise<string>>();
+
+  constructor(sqs: SQSClient, names: ResourceNames) {
+    this.#sqs = sqs;
+    this.#names = names;
+  }
+
+  /** A queue's URL by logical name, looked up once per process. */
+  queueUrl(queue: QueueName): Promise<string> {
+    return this.queueUrlByName(this.#names.queue(queue));
+  }
+
+  deadLetterQueueUrl(queue: QueueName): Promise<string> {
+    return this.queueUrlByName(this.#names.deadLetterQueue(queue));
+  }
+
+  queueUrlByName(name: string): Promise<string> {
+    let url = this.#urls.get(name);
+    if (url === undefined) {
+      url = this.#sqs.send(new GetQueueUrlCommand({ QueueName: name })).then(({ QueueUrl }) => {
+        if (QueueUrl === undefined) throw new Error(`no URL for queue ${name}`);
+        return QueueUrl;
+      });
+      url.catch(() => this.#urls.delete(name));
+      this.#urls.set(name, url);
+    }
+    return url;
+  }
+
+  async send(queue: QueueName, message: OutgoingMessage, options: SendOptions = {}): Promise<string> {
+    const QueueUrl = await this.queueUrl(queue);
+    const entry = this.#entry('0', message, options);
+    const { MessageId } = await this.#sqs.send(new SendMessageCommand({ QueueUrl, ...entry }));
+    return MessageId ?? '';
+  }
+
+  /**
+   * Sends any number of messages in SendMessageBatch calls of at most 10 entries and 256 KiB.
+   * Entries SQS fails for a transient reason are sent again with backoff; an entry it
+   * rejects as the sender's fault is a FatalError; anything still failing after the
+   * attempts is a RetryableError naming how many did not go out.
+   */
+  async sendBatch(queue: QueueName, messages: readonly BatchEntry[]): Promise<void> {
+    const QueueUrl = await this.queueUrl(queue);
+    const entries = messages.map((message, index) => this.#entry(String(index), message, message));
+    for (const chunk of chunkEntries(entries)) await this.#sendChunk(QueueUrl, chunk);
+  }
+
+  /** A raw send, for re-delivering or dead-lettering a received message as it was. */
+  async sendRaw(queueUrl: string, body: string, attributes: MessageAttributes, delaySeconds = 0) {
+    await this.#sqs.send(
+      new SendMessageCommand({
+        QueueUrl: queueUrl,
+        MessageBody: body,
+        MessageAttributes: attributes,
+        DelaySeconds: delaySeconds,
+      }),
+    );
+  }
+
+  #entry(
+    id: string,
+    message: OutgoingMessage,
+    options: SendOptions,
+  ): SendMessageBatchRequestEntry & { Id: string } {
+    const own = options.attributes ?? {};
+    assertAttributeBudget(own);
+    const MessageAttributes: MessageAttributes = {
+      ...Object.fromEntries(
+        Object.entries(own).map(([name, value]) => [name, { DataType: 'String', StringValue: value }]),
+      ),
+      ...carrierToAttributes(currentCarrier()),
+    };
+    const body = encodeBody(message);
+    if (Buffer.byteLength(body) > MAX_BATCH_BYTES) {
+      throw new FatalError(`message of type ${message.type} is larger than SQS's 256 KiB`);
+    }
+    return {
+      Id: id,
+      MessageBody: body,
+      MessageAttributes,
+      ...(options.delaySeconds === undefined ? {} : { DelaySeconds: options.delaySeconds }),
+    };
+  }
+
+  async #sendChunk(QueueUrl: string, chunk: SendMessageBatchRequestEntry[]) {
+    let pending = chunk;
+    for (let attempt = 1; attempt <= BATCH_ATTEMPTS; attempt += 1) {
+      const { Failed = [] } = await this.#sqs.send(
+        new SendMessageBatchCommand({ QueueUrl, Entries: pending }),
+      );
+      if (Failed.length === 0) return;
+      const senderFaults = Failed.filter((failure) => failure.SenderFault === true);
+      if (senderFaults.length > 0) {
+        const reasons = senderFaults.map(
+          (failure) => `${failure.Id}: ${failure.Code} ${failure.Message ?? ''}`,
+        );
+        throw new FatalError(`SQS rejected ${senderFaults.length} message(s): ${reasons.join('; ')}`);
+      }
+      const failedIds = new Set(Failed.map((failure) => failure.Id));
+      pending = pending.filter((entry) => failedIds.has(entry.Id));
+      if (attempt < BATCH_ATTEMPTS) await sleep(backoffDelayMs(attempt, { baseMs: 100, capMs: 2_000 }));
+    }
+    throw new RetryableError(`${pending.length} message(s) of a batch were not accepted by SQS`);
+  }
+}
+
+/** Splits entries into SendMessageBatch calls: at most 10 entries and 256 KiB each. */
+export function chunkEntries<T extends { MessageBody?: string | undefined }>(entries: readonly T[]): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    const size = Buffer.byteLength(entry.MessageBody ?? '') + 512; // attributes and envelope
+    if (current.length === MAX_BATCH_ENTRIES || (current.length > 0 && bytes + size > MAX_BATCH_BYTES)) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(entry);
+    bytes += size;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
