@@ -1,0 +1,65 @@
+import { trace } from '@opentelemetry/api';
+import type pg from 'pg';
+import { createAwsClients } from '../shared/aws.ts';
+import { type Config, ConfigError, loadConfig } from '../shared/config.ts';
+import { createPool } from '../shared/db.ts';
+import { describeError } from '../shared/errors.ts';
+import { createFleet } from '../shared/runtime.ts';
+import { telemetry } from '../shared/telemetry/start.ts';
+import type { Fleet } from '../shared/worker.ts';
+
+export interface CommandContext {
+  readonly config: Config;
+  readonly fleet: Fleet;
+  /** Opened on first use. */
+  db(): pg.Pool;
+  readonly traceId: string;
+}
+
+const tracer = trace.getTracer('adfleet.cli');
+
+/**
+ * Runs one CLI command inside a root span (`adfleet <name>`), prints its result and the
+ * trace id, and exits 0 — or prints the error and exits 1. Configuration errors name every
+ * bad variable, like the workers.
+ */
+export async function runCommand(
+  name: string,
+  command: (context: CommandContext) => Promise<string | undefined>,
+) {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    process.stderr.write(`adfleet: ${error instanceof ConfigError ? error.message : describeError(error)}\n`);
+    process.exit(1);
+  }
+  const clients = createAwsClients(config);
+  let pool: pg.Pool | undefined;
+  let exitCode = 0;
+  await tracer.startActiveSpan(`adfleet ${name}`, async (span) => {
+    const { fleet } = createFleet(clients, config);
+    try {
+      const result = await command({
+        config,
+        fleet,
+        db: () => {
+          pool ??= createPool(config.DATABASE_URL, { max: 2, applicationName: 'adfleet-cli' });
+          return pool;
+        },
+        traceId: span.spanContext().traceId,
+      });
+      if (result !== undefined) process.stdout.write(`${result}\n`);
+    } catch (error) {
+      span.recordException(error as Error);
+      process.stderr.write(`adfleet ${name}: ${describeError(error)}\n`);
+      exitCode = 1;
+    } finally {
+      span.end();
+    }
+  });
+  await pool?.end();
+  clients.destroy();
+  await telemetry.shutdown();
+  process.exit(exitCode);
+}

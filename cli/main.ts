@@ -1,0 +1,25 @@
+#!/usr/bin/env node
+// The operator CLI. Telemetry first, so a command's span is the root of the workflow's trace.
+import '../shared/telemetry/start.ts';
+
+const { Command } = await import('commander');
+const { backfillCommand } = await import('./commands/backfill.ts');
+const { runCommand } = await import('./context.ts');
+
+const program = new Command('adfleet')
+  .description('Operate the adfleet workers: backfills, syncs, dead letters')
+  .showHelpAfterError();
+
+program.addCommand(backfillCommand());
+
+program
+  .command('sync-all')
+  .description('Ask profile-sync to sync every profile now (what the nightly schedule does)')
+  .action(() =>
+    runCommand('sync-all', async ({ fleet }) => {
+      await fleet.publish('SyncAllProfilesRequested', { reason: 'operator' });
+      return 'SyncAllProfilesRequested published';
+    }),
+  );
+
+await program.parseAsync(process.argv);
