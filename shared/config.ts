@@ -35,6 +35,17 @@ export const configSchema = z.object({
   ADFLEET_ADS_CLIENT_ID: z.string().min(1).default('adfleet-local'),
   ADFLEET_ADS_CLIENT_SECRET: z.string().min(1).default('adfleet-local-secret'),
   ADFLEET_ADS_REFRESH_TOKEN: z.string().min(1).default('adfleet-local-refresh'),
+  /** Per-attempt timeout of an Ads API call. */
+  ADFLEET_ADS_TIMEOUT_MS: positiveInt.default(10_000),
+  /**
+   * How long one Ads API call may wait for its profile's rate budget (or a Retry-After) before
+   * giving up with a ThrottledError, which defers the message instead of holding a worker slot.
+   */
+  ADFLEET_ADS_MAX_THROTTLE_WAIT_MS: positiveInt.default(20_000),
+  /** Starting rate (requests/s) of a profile the fleet has no shared rate for yet; it adapts from there. */
+  ADFLEET_ADS_INITIAL_PROFILE_RATE: z.coerce.number().positive().default(5),
+  /** Starting rate (requests/s) of the whole API client's budget; it adapts from there. */
+  ADFLEET_ADS_INITIAL_CLIENT_RATE: z.coerce.number().positive().default(100),
   /** Messages handled at once by one worker process. */
   ADFLEET_CONCURRENCY: positiveInt.max(500).default(20),
   /** How long SIGTERM waits for in-flight handlers before releasing their messages. */

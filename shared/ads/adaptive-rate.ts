@@ -1,0 +1,153 @@
+/**
+ * How fast the fleet may call one profile (or the whole API client): the pure math of the
+ * adaptive limiter, kept apart from Redis so it can be tested as arithmetic.
+ *
+ * Amazon does not publish the limits, and they change; all we see is 429 + Retry-After. So
+ * each scope (a profile, or the client) keeps a shared `RateState`, and the allowed rate is
+ * a function of it and of the time since the last 429. The shape is CUBIC's (RFC 9438),
+ * applied to a request rate instead of a congestion window:
+ *
+ *   rate
+ *    │            ceiling·(1+ε) ........ ╱ probe: doubles every `doublingMs`
+ *    │  ceiling ─ ─ ─ ─ ─╭────────────╯
+ *    │                 ╱  plateau: creep up ε over `plateauMs`
+ *    │  β·ceiling ─ ─╱  recover: concave, back to the ceiling in `recoveryMs`
+ *    └──────────────┴──────┴──────────────┴──── time since the last 429
+ *
+ * It spends most of its time just under the ceiling (high utilisation), probes above it
+ * rarely (few 429s), and climbs quickly when a probe finds room (a raised limit is found
+ * within seconds). The plateau lasts about `probeEveryRequests` requests' worth of time, so
+ * one probe — and at most about one 429 — happens per that many requests whatever the rate.
+ *
+ * The ceiling is re-estimated at every 429, which is where this beats plain AIMD. Amazon (and
+ * the sandbox) meter with token buckets; a 429 means the bucket is empty. Between two 429s the
+ * bucket went from empty to empty, so the requests that succeeded in between, divided by the
+ * time between, is the bucket's refill rate: the true sustainable rate, not a guess. The
+ * first 429 has no predecessor; it takes that measure since the state began (which the
+ * bucket's initial burst inflates a little) and the next 429 corrects it. A measure taken
+ * while the scope was mostly idle would be far too low, so the new ceiling never falls below
+ * `floor` of the rate in force; a capacity cut is then found in two or three 429s, each
+ * followed by the fleet-wide Retry-After pause, never a storm.
+ *
+ * Before the first 429 there is no ceiling to remember: the rate starts from `initialRate`
+ * and doubles every `doublingMs` (slow start). Growth above the ceiling is also capped at
+ * twice the success rate of the last second or two, so a scope that has been idle for an
+ * hour does not wake up with a huge rate (RFC 7661's lesson for idle TCP connections).
+ */
+
+export interface RateState {
+  /** Requests per second the scope is believed to sustain. */
+  readonly ceiling: number;
+  /** Epoch ms of the last 429 (or of creation): the curve's time origin. */
+  readonly since: number;
+  /** False until the first 429: the scope is still in slow start. */
+  readonly throttledBefore: boolean;
+  /** Non-429 responses since `since`, counted by every worker. */
+  readonly successes: number;
+  /** Epoch ms before which nobody calls this scope (the last Retry-After). */
+  readonly blockedUntil: number;
+}
+
+export interface AdaptiveRateOptions {
+  /** Rate of a scope never seen before. */
+  readonly initialRate: number;
+  readonly minRate: number;
+  readonly maxRate: number;
+  /** β: the rate restarts at this share of the new ceiling after a 429. */
+  readonly decrease: number;
+  /** Time to climb from β·ceiling back to the ceiling. */
+  readonly recoveryMs: number;
+  /** ε: how far above the ceiling the plateau creeps before probing starts. */
+  readonly plateauSlack: number;
+  /** The plateau lasts this many requests at the ceiling rate (bounded below). */
+  readonly probeEveryRequests: number;
+  readonly minPlateauMs: number;
+  readonly maxPlateauMs: number;
+  /** Probing (and slow start) doubles the rate this often. */
+  readonly doublingMs: number;
+  /** A new ceiling is never below this share of the rate in force at the 429. */
+  readonly floor: number;
+}
+
+export const ADAPTIVE_RATE_DEFAULTS = {
+  initialRate: 5,
+  minRate: 1,
+  maxRate: 10_000,
+  decrease: 0.9,
+  recoveryMs: 2_000,
+  plateauSlack: 0.03,
+  probeEveryRequests: 120,
+  minPlateauMs: 3_000,
+  maxPlateauMs: 30_000,
+  doublingMs: 2_000,
+  floor: 0.65,
+} as const satisfies AdaptiveRateOptions;
+
+function clamp(value: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, value));
+}
+
+export function initialRateState(now: number, options: AdaptiveRateOptions): RateState {
+  return { ceiling: options.initialRate, since: now, throttledBefore: false, successes: 0, blockedUntil: 0 };
+}
+
+export function plateauMs(ceiling: number, options: AdaptiveRateOptions): number {
+  return clamp((options.probeEveryRequests / ceiling) * 1000, options.minPlateauMs, options.maxPlateauMs);
+}
+
+/**
+ * Requests per second allowed at `now`. `recentSuccessRate` is the scope's fleet-wide success
+ * rate over the last second or two; without it growth is not capped (tests of the curve).
+ */
+export function currentRate(
+  state: RateState,
+  now: number,
+  options: AdaptiveRateOptions,
+  recentSuccessRate?: number,
+): number {
+  const elapsed = Math.max(0, now - state.since);
+  const { ceiling } = state;
+  let rate: number;
+  if (!state.throttledBefore) {
+    rate = ceiling * 2 ** (elapsed / options.doublingMs);
+  } else if (elapsed < options.recoveryMs) {
+    const remaining = 1 - elapsed / options.recoveryMs;
+    rate = ceiling * (1 - (1 - options.decrease) * remaining ** 3);
+  } else {
+    const plateau = plateauMs(ceiling, options);
+    const intoPlateau = elapsed - options.recoveryMs;
+    rate =
+      intoPlateau < plateau
+        ? ceiling * (1 + (options.plateauSlack * intoPlateau) / plateau)
+        : ceiling * (1 + options.plateauSlack) * 2 ** ((intoPlateau - plateau) / options.doublingMs);
+  }
+  if (recentSuccessRate !== undefined) {
+    rate = Math.min(rate, Math.max(ceiling * (1 + options.plateauSlack), 2 * recentSuccessRate));
+  }
+  return clamp(rate, options.minRate, options.maxRate);
+}
+
+/**
+ * The state after a 429 at `now`. 429s that arrive while the scope is already blocked were
+ * sent before the fleet knew; they belong to the same congestion event and only extend the
+ * block, so a burst of in-flight 429s lowers the rate once, not once each.
+ */
+export function afterThrottle(
+  state: RateState,
+  now: number,
+  retryAfterMs: number,
+  options: AdaptiveRateOptions,
+  recentSuccessRate?: number,
+): RateState {
+  const blockedUntil = Math.max(state.blockedUntil, now + retryAfterMs);
+  if (now < state.blockedUntil) return { ...state, blockedUntil };
+  const rateInForce = currentRate(state, now, options, recentSuccessRate);
+  const elapsed = now - state.since;
+  const measured = elapsed >= 1_000 ? state.successes / (elapsed / 1000) : rateInForce * options.decrease;
+  const ceiling = clamp(
+    Math.max(Math.min(measured, rateInForce), rateInForce * options.floor),
+    options.minRate,
+    options.maxRate,
+  );
+  return { ceiling, since: now, throttledBefore: true, successes: 0, blockedUntil };
+}

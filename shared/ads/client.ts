@@ -1,0 +1,266 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type BackoffOptions, backoffDelayMs, parseRetryAfterMs } from './backoff.ts';
+import { AdsApiError, AdsRetryableError, AdsThrottledError } from './errors.ts';
+import type { AccessTokenSource } from './lwa.ts';
+import { type ItemResult, mapMultiStatus } from './multi-status.ts';
+import { paginate } from './pagination.ts';
+import type { AdsRateLimiter, RatePermit } from './rate-limit.ts';
+import {
+  type AdGroup,
+  type Campaign,
+  type CampaignUpdate,
+  type Keyword,
+  type KeywordUpdate,
+  type ListFilter,
+  MAX_ITEMS_PER_REQUEST,
+  MediaType,
+  type MultiStatusPart,
+  type Profile,
+} from './types.ts';
+
+/**
+ * The fleet's typed Amazon Ads API client. One call = one logical request, and the client
+ * owns everything between the caller and the wire:
+ *
+ *  - budget: every attempt first takes a slot from the shared rate limiter (when given one);
+ *  - auth: a cached LWA token; a 401 invalidates it and the call retries once with a fresh one;
+ *  - 429: the limiter lowers the scope's shared rate and blocks it until Retry-After; the call
+ *    waits and tries again, or, once waiting would pass `maxThrottleWaitMs`, throws
+ *    AdsThrottledError so the message is deferred without touching its DLQ budget;
+ *  - 5xx, timeouts, network errors: retried with capped, jittered backoff, then AdsRetryableError;
+ *  - other 4xx: AdsApiError (fatal) with Amazon's code;
+ *  - 207: mapped item by item (multi-status.ts).
+ */
+
+export interface AdsClientOptions {
+  readonly baseUrl: string;
+  readonly clientId: string;
+  readonly tokens: AccessTokenSource;
+  /** Shared budgets; without one the client does not limit itself (tests of the raw API). */
+  readonly limiter?: AdsRateLimiter;
+  /** Per attempt. */
+  readonly timeoutMs?: number;
+  /** Attempts for 5xx, timeouts and network errors (not 429s, which wait instead). */
+  readonly maxAttempts?: number;
+  readonly backoff?: BackoffOptions;
+  /** How long one call may wait for rate budget in total before deferring its message. */
+  readonly maxThrottleWaitMs?: number;
+}
+
+export const ADS_CLIENT_DEFAULTS = {
+  timeoutMs: 10_000,
+  maxAttempts: 4,
+  backoff: { baseMs: 250, capMs: 8_000 },
+  maxThrottleWaitMs: 20_000,
+} as const satisfies Partial<AdsClientOptions>;
+
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+}
+
+export interface ListOptions extends CallOptions, ListFilter {
+  /** Page size; Amazon's maximum differs per endpoint. */
+  readonly maxResults?: number;
+}
+
+interface RequestSpec {
+  readonly method: 'GET' | 'POST' | 'PUT';
+  readonly path: string;
+  readonly profileId?: number;
+  readonly mediaType?: string;
+  readonly body?: unknown;
+  readonly signal?: AbortSignal;
+}
+
+/** An abort the caller asked for (not our per-attempt timeout). */
+function callerAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
+type ResolvedOptions = AdsClientOptions &
+  Required<Pick<AdsClientOptions, 'timeoutMs' | 'maxAttempts' | 'backoff' | 'maxThrottleWaitMs'>>;
+
+export class AdsApiClient {
+  private readonly options: ResolvedOptions;
+
+  constructor(options: AdsClientOptions) {
+    this.options = { ...ADS_CLIENT_DEFAULTS, ...options };
+  }
+
+  async listProfiles(options: CallOptions = {}): Promise<Profile[]> {
+    return (await this.request({ method: 'GET', path: '/v2/profiles', signal: options.signal })) as Profile[];
+  }
+
+  campaigns(profileId: number, options: ListOptions = {}): AsyncGenerator<Campaign, void, undefined> {
+    return this.list<Campaign>(profileId, '/sp/campaigns/list', MediaType.campaign, 'campaigns', options);
+  }
+
+  adGroups(profileId: number, options: ListOptions = {}): AsyncGenerator<AdGroup, void, undefined> {
+    return this.list<AdGroup>(profileId, '/sp/adGroups/list', MediaType.adGroup, 'adGroups', options);
+  }
+
+  keywords(profileId: number, options: ListOptions = {}): AsyncGenerator<Keyword, void, undefined> {
+    return this.list<Keyword>(profileId, '/sp/keywords/list', MediaType.keyword, 'keywords', options);
+  }
+
+  /** Bid/state changes; one result per update, in order, each keeping its request index. */
+  async updateKeywords(
+    profileId: number,
+    updates: readonly KeywordUpdate[],
+    options: CallOptions = {},
+  ): Promise<ItemResult<KeywordUpdate>[]> {
+    checkBatchSize(updates.length, MAX_ITEMS_PER_REQUEST.keywords, 'keywords');
+    const body = (await this.request({
+      method: 'PUT',
+      path: '/sp/keywords',
+      profileId,
+      mediaType: MediaType.keyword,
+      body: { keywords: updates },
+      signal: options.signal,
+    })) as { keywords?: MultiStatusPart };
+    return mapMultiStatus(updates, body.keywords, 'keywordId');
+  }
+
+  async updateCampaigns(
+    profileId: number,
+    updates: readonly CampaignUpdate[],
+    options: CallOptions = {},
+  ): Promise<ItemResult<CampaignUpdate>[]> {
+    checkBatchSize(updates.length, MAX_ITEMS_PER_REQUEST.campaigns, 'campaigns');
+    const body = (await this.request({
+      method: 'PUT',
+      path: '/sp/campaigns',
+      profileId,
+      mediaType: MediaType.campaign,
+      body: { campaigns: updates },
+      signal: options.signal,
+    })) as { campaigns?: MultiStatusPart };
+    return mapMultiStatus(updates, body.campaigns, 'campaignId');
+  }
+
+  private list<TItem>(
+    profileId: number,
+    path: string,
+    mediaType: string,
+    field: string,
+    options: ListOptions,
+  ): AsyncGenerator<TItem, void, undefined> {
+    const { signal, ...filter } = options;
+    return paginate<TItem>(async (nextToken) => {
+      const body = (await this.request({
+        method: 'POST',
+        path,
+        profileId,
+        mediaType,
+        body: { ...filter, ...(nextToken === undefined ? {} : { nextToken }) },
+        signal,
+      })) as Record<string, unknown>;
+      const items = body[field];
+      const next = body.nextToken;
+      return {
+        items: Array.isArray(items) ? (items as TItem[]) : [],
+        nextToken: typeof next === 'string' && next !== '' ? next : undefined,
+      };
+    });
+  }
+
+  private async request(spec: RequestSpec): Promise<unknown> {
+    const { limiter, tokens, timeoutMs, maxAttempts, backoff } = this.options;
+    const throttleDeadline = Date.now() + this.options.maxThrottleWaitMs;
+    let failedAttempts = 0;
+    let refreshedAfter401 = false;
+    for (;;) {
+      spec.signal?.throwIfAborted();
+      const permit: RatePermit | undefined = await limiter?.acquire(spec.profileId, {
+        signal: spec.signal,
+        deadline: throttleDeadline,
+      });
+      const token = await tokens.accessToken(spec.signal);
+      let response: Response;
+      try {
+        const timeout = AbortSignal.timeout(timeoutMs);
+        response = await fetch(new URL(spec.path, this.options.baseUrl), {
+          method: spec.method,
+          headers: this.headers(token, spec),
+          body: spec.body === undefined ? undefined : JSON.stringify(spec.body),
+          signal: spec.signal === undefined ? timeout : AbortSignal.any([spec.signal, timeout]),
+        });
+      } catch (error) {
+        if (callerAborted(spec.signal)) throw error;
+        failedAttempts += 1;
+        const what =
+          error instanceof Error && error.name === 'TimeoutError' ? 'timed out' : 'failed (network)';
+        if (failedAttempts >= maxAttempts) {
+          throw new AdsRetryableError(
+            undefined,
+            `${spec.method} ${spec.path} ${what} ${failedAttempts} times`,
+            {
+              cause: error,
+            },
+          );
+        }
+        await sleep(backoffDelayMs(failedAttempts - 1, backoff), undefined, { signal: spec.signal });
+        continue;
+      }
+
+      if (response.status === 429) {
+        await response.body?.cancel();
+        const retryAfterMs = parseRetryAfterMs(response.headers.get('retry-after'));
+        await limiter?.recordThrottle(spec.profileId, retryAfterMs, permit);
+        if (Date.now() + retryAfterMs > throttleDeadline)
+          throw new AdsThrottledError(spec.profileId, retryAfterMs);
+        // With a limiter, acquire() waits out the scope's block; without one, wait here.
+        if (limiter === undefined) await sleep(retryAfterMs, undefined, { signal: spec.signal });
+        continue;
+      }
+      limiter?.recordSuccess(spec.profileId);
+
+      if (response.status === 401 && !refreshedAfter401) {
+        await response.body?.cancel();
+        tokens.invalidate(token);
+        refreshedAfter401 = true;
+        continue;
+      }
+      if (response.status >= 500) {
+        await response.body?.cancel();
+        failedAttempts += 1;
+        if (failedAttempts >= maxAttempts) {
+          throw new AdsRetryableError(
+            response.status,
+            `${spec.method} ${spec.path} failed with ${response.status} ${failedAttempts} times`,
+          );
+        }
+        await sleep(backoffDelayMs(failedAttempts - 1, backoff), undefined, { signal: spec.signal });
+        continue;
+      }
+      const text = await response.text();
+      const body = text === '' ? undefined : (JSON.parse(text) as unknown);
+      if (response.ok) return body;
+      const { code, details } = (body ?? {}) as { code?: string; details?: string };
+      throw new AdsApiError(
+        response.status,
+        code,
+        `${spec.method} ${spec.path} failed with ${response.status}${code === undefined ? '' : ` ${code}`}${details === undefined ? '' : `: ${details}`}`,
+      );
+    }
+  }
+
+  private headers(token: string, spec: RequestSpec): Record<string, string> {
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${token}`,
+      'amazon-advertising-api-clientid': this.options.clientId,
+      accept: spec.mediaType ?? 'application/json',
+    };
+    if (spec.profileId !== undefined) headers['amazon-advertising-api-scope'] = String(spec.profileId);
+    if (spec.body !== undefined) headers['content-type'] = spec.mediaType ?? 'application/json';
+    return headers;
+  }
+}
+
+function checkBatchSize(count: number, max: number, what: string): void {
+  // Splitting into Ads-sized batches is the caller's job (it decides what a message holds);
+  // sending a batch Amazon will reject whole is a bug, not a transient failure.
+  if (count === 0 || count > max) {
+    throw new AdsApiError(400, 'INVALID_ARGUMENT', `${what} batch must hold 1 to ${max} items, got ${count}`);
+  }
+}

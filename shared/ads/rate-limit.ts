@@ -1,0 +1,398 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import {
+  ADAPTIVE_RATE_DEFAULTS,
+  type AdaptiveRateOptions,
+  afterThrottle,
+  currentRate,
+  initialRateState,
+  type RateState,
+} from './adaptive-rate.ts';
+import { AdsThrottledError } from './errors.ts';
+
+/**
+ * Fleet-wide adaptive rate limiting for the Ads API: every worker on every task shares one
+ * budget per profile and one per API client, through Redis.
+ *
+ * Two layers, each doing one job:
+ *
+ *  - ENFORCEMENT is rate-limiter-flexible's RateLimiterRedis: an atomic (Lua) per-key counter
+ *    over a one-second window, shared by every process. Its `points` is the scope's current
+ *    rate, rounded; we keep one limiter object per points value (they are cheap config
+ *    objects over the same Redis key, so a rate change takes effect at once). The window
+ *    admits N calls, and each admitted call waits for its slot, `consumed − 1` N-ths of a
+ *    second into the window, so calls leave evenly spaced instead of as a burst at the top
+ *    of each second (which a token bucket on Amazon's side would answer with 429s).
+ *
+ *  - ADAPTATION is ours (the primitive does not know the limit is unknown): each scope has a
+ *    `RateState` hash in Redis — the estimated ceiling, the time of the last 429, successes
+ *    since, and `blockedUntil` — plus per-second success counters. The allowed rate is a pure
+ *    function of that state and the clock (adaptive-rate.ts: CUBIC-shaped recovery and
+ *    probing, ceiling re-estimated from successes between 429s). A 429 rewrites the state
+ *    with a compare-and-set (one writer wins; 429s from the same burst count once) and
+ *    blocks the scope fleet-wide until Retry-After. Successes are counted in-process and
+ *    flushed every `flushMs`, so the hot path costs two window checks and a cached state read.
+ *
+ * A 429 is charged to the client budget when the client's window was running at its rate
+ * (the client limit is the likely culprit), otherwise to the profile. Waiting never fails a
+ * message: when the wait would pass the caller's deadline, `acquire` throws AdsThrottledError
+ * (a ThrottledError) and the chassis puts the message back after that delay, off the DLQ budget.
+ *
+ * Clocks: times are each process's Date.now(); tasks run NTP-synced, and a few milliseconds
+ * of skew only shifts a 1-second window slightly.
+ */
+
+export interface AdsRateLimiterOptions {
+  readonly redis: Redis;
+  /** Namespace of every key; per-stage or per-test. */
+  readonly keyPrefix: string;
+  readonly clientId: string;
+  readonly profileRate?: Partial<AdaptiveRateOptions>;
+  readonly clientRate?: Partial<AdaptiveRateOptions>;
+  /**
+   * False turns adaptation off: every scope stays at its `initialRate` (only Retry-After is
+   * honoured). The benchmark's "fixed guess" baseline; not for production.
+   */
+  readonly adaptive?: boolean;
+  /** How long a process trusts its copy of a scope's state. */
+  readonly stateCacheMs?: number;
+  /** How often counted successes are written to Redis. */
+  readonly flushMs?: number;
+}
+
+export const CLIENT_RATE_DEFAULTS = {
+  ...ADAPTIVE_RATE_DEFAULTS,
+  initialRate: 100,
+  minRate: 5,
+  maxRate: 100_000,
+} as const satisfies AdaptiveRateOptions;
+
+/** What `acquire` hands back, to be passed to `recordThrottle` if the call gets a 429. */
+export interface RatePermit {
+  readonly clientBinding: boolean;
+}
+
+export interface AcquireOptions {
+  readonly signal?: AbortSignal;
+  /** Epoch ms: waiting past this throws AdsThrottledError instead. */
+  readonly deadline?: number;
+}
+
+interface Scope {
+  readonly kind: 'profile' | 'client';
+  readonly id: string;
+  readonly stateKey: string;
+  readonly options: AdaptiveRateOptions;
+}
+
+interface ScopeView {
+  readonly state: RateState;
+  readonly version: number;
+  /** Fleet-wide successes per second over the last one to two seconds. */
+  readonly recentSuccessRate: number;
+  readonly fetchedAt: number;
+}
+
+const WINDOW_MS = 1_000;
+/** Scopes unused for a day are forgotten; the next use starts from the initial rate again. */
+const STATE_TTL_MS = 24 * 60 * 60 * 1000;
+const SUCCESS_BUCKET_TTL_MS = 5_000;
+const CAS_ATTEMPTS = 8;
+
+// Writes the state's fields only if nobody wrote since we read it (optimistic concurrency).
+const COMPARE_AND_SET = `
+local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if version ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'version', version + 1, unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`;
+
+function encodeState(state: RateState): string[] {
+  return [
+    'ceiling',
+    String(state.ceiling),
+    'since',
+    String(state.since),
+    'throttledBefore',
+    state.throttledBefore ? '1' : '0',
+    'successes',
+    String(state.successes),
+    'blockedUntil',
+    String(state.blockedUntil),
+  ];
+}
+
+function decodeState(fields: Record<string, string>): { state: RateState; version: number } | undefined {
+  if (fields.ceiling === undefined || fields.since === undefined) return undefined;
+  return {
+    state: {
+      ceiling: Number(fields.ceiling),
+      since: Number(fields.since),
+      throttledBefore: fields.throttledBefore === '1',
+      successes: Number(fields.successes ?? 0),
+      blockedUntil: Number(fields.blockedUntil ?? 0),
+    },
+    version: Number(fields.version ?? 0),
+  };
+}
+
+export class AdsRateLimiter {
+  private readonly redis: Redis;
+  private readonly keyPrefix: string;
+  private readonly clientScope: Scope;
+  private readonly profileOptions: AdaptiveRateOptions;
+  private readonly adaptive: boolean;
+  private readonly stateCacheMs: number;
+  private readonly flushMs: number;
+  private readonly views = new Map<string, ScopeView>();
+  private readonly reading = new Map<string, Promise<ScopeView>>();
+  private readonly windows = new Map<string, RateLimiterRedis>();
+  /** Successes counted since the last flush, by state key. */
+  private pendingSuccesses = new Map<string, { readonly scope: Scope; count: number }>();
+  private flushTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: AdsRateLimiterOptions) {
+    this.redis = options.redis;
+    this.keyPrefix = options.keyPrefix;
+    this.adaptive = options.adaptive ?? true;
+    this.stateCacheMs = options.stateCacheMs ?? 100;
+    this.flushMs = options.flushMs ?? 100;
+    this.profileOptions = { ...ADAPTIVE_RATE_DEFAULTS, ...options.profileRate };
+    this.clientScope = this.scope('client', options.clientId, {
+      ...CLIENT_RATE_DEFAULTS,
+      ...options.clientRate,
+    });
+    this.redis.defineCommand('adsRateCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET });
+  }
+
+  /** Waits until one call to `profileId` (or a client-wide call when undefined) is within budget. */
+  async acquire(profileId: number | undefined, options: AcquireOptions = {}): Promise<RatePermit> {
+    const { signal } = options;
+    const deadline = options.deadline ?? Number.POSITIVE_INFINITY;
+    const profileScope = profileId === undefined ? undefined : this.profileScope(profileId);
+    for (;;) {
+      signal?.throwIfAborted();
+      const [profileView, clientView] = await Promise.all([
+        profileScope === undefined ? undefined : this.view(profileScope),
+        this.view(this.clientScope),
+      ]);
+      const now = Date.now();
+      const blockedUntil = Math.max(profileView?.state.blockedUntil ?? 0, clientView.state.blockedUntil);
+      if (blockedUntil > now) {
+        await this.wait(blockedUntil - now, deadline, profileId, signal);
+        continue;
+      }
+      let slotDelayMs = 0;
+      if (profileScope !== undefined && profileView !== undefined) {
+        const slot = await this.take(profileScope, this.rateOf(profileScope, profileView, now));
+        if (!slot.admitted) {
+          await this.wait(slot.retryInMs, deadline, profileId, signal);
+          continue;
+        }
+        slotDelayMs = slot.slotDelayMs;
+      }
+      for (;;) {
+        const slot = await this.take(this.clientScope, this.rateOf(this.clientScope, clientView, Date.now()));
+        if (slot.admitted) {
+          if (slotDelayMs > 0) {
+            await sleep(slotDelayMs, undefined, { signal });
+            // Another worker may have hit a 429 while we waited for the slot: the slot is
+            // forfeit rather than spent adding to the same congestion.
+            if (profileScope !== undefined && (await this.view(profileScope)).state.blockedUntil > Date.now())
+              break;
+          }
+          return { clientBinding: slot.binding };
+        }
+        await this.wait(slot.retryInMs, deadline, profileId, signal);
+      }
+    }
+  }
+
+  /** A call admitted by `acquire` got an answer that was not a 429. */
+  recordSuccess(profileId: number | undefined): void {
+    if (profileId !== undefined) this.countSuccess(this.profileScope(profileId));
+    this.countSuccess(this.clientScope);
+    this.flushTimer ??= setTimeout(() => {
+      this.flushTimer = undefined;
+      // Success counts feed the estimates only; losing a batch to a Redis blip is harmless.
+      this.flush().catch(() => {});
+    }, this.flushMs).unref();
+  }
+
+  /** A call got 429: lower the guilty scope's shared rate and block it until Retry-After. */
+  async recordThrottle(
+    profileId: number | undefined,
+    retryAfterMs: number,
+    permit?: RatePermit,
+  ): Promise<void> {
+    const scope =
+      profileId === undefined || permit?.clientBinding === true
+        ? this.clientScope
+        : this.profileScope(profileId);
+    await this.flush().catch(() => {});
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt += 1) {
+      const view = await this.read(scope);
+      const now = Date.now();
+      const next = this.adaptive
+        ? afterThrottle(view.state, now, retryAfterMs, scope.options, view.recentSuccessRate)
+        : { ...view.state, blockedUntil: Math.max(view.state.blockedUntil, now + retryAfterMs) };
+      if (await this.compareAndSet(scope, view.version, next)) {
+        this.views.set(scope.stateKey, { ...view, state: next, version: view.version + 1, fetchedAt: now });
+        return;
+      }
+    }
+    // Every attempt lost to other writers, who were recording the same congestion.
+  }
+
+  /** The rate a scope runs at now, as this process sees it (for logs, metrics and tests). */
+  async currentRate(profileId: number | undefined): Promise<number> {
+    const scope = profileId === undefined ? this.clientScope : this.profileScope(profileId);
+    return this.rateOf(scope, await this.view(scope), Date.now());
+  }
+
+  /** Writes pending success counts; call before the process exits. */
+  async close(): Promise<void> {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    await this.flush();
+  }
+
+  private rateOf(scope: Scope, view: ScopeView, now: number): number {
+    if (!this.adaptive) return scope.options.initialRate;
+    return currentRate(view.state, now, scope.options, view.recentSuccessRate);
+  }
+
+  private async wait(ms: number, deadline: number, profileId: number | undefined, signal?: AbortSignal) {
+    if (Date.now() + ms > deadline) throw new AdsThrottledError(profileId, ms);
+    await sleep(ms, undefined, { signal });
+  }
+
+  /** One call's worth of the scope's window, and how long to wait for its even-spaced slot. */
+  private async take(
+    scope: Scope,
+    rate: number,
+  ): Promise<
+    { admitted: true; slotDelayMs: number; binding: boolean } | { admitted: false; retryInMs: number }
+  > {
+    const points = Math.max(1, Math.round(rate));
+    const limiterKey = `${scope.kind}:${points}`;
+    let window = this.windows.get(limiterKey);
+    if (window === undefined) {
+      window = new RateLimiterRedis({
+        storeClient: this.redis,
+        keyPrefix: `${this.keyPrefix}:ads:window:${scope.kind}`,
+        points,
+        duration: WINDOW_MS / 1000,
+      });
+      this.windows.set(limiterKey, window);
+    }
+    let result: RateLimiterRes;
+    try {
+      result = await window.consume(scope.id);
+    } catch (rejection) {
+      if (rejection instanceof RateLimiterRes)
+        return { admitted: false, retryInMs: Math.max(1, rejection.msBeforeNext) };
+      throw rejection;
+    }
+    const now = Date.now();
+    const windowStart = now - (WINDOW_MS - result.msBeforeNext);
+    const slotAt = windowStart + ((result.consumedPoints - 1) * WINDOW_MS) / points;
+    const elapsedShare = Math.max(0.1, (now - windowStart) / WINDOW_MS);
+    return {
+      admitted: true,
+      slotDelayMs: Math.max(0, slotAt - now),
+      // Running at (or ahead of) the rate for the part of the window gone by.
+      binding: result.consumedPoints >= 0.9 * points * elapsedShare,
+    };
+  }
+
+  private scope(kind: Scope['kind'], id: string, options: AdaptiveRateOptions): Scope {
+    return { kind, id, stateKey: `${this.keyPrefix}:ads:rate:${kind}:${id}`, options };
+  }
+
+  private profileScope(profileId: number): Scope {
+    return this.scope('profile', String(profileId), this.profileOptions);
+  }
+
+  private successKey(scope: Scope, second: number): string {
+    return `${scope.stateKey}:ok:${second}`;
+  }
+
+  private countSuccess(scope: Scope): void {
+    const pending = this.pendingSuccesses.get(scope.stateKey);
+    if (pending === undefined) this.pendingSuccesses.set(scope.stateKey, { scope, count: 1 });
+    else pending.count += 1;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pendingSuccesses.size === 0) return;
+    const batch = this.pendingSuccesses;
+    this.pendingSuccesses = new Map();
+    const second = Math.floor(Date.now() / 1000);
+    const pipeline = this.redis.pipeline();
+    for (const { scope, count } of batch.values()) {
+      const bucket = this.successKey(scope, second);
+      pipeline.hincrby(scope.stateKey, 'successes', count);
+      pipeline.pexpire(scope.stateKey, STATE_TTL_MS);
+      pipeline.incrby(bucket, count);
+      pipeline.pexpire(bucket, SUCCESS_BUCKET_TTL_MS);
+    }
+    await pipeline.exec();
+  }
+
+  private async view(scope: Scope): Promise<ScopeView> {
+    const cached = this.views.get(scope.stateKey);
+    if (cached !== undefined && Date.now() - cached.fetchedAt < this.stateCacheMs) return cached;
+    let reading = this.reading.get(scope.stateKey);
+    if (reading === undefined) {
+      reading = this.read(scope).finally(() => this.reading.delete(scope.stateKey));
+      this.reading.set(scope.stateKey, reading);
+    }
+    return reading;
+  }
+
+  /** The scope's state straight from Redis (created on first use), cached for `view`. */
+  private async read(scope: Scope): Promise<ScopeView> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt += 1) {
+      const now = Date.now();
+      const second = Math.floor(now / 1000);
+      const results = await this.redis
+        .pipeline()
+        .hgetall(scope.stateKey)
+        .get(this.successKey(scope, second - 1))
+        .get(this.successKey(scope, second))
+        .exec();
+      const [stateResult, previousResult, currentResult] = results ?? [];
+      if (stateResult?.[0] || previousResult?.[0] || currentResult?.[0]) {
+        throw stateResult?.[0] ?? previousResult?.[0] ?? currentResult?.[0];
+      }
+      const decoded = decodeState((stateResult?.[1] ?? {}) as Record<string, string>);
+      if (decoded === undefined) {
+        const version = Number(((stateResult?.[1] ?? {}) as Record<string, string>).version ?? 0);
+        await this.compareAndSet(scope, version, initialRateState(now, scope.options));
+        continue;
+      }
+      // Sliding-window estimate: last full second plus the part of this one gone by.
+      const successes = Number(previousResult?.[1] ?? 0) + Number(currentResult?.[1] ?? 0);
+      const view: ScopeView = {
+        ...decoded,
+        recentSuccessRate: successes / (1 + (now % 1000) / 1000),
+        fetchedAt: now,
+      };
+      this.views.set(scope.stateKey, view);
+      return view;
+    }
+    throw new Error(`could not initialise rate state ${scope.stateKey}: too much write contention`);
+  }
+
+  private async compareAndSet(scope: Scope, version: number, state: RateState): Promise<boolean> {
+    const redis = this.redis as Redis & {
+      adsRateCompareAndSet(key: string, version: number, ttlMs: number, ...fields: string[]): Promise<number>;
+    };
+    return (
+      (await redis.adsRateCompareAndSet(scope.stateKey, version, STATE_TTL_MS, ...encodeState(state))) === 1
+    );
+  }
+}
