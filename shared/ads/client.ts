@@ -1,10 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type BackoffOptions, backoffDelayMs, parseRetryAfterMs } from './backoff.ts';
+import { type BackoffPolicy, backoffDelayMs } from '../backoff.ts';
 import { AdsApiError, AdsRetryableError, AdsThrottledError } from './errors.ts';
 import type { AccessTokenSource } from './lwa.ts';
 import { type ItemResult, mapMultiStatus } from './multi-status.ts';
 import { paginate } from './pagination.ts';
 import type { AdsRateLimiter, RatePermit } from './rate-limit.ts';
+import { parseRetryAfterMs } from './retry-after.ts';
 import {
   type AdGroup,
   type Campaign,
@@ -42,7 +43,8 @@ export interface AdsClientOptions {
   readonly timeoutMs?: number;
   /** Attempts for 5xx, timeouts and network errors (not 429s, which wait instead). */
   readonly maxAttempts?: number;
-  readonly backoff?: BackoffOptions;
+  /** Between retries of 5xx and timeouts (the fleet's one backoff, shared/backoff.ts). */
+  readonly backoff?: BackoffPolicy;
   /** How long one call may wait for rate budget in total before deferring its message. */
   readonly maxThrottleWaitMs?: number;
 }
@@ -50,7 +52,7 @@ export interface AdsClientOptions {
 export const ADS_CLIENT_DEFAULTS = {
   timeoutMs: 10_000,
   maxAttempts: 4,
-  backoff: { baseMs: 250, capMs: 8_000 },
+  backoff: { baseMs: 250, capMs: 5_000 },
   maxThrottleWaitMs: 20_000,
 } as const satisfies Partial<AdsClientOptions>;
 
@@ -199,7 +201,7 @@ export class AdsApiClient {
             },
           );
         }
-        await sleep(backoffDelayMs(failedAttempts - 1, backoff), undefined, { signal: spec.signal });
+        await sleep(backoffDelayMs(failedAttempts, backoff), undefined, { signal: spec.signal });
         continue;
       }
 
@@ -230,7 +232,7 @@ export class AdsApiClient {
             `${spec.method} ${spec.path} failed with ${response.status} ${failedAttempts} times`,
           );
         }
-        await sleep(backoffDelayMs(failedAttempts - 1, backoff), undefined, { signal: spec.signal });
+        await sleep(backoffDelayMs(failedAttempts, backoff), undefined, { signal: spec.signal });
         continue;
       }
       const text = await response.text();
