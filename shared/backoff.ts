@@ -1,11 +1,13 @@
 /**
- * Capped exponential backoff with full jitter ("Exponential Backoff And Jitter", AWS
- * Architecture Blog): delay = random(0, min(cap, base * 2^(attempt-1))). Full jitter
- * spreads a burst of failures (a dependency outage hitting every message at once) over the
- * whole window instead of bringing them back in lockstep.
+ * Capped exponential backoff with "equal jitter": the n-th delay is drawn from
+ * [ceiling/2, ceiling] with ceiling = min(cap, base * 2^(n-1)). Half of the window is
+ * random, which spreads a burst of failures (an outage hitting every message at once) so
+ * they do not come back in lockstep; the other half guarantees each retry waits at least as
+ * long as the one before — full jitter would not, and a dependency that is down wants
+ * growing pauses.
  */
 export interface BackoffPolicy {
-  /** Delay ceiling for the first retry. */
+  /** Ceiling of the first delay. */
   readonly baseMs: number;
   /** No delay is longer than this. */
   readonly capMs: number;
@@ -26,5 +28,6 @@ export function backoffDelayMs(
 ): number {
   const exponent = Math.max(0, Math.min(attempt - 1, 30));
   const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** exponent);
-  return Math.max(policy.minMs ?? 0, Math.floor(random() * ceiling));
+  const half = ceiling / 2;
+  return Math.max(policy.minMs ?? 0, Math.floor(half + random() * half));
 }

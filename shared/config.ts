@@ -11,9 +11,7 @@ import { z } from 'zod';
 
 const url = z.url({ protocol: /^(https?|postgres(ql)?|rediss?)$/ });
 const positiveInt = z.coerce.number().int().positive();
-const flag = z
-  .enum(['true', 'false', '1', '0'])
-  .transform((value) => value === 'true' || value === '1');
+const flag = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
 
 export const configSchema = z.object({
   AWS_ENDPOINT_URL: url.optional(),
@@ -50,6 +48,8 @@ export const configSchema = z.object({
   ADFLEET_CONCURRENCY: positiveInt.max(500).default(20),
   /** How long SIGTERM waits for in-flight handlers before releasing their messages. */
   ADFLEET_DRAIN_TIMEOUT_MS: positiveInt.default(25_000),
+  /** SQS long-poll wait; a stopping worker lets its last poll finish, so this bounds the stop too. */
+  ADFLEET_POLL_WAIT_SECONDS: z.coerce.number().int().min(0).max(20).default(20),
   /** Port of the /healthz and /readyz endpoint; 0 disables it. */
   ADFLEET_HEALTH_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
 });

@@ -30,7 +30,7 @@ export interface RunningWorker {
 export interface StartOptions {
   readonly config: Config;
   readonly logger: Logger;
-  /** Long-poll wait; tests shorten it so a stop does not wait on an idle poll. */
+  /** Long-poll wait; overrides ADFLEET_POLL_WAIT_SECONDS. */
   readonly waitTimeSeconds?: number;
   readonly onHandled?: (event: HandledEvent) => void;
 }
@@ -91,7 +91,7 @@ export async function startWorker<Deps>(
     concurrency: config.ADFLEET_CONCURRENCY,
     visibilityTimeoutSeconds: spec.visibilityTimeoutSeconds,
     maxReceiveCount: spec.maxReceiveCount,
-    ...(options.waitTimeSeconds === undefined ? {} : { waitTimeSeconds: options.waitTimeSeconds }),
+    waitTimeSeconds: options.waitTimeSeconds ?? config.ADFLEET_POLL_WAIT_SECONDS,
     onHandled: (event) => {
       metrics.record(event);
       options.onHandled?.(event);

@@ -126,9 +126,11 @@ export class QueueWorker {
     const concurrency = options.concurrency ?? 10;
     this.#slots = new Semaphore(concurrency);
     // sqs-consumer runs each received batch in lockstep; several pollers keep more than
-    // one batch in flight, and the semaphore bounds the handlers actually running.
+    // one batch in flight, and the semaphore bounds the handlers actually running. One
+    // poller more than the slots need prefetches a batch, so a slot that frees up never
+    // waits for a receive round trip (its messages' visibility is kept by the heartbeat).
     const batchSize = Math.min(10, concurrency);
-    const pollers = Math.ceil(concurrency / batchSize);
+    const pollers = Math.ceil(concurrency / batchSize) + 1;
     for (let index = 0; index < pollers; index += 1) this.#consumers.push(this.#createConsumer(batchSize));
   }
 
@@ -168,18 +170,22 @@ export class QueueWorker {
 
   async #drain(deadlineMs: number) {
     this.#draining = true;
-    const stopped = this.#consumers.map(
-      (consumer) =>
-        new Promise<void>((resolve) => {
-          if (!consumer.status.isRunning) return resolve();
-          consumer.once('stopped', () => resolve());
-          consumer.stop({ abort: true });
-        }),
+    const deadline = Date.now() + deadlineMs;
+    // No abort: an abandoned long poll can still be answered by SQS, and the messages in
+    // that answer would stay invisible for a whole visibility timeout. The last poll is
+    // let finish (at most waitTimeSeconds) and whatever it brings is released at once.
+    const stopped = Promise.all(
+      this.#consumers.map(
+        (consumer) =>
+          new Promise<void>((resolve) => {
+            if (!consumer.status.isRunning) return resolve();
+            consumer.once('stopped', () => resolve());
+            consumer.stop();
+          }),
+      ),
     );
-    await Promise.all(stopped);
     this.#slots.rejectWaiters();
 
-    const deadline = Date.now() + deadlineMs;
     while (this.#inFlight.size > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -195,6 +201,7 @@ export class QueueWorker {
       }
       await Promise.all(late.map((entry) => this.#changeVisibility(entry.message, 0)));
     }
+    await stopped;
   }
 
   #createConsumer(batchSize: number): Consumer {
@@ -204,6 +211,7 @@ export class QueueWorker {
       sqs: this.#options.sqs,
       batchSize,
       waitTimeSeconds: this.#options.waitTimeSeconds ?? 20,
+      pollingCompleteWaitTimeMs: ((this.#options.waitTimeSeconds ?? 20) + 5) * 1000,
       visibilityTimeout: visibilityTimeoutSeconds,
       heartbeatInterval: Math.max(1, Math.floor(visibilityTimeoutSeconds / 3)),
       messageAttributeNames: ['All'],

@@ -47,3 +47,16 @@ export function uniquePrefix(label: string): string {
 export function testConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({ LOG_LEVEL: 'warn', OTEL_SDK_DISABLED: 'true', ...stackEnv(), ...overrides });
 }
+
+/** The environment of a worker child process against this test file's own topology. */
+export function workerEnv(prefix: string, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    ...stackEnv(),
+    ADFLEET_RESOURCE_PREFIX: prefix,
+    LOG_LEVEL: 'info',
+    OTEL_SDK_DISABLED: 'true',
+    ADFLEET_DRAIN_TIMEOUT_MS: '10000',
+    ADFLEET_POLL_WAIT_SECONDS: '2',
+    ...overrides,
+  };
+}

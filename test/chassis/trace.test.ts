@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stackEnv, workerEnv } from '../support/env.ts';
+import { type ReceivedSpan, SpanKindCode, startOtlpReceiver } from '../support/otlp-receiver.ts';
+import { eventually, type NodeProcess, spawnNode } from '../support/processes.ts';
+import { createTestTopology, type TestTopology } from '../support/topology.ts';
+
+/**
+ * The headline property: CLI-side span → EventBridge → SQS → bulk-item → SQS → bulk-item →
+ * EventBridge → SQS → profile-sync → SQS → profile-sync is ONE trace, and every `process`
+ * span's parent is the span that sent or published its message.
+ */
+
+const PROFILE_IDS = [11, 12];
+// BulkJobSubmitted, 2 × BulkItemBatch, BulkJobCompleted, 2 × SyncProfile.
+const EXPECTED_PROCESS_SPANS = 1 + PROFILE_IDS.length + 1 + PROFILE_IDS.length;
+
+async function runWorkflow(topology: TestTopology, otlpEndpoint: string) {
+  const env = workerEnv(topology.prefix, {
+    OTEL_SDK_DISABLED: 'false',
+    OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint,
+  });
+  const workers = [
+    spawnNode('workers/bulk-item/main.ts', { ...env, OTEL_SERVICE_NAME: 'bulk-item' }),
+    spawnNode('workers/profile-sync/main.ts', { ...env, OTEL_SERVICE_NAME: 'profile-sync' }),
+  ];
+  try {
+    await Promise.all(workers.map((worker) => worker.waitForLog((line) => line.msg === 'worker started')));
+    const job = { jobId: `job-${Date.now()}`, profileIds: PROFILE_IDS };
+    const producer = spawnNode(
+      'test/fixtures/publish-event.ts',
+      { ...env, OTEL_SERVICE_NAME: 'test-producer' },
+      ['BulkJobSubmitted', JSON.stringify(job)],
+    );
+    const published = await producer.waitForLog((line) => line.msg === 'published');
+    expect((await producer.exited).code).toBe(0);
+    return { traceId: String(published.trace_id), workers };
+  } catch (error) {
+    await Promise.all(workers.map((worker) => worker.stop()));
+    throw error;
+  }
+}
+
+function assertOneConnectedTrace(spans: ReceivedSpan[], traceId: string, queuePrefix: string) {
+  expect(new Set(spans.map((span) => span.traceId))).toEqual(new Set([traceId]));
+  const byId = new Map(spans.map((span) => [span.spanId, span]));
+  const processSpans = spans.filter((span) => span.name.startsWith('process '));
+  expect(processSpans).toHaveLength(EXPECTED_PROCESS_SPANS);
+  for (const span of processSpans) {
+    expect(span.kind).toBe(SpanKindCode.Consumer);
+    expect(span.attributes['messaging.system']).toBe('aws_sqs');
+    expect(span.attributes['messaging.operation.type']).toBe('process');
+    expect(String(span.attributes['messaging.destination.name'])).toMatch(new RegExp(`^${queuePrefix}-`));
+    expect(span.attributes['messaging.message.id']).toEqual(expect.any(String));
+    const parent = byId.get(span.parentSpanId);
+    expect(parent, `parent of ${span.name} (${span.attributes['adfleet.message.type']})`).toBeDefined();
+    // The parent is the span that sent (SQS) or published (EventBridge) this message.
+    expect(parent?.kind).toBe(SpanKindCode.Producer);
+  }
+  const origins = processSpans.map((span) => span.attributes['adfleet.message.origin']);
+  expect(origins.filter((origin) => origin === 'eventbridge')).toHaveLength(2);
+  const root = spans.filter((span) => span.parentSpanId === '');
+  expect(root.map((span) => span.name)).toEqual(['test submit']);
+}
+
+describe('one trace across EventBridge and SQS hops', () => {
+  let topology: TestTopology;
+  let workers: NodeProcess[] = [];
+
+  beforeAll(async () => {
+    topology = await createTestTopology('trace');
+  });
+  afterAll(async () => {
+    await Promise.all(workers.map((worker) => worker.stop()));
+    await topology.destroy();
+  });
+
+  it('is one trace whose consumer spans are children of their producers (OTLP receiver)', async () => {
+    const receiver = await startOtlpReceiver();
+    try {
+      const run = await runWorkflow(topology, receiver.url);
+      workers = run.workers;
+      const spans = await eventually('all spans exported', async () => {
+        const processSpans = receiver.spans.filter((span) => span.name.startsWith('process '));
+        return processSpans.length >= EXPECTED_PROCESS_SPANS &&
+          receiver.spans.some((s) => s.name === 'test submit')
+          ? receiver.spans.filter((span) => span.traceId === run.traceId || span.name.startsWith('process '))
+          : undefined;
+      });
+      assertOneConnectedTrace(spans, run.traceId, topology.prefix);
+
+      // Every log line written while handling a message carries that message's span.
+      const handlerLines = run.workers
+        .flatMap((worker) => worker.logs)
+        .filter((line) => line.messageId !== undefined);
+      expect(handlerLines.length).toBeGreaterThanOrEqual(EXPECTED_PROCESS_SPANS);
+      const processSpanIds = new Set(spans.filter((s) => s.name.startsWith('process ')).map((s) => s.spanId));
+      for (const line of handlerLines) {
+        expect(line.trace_id).toBe(run.traceId);
+        expect(processSpanIds.has(String(line.span_id))).toBe(true);
+      }
+    } finally {
+      await Promise.all(workers.map((worker) => worker.stop()));
+      workers = [];
+      await receiver.close();
+    }
+  });
+
+  it('is the same one trace in Jaeger, read back through its query API', async () => {
+    const env = stackEnv();
+    const jaeger = env.ADFLEET_JAEGER_URL ?? 'http://127.0.0.1:16686';
+    const run = await runWorkflow(topology, env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://127.0.0.1:4318');
+    workers = run.workers;
+    type JaegerTrace = {
+      spans: Array<{
+        spanID: string;
+        operationName: string;
+        references: Array<{ refType: string; spanID: string }>;
+      }>;
+    };
+    const trace = await eventually('trace in Jaeger', async () => {
+      const response = await fetch(`${jaeger}/api/traces/${run.traceId}`);
+      if (!response.ok) return undefined;
+      const body = (await response.json()) as { data?: JaegerTrace[] };
+      const found = body.data?.[0];
+      const processSpans = found?.spans.filter((span) => span.operationName.startsWith('process ')) ?? [];
+      return processSpans.length >= EXPECTED_PROCESS_SPANS ? found : undefined;
+    });
+    const ids = new Set(trace.spans.map((span) => span.spanID));
+    for (const span of trace.spans.filter((s) => s.operationName.startsWith('process '))) {
+      const parent = span.references.find((reference) => reference.refType === 'CHILD_OF');
+      expect(parent && ids.has(parent.spanID)).toBe(true);
+    }
+  });
+});
