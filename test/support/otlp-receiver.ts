@@ -27,7 +27,7 @@ interface OtlpAttribute {
   value: OtlpValue;
 }
 
-function valueOf(value: OtlpValue): string | number | boolean {
+function attributeValue(value: OtlpValue): string | number | boolean {
   if (value.stringValue !== undefined) return value.stringValue;
   if (value.intValue !== undefined) return Number(value.intValue);
   if (value.boolValue !== undefined) return value.boolValue;
@@ -35,7 +35,7 @@ function valueOf(value: OtlpValue): string | number | boolean {
 }
 
 function attributes(list: OtlpAttribute[] | undefined) {
-  return Object.fromEntries((list ?? []).map((attribute) => [attribute.key, valueOf(attribute.value)]));
+  return Object.fromEntries((list ?? []).map((attribute) => [attribute.key, attributeValue(attribute.value)]));
 }
 
 /** A real OTLP/HTTP endpoint (JSON encoding, what exporter-trace-otlp-http sends) for tests. */
