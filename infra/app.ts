@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { App, Tags } from 'aws-cdk-lib';
+import { App } from 'aws-cdk-lib';
 import { FleetStack } from './fleet-stack.ts';
 import { readSettings } from './settings.ts';
 
@@ -9,12 +9,10 @@ import { readSettings } from './settings.ts';
  */
 const app = new App();
 const settings = readSettings((key) => app.node.tryGetContext(key));
-const stack = new FleetStack(app, `${settings.prefix}-fleet`, {
+new FleetStack(app, `${settings.prefix}-fleet`, {
   settings,
   repoRoot: path.resolve(import.meta.dirname, '..'),
   // Account and region of the deploying credentials; a VPC lookup needs them.
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
-  description: 'adfleet: Amazon Ads worker fleet on ECS Fargate, SQS and EventBridge',
 });
-Tags.of(stack).add('application', 'adfleet');
 app.synth();

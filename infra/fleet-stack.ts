@@ -1,4 +1,4 @@
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import { DockerImageAsset, Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -32,8 +32,12 @@ export class FleetStack extends Stack {
   readonly cluster: ecs.Cluster;
 
   constructor(scope: Construct, id: string, props: FleetStackProps) {
-    super(scope, id, props);
+    super(scope, id, {
+      description: 'adfleet: Amazon Ads worker fleet on ECS Fargate, SQS and EventBridge',
+      ...props,
+    });
     const { settings } = props;
+    Tags.of(this).add('application', 'adfleet');
     const names = resourceNames(settings.prefix);
 
     this.queues = new FleetQueues(this, 'Queues', names);

@@ -33,10 +33,11 @@ export interface SynthesizedFleet {
 
 export function synthesizeFleet(
   context: Readonly<Record<string, string | undefined>> = BASE_CONTEXT,
+  env?: { readonly region?: string },
 ): SynthesizedFleet {
   const app = new App({ context, outdir: mkdtempSync(path.join(tmpdir(), 'adfleet-cdk-')) });
   const settings = readSettings((key) => app.node.tryGetContext(key));
-  const stack = new FleetStack(app, `${settings.prefix}-fleet`, { settings, repoRoot: REPO_ROOT });
+  const stack = new FleetStack(app, `${settings.prefix}-fleet`, { settings, repoRoot: REPO_ROOT, env });
   return { stack, template: Template.fromStack(stack) };
 }
 

@@ -21,7 +21,7 @@ import { getAtt, onlyResource, referencedId, resourcesOf, synthesizeFleet } from
 
 const names = resourceNames('adfleet');
 /** What deployment adds to a queue beyond the shared attributes. */
-const DEPLOY_ONLY_QUEUE_PROPERTIES = ['QueueName', 'SqsManagedSseEnabled'];
+const DEPLOY_ONLY_QUEUE_PROPERTIES = ['QueueName', 'SqsManagedSseEnabled', 'Tags'];
 
 let template: Template;
 beforeAll(() => {
@@ -48,8 +48,9 @@ describe('queues', () => {
       const [, resource] = queueByName(names.queue(queue));
       // In a template the DLQ's ARN is a GetAtt on the DLQ resource.
       const expected = queueAttributes(topology.queues[queue], getAtt(dlqId) as unknown as string);
-      const { QueueName, SqsManagedSseEnabled, ...shared } = resource.Properties;
+      const { QueueName, SqsManagedSseEnabled, Tags, ...shared } = resource.Properties;
       expect(shared).toEqual(expected);
+      expect(Tags).toEqual([{ Key: 'application', Value: 'adfleet' }]);
       expect(QueueName).toBe(names.queue(queue));
       expect(SqsManagedSseEnabled).toBe(true);
       expect(Object.keys(resource.Properties).sort()).toEqual(
@@ -62,8 +63,9 @@ describe('queues', () => {
     '%s dead-letter queue has the attributes deadLetterQueueAttributes() gives, encrypted',
     (queue) => {
       const [, resource] = queueByName(names.deadLetterQueue(queue));
-      const { QueueName, SqsManagedSseEnabled, ...shared } = resource.Properties;
+      const { QueueName, SqsManagedSseEnabled, Tags, ...shared } = resource.Properties;
       expect(shared).toEqual(deadLetterQueueAttributes(topology.queues[queue]));
+      expect(Tags).toEqual([{ Key: 'application', Value: 'adfleet' }]);
       expect(QueueName).toBe(names.deadLetterQueue(queue));
       expect(SqsManagedSseEnabled).toBe(true);
     },
