@@ -69,8 +69,8 @@ export class QueueProducer {
   }
 
   async send(queue: QueueName, message: OutgoingMessage, options: SendOptions = {}): Promise<string> {
+    const entry = this.#entry('0', message, options); // validated before any request
     const QueueUrl = await this.queueUrl(queue);
-    const entry = this.#entry('0', message, options);
     const { MessageId } = await this.#sqs.send(new SendMessageCommand({ QueueUrl, ...entry }));
     return MessageId ?? '';
   }
@@ -82,8 +82,8 @@ export class QueueProducer {
    * attempts is a RetryableError naming how many did not go out.
    */
   async sendBatch(queue: QueueName, messages: readonly BatchEntry[]): Promise<void> {
-    const QueueUrl = await this.queueUrl(queue);
     const entries = messages.map((message, index) => this.#entry(String(index), message, message));
+    const QueueUrl = await this.queueUrl(queue);
     for (const chunk of chunkEntries(entries)) await this.#sendChunk(QueueUrl, chunk);
   }
 

@@ -1,0 +1,62 @@
+import {
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  type Message,
+  ReceiveMessageCommand,
+  type SQSClient,
+  SendMessageCommand,
+} from '@aws-sdk/client-sqs';
+import { eventually } from './processes.ts';
+
+export async function sendBody(sqs: SQSClient, queueUrl: string, body: string) {
+  await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
+}
+
+export function fleetMessage(type: string, payload: unknown): string {
+  return JSON.stringify({ type, payload });
+}
+
+/** Receives (and deletes) messages until `count` have arrived or the deadline passes. */
+export async function drainMessages(sqs: SQSClient, queueUrl: string, count: number, timeoutMs = 30_000) {
+  const received: Message[] = [];
+  await eventually(
+    `${count} message(s) on ${queueUrl}`,
+    async () => {
+      const { Messages = [] } = await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: 1,
+          MessageAttributeNames: ['All'],
+          MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+        }),
+      );
+      for (const message of Messages) {
+        received.push(message);
+        await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
+      }
+      return received.length >= count ? received : undefined;
+    },
+    timeoutMs,
+  );
+  return received;
+}
+
+/** Visible + in-flight + delayed messages: zero means the queue holds nothing at all. */
+export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
+  const { Attributes = {} } = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: [
+        'ApproximateNumberOfMessages',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateNumberOfMessagesDelayed',
+      ],
+    }),
+  );
+  return (
+    Number(Attributes.ApproximateNumberOfMessages ?? 0) +
+    Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0) +
+    Number(Attributes.ApproximateNumberOfMessagesDelayed ?? 0)
+  );
+}
