@@ -1,14 +1,22 @@
 import path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { FleetStack } from './fleet-stack.ts';
-import { readSettings } from './settings.ts';
+import { type FleetSettings, readSettings, SettingsError } from './settings.ts';
 
 /**
  * The CDK app: `cdk synth` / `cdk deploy` from `infra/` (see infra/cdk.json), or
  * `node infra/app.ts` with CDK_OUTDIR set. Settings come from CDK context; see docs/deploy.md.
  */
 const app = new App();
-const settings = readSettings((key) => app.node.tryGetContext(key));
+let settings: FleetSettings;
+try {
+  settings = readSettings((key) => app.node.tryGetContext(key));
+} catch (error) {
+  // A configuration mistake is a message for the operator, not a stack trace.
+  if (!(error instanceof SettingsError)) throw error;
+  console.error(error.message);
+  process.exit(1);
+}
 new FleetStack(app, `${settings.prefix}-fleet`, {
   settings,
   repoRoot: path.resolve(import.meta.dirname, '..'),

@@ -129,3 +129,15 @@ describe('created Postgres and Redis (dataStores=create)', () => {
     }
   });
 });
+
+describe('network', () => {
+  it('creates its own VPC by default, and none when given an existing one', () => {
+    referenced.resourceCountIs('AWS::EC2::VPC', 1);
+    const { template: inExisting } = synthesizeFleet(
+      { ...SECRET_ARNS, imageUri: IMAGE_URI, vpcId: 'vpc-0abc1234' },
+      { account: '111111111111', region: 'eu-west-1' },
+    );
+    inExisting.resourceCountIs('AWS::EC2::VPC', 0);
+    inExisting.resourceCountIs('AWS::ECS::Service', WORKER_NAMES.length);
+  });
+});

@@ -33,7 +33,7 @@ export interface SynthesizedFleet {
 
 export function synthesizeFleet(
   context: Readonly<Record<string, string | undefined>> = BASE_CONTEXT,
-  env?: { readonly region?: string },
+  env?: { readonly account?: string; readonly region?: string },
 ): SynthesizedFleet {
   const app = new App({ context, outdir: mkdtempSync(path.join(tmpdir(), 'adfleet-cdk-')) });
   const settings = readSettings((key) => app.node.tryGetContext(key));
