@@ -80,7 +80,7 @@ export const ADAPTIVE_RATE_DEFAULTS = {
   minPlateauMs: 3_000,
   maxPlateauMs: 30_000,
   doublingMs: 2_000,
-  floor: 0.65,
+  floor: 0.5,
 } as const satisfies AdaptiveRateOptions;
 
 function clamp(value: number, min: number, max: number): number {

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ADAPTIVE_RATE_DEFAULTS,
+  afterThrottle,
+  currentRate,
+  initialRateState,
+  plateauMs,
+  type RateState,
+} from '../../shared/ads/adaptive-rate.ts';
+import { parseRetryAfterMs } from '../../shared/ads/retry-after.ts';
+
+const options = { ...ADAPTIVE_RATE_DEFAULTS, initialRate: 10 };
+
+function throttledState(overrides: Partial<RateState> = {}): RateState {
+  return { ceiling: 20, since: 0, throttledBefore: true, successes: 0, blockedUntil: 1_000, ...overrides };
+}
+
+describe('adaptive rate curve', () => {
+  it('starts at the initial rate and doubles every doublingMs until the first 429 (slow start)', () => {
+    const state = initialRateState(0, options);
+    expect(currentRate(state, 0, options)).toBe(10);
+    expect(currentRate(state, options.doublingMs, options)).toBeCloseTo(20);
+    expect(currentRate(state, 2 * options.doublingMs, options)).toBeCloseTo(40);
+  });
+
+  it('restarts at β·ceiling after a 429, is back at the ceiling after recoveryMs, creeps ε over the plateau, then doubles', () => {
+    const state = throttledState();
+    const plateau = plateauMs(20, options);
+    expect(currentRate(state, 0, options)).toBeCloseTo(20 * options.decrease);
+    expect(currentRate(state, options.recoveryMs / 2, options)).toBeGreaterThan(20 * options.decrease);
+    expect(currentRate(state, options.recoveryMs, options)).toBeCloseTo(20);
+    expect(currentRate(state, options.recoveryMs + plateau, options)).toBeCloseTo(
+      20 * (1 + options.plateauSlack),
+    );
+    expect(currentRate(state, options.recoveryMs + plateau + options.doublingMs, options)).toBeCloseTo(
+      40 * (1 + options.plateauSlack),
+    );
+  });
+
+  it('plateaus for about probeEveryRequests requests, within bounds', () => {
+    expect(plateauMs(20, options)).toBe((options.probeEveryRequests / 20) * 1000);
+    expect(plateauMs(10_000, options)).toBe(options.minPlateauMs);
+    expect(plateauMs(1, options)).toBe(options.maxPlateauMs);
+  });
+
+  it('caps growth above the ceiling at twice the recent success rate, so an idle scope does not balloon', () => {
+    const state = throttledState();
+    const late = options.recoveryMs + plateauMs(20, options) + 10 * options.doublingMs;
+    expect(currentRate(state, late, options)).toBeGreaterThan(1_000);
+    expect(currentRate(state, late, options, 0)).toBeCloseTo(20 * (1 + options.plateauSlack));
+    expect(currentRate(state, late, options, 30)).toBeCloseTo(60);
+  });
+
+  it('never leaves [minRate, maxRate]', () => {
+    expect(currentRate(throttledState({ ceiling: 0.1 }), 0, options)).toBe(options.minRate);
+    expect(currentRate(initialRateState(0, options), 3_600_000, options)).toBe(options.maxRate);
+  });
+});
+
+describe('after a 429', () => {
+  it('takes the success rate between two 429s as the new ceiling: the bucket refill rate', () => {
+    // 20 s since the last 429, 200 successes: the bucket refills at 10/s, though the fleet
+    // was probing at 16/s (twice the 8/s it saw succeed in the last second) when it hit 429.
+    const state = throttledState({ ceiling: 9, since: 0, blockedUntil: 1_000, successes: 200 });
+    expect(currentRate(state, 20_000, options, 8)).toBeCloseTo(16);
+    const next = afterThrottle(state, 20_000, 1_000, options, 8);
+    expect(next.ceiling).toBeCloseTo(10);
+    expect(next).toMatchObject({ since: 20_000, successes: 0, blockedUntil: 21_000, throttledBefore: true });
+    expect(currentRate(next, 20_000, options)).toBeCloseTo(10 * options.decrease);
+  });
+
+  it('does not let a mostly idle period drag the ceiling below floor × the rate in force', () => {
+    const state = throttledState({ since: 0, successes: 10 });
+    const now = options.recoveryMs + 1_000;
+    const next = afterThrottle(state, now, 1_000, options);
+    expect(next.ceiling).toBeCloseTo(currentRate(state, now, options) * options.floor);
+  });
+
+  it('counts 429s that arrive while the scope is blocked as the same event: they only extend the block', () => {
+    const first = afterThrottle(throttledState({ successes: 100 }), 10_000, 1_000, options);
+    const second = afterThrottle({ ...first, successes: 3 }, 10_050, 2_000, options);
+    expect(second.ceiling).toBe(first.ceiling);
+    expect(second.since).toBe(first.since);
+    expect(second.blockedUntil).toBe(12_050);
+  });
+
+  it('on the first 429 of a new scope, uses the success rate since the scope began', () => {
+    const state: RateState = { ...initialRateState(0, options), successes: 120 };
+    const next = afterThrottle(state, 4_000, 1_000, options);
+    expect(next.ceiling).toBeCloseTo(30);
+    expect(next.throttledBefore).toBe(true);
+  });
+});
+
+describe('Retry-After parsing', () => {
+  it('reads delta-seconds, HTTP dates, and falls back to one second', () => {
+    expect(parseRetryAfterMs('2')).toBe(2_000);
+    expect(parseRetryAfterMs('0.5')).toBe(500);
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    expect(parseRetryAfterMs('Thu, 01 Jan 2026 00:00:03 GMT', now)).toBe(3_000);
+    expect(parseRetryAfterMs(null)).toBe(1_000);
+    expect(parseRetryAfterMs('soon')).toBe(1_000);
+  });
+});

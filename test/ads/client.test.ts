@@ -1,0 +1,238 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type AdsSandbox, startAdsSandbox } from '../../sandbox/ads-api/server.ts';
+import { AdsApiError, AdsAuthError, AdsRetryableError, AdsThrottledError } from '../../shared/ads/errors.ts';
+import { AdsRateLimiter } from '../../shared/ads/rate-limit.ts';
+import { MediaType } from '../../shared/ads/types.ts';
+import { classifyError, ErrorKind } from '../../shared/errors.ts';
+import { clientFor, collect, lwaFor, redisPrefix, testRedis } from './support.ts';
+
+let sandbox: AdsSandbox;
+let profileId: number;
+
+beforeAll(async () => {
+  sandbox = await startAdsSandbox({
+    seed: 7,
+    sizes: { profiles: 3, campaignsPerProfile: 4, adGroupsPerCampaign: 5, keywordsPerAdGroup: 50 },
+    profileCapacity: { ratePerSecond: 1_000, burst: 1_000 },
+  });
+  profileId = sandbox.admin.profileIds()[0] as number;
+});
+
+afterAll(async () => {
+  await sandbox.close();
+});
+
+beforeEach(() => {
+  sandbox.admin.reset();
+  sandbox.admin.setProfileCapacity({ ratePerSecond: 1_000, burst: 1_000 });
+});
+
+describe('listing', () => {
+  it('pages through every keyword exactly once', async () => {
+    const { client } = clientFor(sandbox.url);
+    const keywords = await collect(client.keywords(profileId, { maxResults: 37 }));
+    expect(keywords).toHaveLength(4 * 5 * 50);
+    expect(new Set(keywords.map((keyword) => keyword.keywordId)).size).toBe(1_000);
+    // ceil(1000 / 37) pages, one request each.
+    expect(sandbox.admin.stats().profiles[String(profileId)]?.requests).toBe(28);
+  });
+
+  it('filters by state and id on the server', async () => {
+    const { client } = clientFor(sandbox.url);
+    const all = await collect(client.campaigns(profileId));
+    const enabled = await collect(client.campaigns(profileId, { stateFilter: { include: ['ENABLED'] } }));
+    expect(enabled.length).toBeGreaterThan(0);
+    expect(enabled).toEqual(all.filter((campaign) => campaign.state === 'ENABLED'));
+    const target = all[1]?.campaignId as string;
+    const adGroups = await collect(client.adGroups(profileId, { campaignIdFilter: { include: [target] } }));
+    expect(adGroups).toHaveLength(5);
+    expect(adGroups.every((adGroup) => adGroup.campaignId === target)).toBe(true);
+  });
+
+  it('lists profiles across marketplaces', async () => {
+    const { client } = clientFor(sandbox.url);
+    const profiles = await client.listProfiles();
+    expect(profiles.map((profile) => profile.countryCode)).toEqual(['US', 'CA', 'MX']);
+  });
+
+  it('refreshes an access token that expires mid-run once for all concurrent callers', async () => {
+    const { client, tokens } = clientFor(sandbox.url);
+    const profiles = sandbox.admin.profileIds();
+    let pagesSeen = 0;
+    const runs = Array.from({ length: 12 }, async (_, index) => {
+      const ids: string[] = [];
+      for await (const keyword of client.keywords(profiles[index % 3] as number, { maxResults: 100 })) {
+        ids.push(keyword.keywordId);
+        if (ids.length % 100 === 0 && ++pagesSeen === 24) sandbox.admin.expireTokens();
+      }
+      return ids.length;
+    });
+    expect(await Promise.all(runs)).toEqual(Array(12).fill(1_000));
+    const stats = sandbox.admin.stats();
+    expect(stats.unauthorized).toBeGreaterThan(0);
+    expect(tokens.refreshCount).toBe(2);
+    expect(stats.lwaGrants).toBe(2);
+  });
+
+  it('requires the client id and scope headers, a live token and the vendor media type', async () => {
+    const token = await lwaFor(sandbox.url).accessToken();
+    const call = (headers: Record<string, string>) =>
+      fetch(new URL('/sp/campaigns/list', sandbox.url), { method: 'POST', headers, body: '{}' }).then(
+        (r) => r.status,
+      );
+    const full = {
+      authorization: `Bearer ${token}`,
+      'amazon-advertising-api-clientid': 'adfleet-local',
+      'amazon-advertising-api-scope': String(profileId),
+      'content-type': MediaType.campaign,
+    };
+    expect(await call(full)).toBe(200);
+    expect(await call({ ...full, authorization: 'Bearer nope' })).toBe(401);
+    expect(await call({ ...full, 'amazon-advertising-api-clientid': 'someone-else' })).toBe(400);
+    const { 'amazon-advertising-api-scope': _scope, ...unscoped } = full;
+    expect(await call(unscoped)).toBe(400);
+    expect(await call({ ...full, 'content-type': 'application/json' })).toBe(415);
+  });
+
+  it('reports refused LWA credentials as a fatal auth error without echoing the secret', async () => {
+    const tokens = lwaFor(sandbox.url, { clientSecret: 'wrong-secret-value' });
+    const error = await tokens.accessToken().catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(AdsAuthError);
+    expect(classifyError(error).kind).toBe(ErrorKind.Fatal);
+    expect(String((error as Error).message)).not.toContain('wrong-secret-value');
+  });
+});
+
+describe('bulk updates (207)', () => {
+  it('maps mixed results back to each item with Amazon error, and applies each valid change once', async () => {
+    const { client } = clientFor(sandbox.url);
+    const keywords = await collect(client.keywords(profileId));
+    const archived = keywords.find((keyword) => keyword.state === 'ARCHIVED');
+    const live = keywords.filter((keyword) => keyword.state !== 'ARCHIVED');
+    const [first, second] = live;
+    if (archived === undefined || first === undefined || second === undefined)
+      throw new Error('seed lacks states');
+    const results = await client.updateKeywords(profileId, [
+      { keywordId: first.keywordId, bid: 1.25 },
+      { keywordId: '999', bid: 1 },
+      { keywordId: second.keywordId, bid: 5_000 },
+      { keywordId: archived.keywordId, state: 'PAUSED' },
+      { keywordId: first.keywordId, bid: 2 },
+      { keywordId: second.keywordId, state: 'PAUSED' },
+    ]);
+    expect(results.map((result) => [result.index, result.ok ? 'ok' : result.code])).toEqual([
+      [0, 'ok'],
+      [1, 'entityNotFoundError'],
+      [2, 'bidError'],
+      [3, 'entityStateError'],
+      [4, 'duplicateValueError'],
+      // the bad bid at index 2 used the id; Amazon rejects the second mention too
+      [5, 'duplicateValueError'],
+    ]);
+    expect(results[2]).toMatchObject({
+      ok: false,
+      retryable: false,
+      message: 'bid must be between 0.02 and 1000 USD',
+    });
+    expect(sandbox.admin.mutations().keywords).toEqual({ [first.keywordId]: 1 });
+    const after = await collect(
+      client.keywords(profileId, { keywordIdFilter: { include: [first.keywordId] } }),
+    );
+    expect(after[0]?.bid).toBe(1.25);
+  });
+
+  it('validates campaign budgets per marketplace', async () => {
+    const { client } = clientFor(sandbox.url);
+    const japan = sandbox.admin.profileIds()[2] as number; // MX; budgets from 1 MXN
+    const campaign = (
+      await collect(client.campaigns(japan, { stateFilter: { include: ['ENABLED', 'PAUSED'] } }))
+    )[0];
+    if (campaign === undefined) throw new Error('seed lacks an editable campaign');
+    const results = await client.updateCampaigns(japan, [
+      { campaignId: campaign.campaignId, budget: { budget: 0.5, budgetType: 'DAILY' } },
+    ]);
+    expect(results[0]).toMatchObject({ ok: false, code: 'budgetError' });
+    expect(sandbox.admin.mutations().campaigns).toEqual({});
+  });
+
+  it('refuses a batch larger than Amazon accepts before sending it', async () => {
+    const { client } = clientFor(sandbox.url);
+    const updates = Array.from({ length: 1_001 }, (_, index) => ({ keywordId: String(index), bid: 1 }));
+    await expect(client.updateKeywords(profileId, updates)).rejects.toBeInstanceOf(AdsApiError);
+    expect(sandbox.admin.stats().totals.requests).toBe(0);
+  });
+});
+
+describe('failures', () => {
+  it('retries 5xx and succeeds when the fault clears', async () => {
+    const { client } = clientFor(sandbox.url);
+    sandbox.admin.injectFaults({ failNext: 2, status: 503 });
+    expect(await client.listProfiles()).toHaveLength(3);
+    expect(sandbox.admin.stats().totals).toMatchObject({ requests: 3, failed: 2 });
+  });
+
+  it('surfaces persistent 5xx as retryable after maxAttempts', async () => {
+    const { client } = clientFor(sandbox.url, { maxAttempts: 3 });
+    sandbox.admin.injectFaults({ errorRate: 1, status: 500 });
+    const error = await client.listProfiles().catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(AdsRetryableError);
+    expect((error as AdsRetryableError).status).toBe(500);
+    expect(classifyError(error).kind).toBe(ErrorKind.Retryable);
+    expect(sandbox.admin.stats().totals.failed).toBe(3);
+  });
+
+  it('times out slow responses, retries, then surfaces a retryable error', async () => {
+    const { client } = clientFor(sandbox.url, { timeoutMs: 100, maxAttempts: 2 });
+    sandbox.admin.injectFaults({ latencyMs: 400 });
+    const error = await client.listProfiles().catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(AdsRetryableError);
+    expect((error as Error).message).toContain('timed out 2 times');
+  });
+
+  it("stops at once when the caller's signal aborts, without retrying", async () => {
+    const { client } = clientFor(sandbox.url, { timeoutMs: 5_000 });
+    sandbox.admin.injectFaults({ latencyMs: 1_000 });
+    const started = Date.now();
+    const error = await client
+      .listProfiles({ signal: AbortSignal.timeout(150) })
+      .catch((caught: unknown) => caught);
+    expect((error as Error).name).toBe('TimeoutError');
+    expect(Date.now() - started).toBeLessThan(900);
+    expect(sandbox.admin.stats().totals.requests).toBe(1);
+  });
+
+  it('honours Retry-After on 429 and then succeeds', async () => {
+    const { client } = clientFor(sandbox.url);
+    sandbox.admin.setProfileCapacity({ ratePerSecond: 1, burst: 1 }, profileId);
+    const started = Date.now();
+    await collect(client.campaigns(profileId));
+    await collect(client.campaigns(profileId));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    expect(sandbox.admin.stats().profiles[String(profileId)]).toMatchObject({ requests: 3, throttled: 1 });
+  });
+
+  it('shares a Retry-After block fleet-wide through the limiter, and defers past the wait budget', async () => {
+    const redis = testRedis();
+    try {
+      const keyPrefix = redisPrefix('client');
+      const limiter = () => new AdsRateLimiter({ redis, keyPrefix, clientId: 'adfleet-local' });
+      // Worker A got a 429 with Retry-After: 1 s for this profile.
+      await limiter().recordThrottle(profileId, 1_000);
+      // Worker B may wait 300 ms at most: it defers (ThrottledError) without calling Amazon.
+      const impatient = clientFor(sandbox.url, { limiter: limiter(), maxThrottleWaitMs: 300 }).client;
+      const error = await collect(impatient.campaigns(profileId)).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(AdsThrottledError);
+      expect(classifyError(error)).toMatchObject({ kind: ErrorKind.Throttled });
+      expect((error as AdsThrottledError).retryAfterMs).toBeGreaterThan(300);
+      expect(sandbox.admin.stats().totals.requests).toBe(0);
+      // Worker C may wait: it calls once, after the block.
+      const patient = clientFor(sandbox.url, { limiter: limiter() }).client;
+      const started = Date.now();
+      await collect(patient.campaigns(profileId));
+      expect(Date.now() - started).toBeGreaterThanOrEqual(500);
+      expect(sandbox.admin.stats().totals).toMatchObject({ requests: 1, throttled: 0 });
+    } finally {
+      redis.disconnect();
+    }
+  });
+});

@@ -1,0 +1,46 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { SANDBOX_DEFAULTS } from '../../sandbox/ads-api/server.ts';
+import { AdsApiClient, type AdsClientOptions } from '../../shared/ads/client.ts';
+import { LwaTokenProvider } from '../../shared/ads/lwa.ts';
+
+/** Redis for this test process: the suite's REDIS_URL, or a local default. */
+export function testRedis(): Redis {
+  return new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 2 });
+}
+
+/** A key prefix no other test file (or run) shares. */
+export function redisPrefix(label: string): string {
+  return `t-ads-${label}-${randomBytes(4).toString('hex')}`;
+}
+
+export function lwaFor(sandboxUrl: string, overrides: { clientSecret?: string } = {}): LwaTokenProvider {
+  const { credentials } = SANDBOX_DEFAULTS;
+  return new LwaTokenProvider({
+    tokenUrl: new URL('/auth/o2/token', sandboxUrl).toString(),
+    clientId: credentials.clientId,
+    clientSecret: overrides.clientSecret ?? credentials.clientSecret,
+    refreshToken: credentials.refreshToken,
+  });
+}
+
+export function clientFor(
+  sandboxUrl: string,
+  options: Partial<AdsClientOptions> = {},
+): { client: AdsApiClient; tokens: LwaTokenProvider } {
+  const tokens = lwaFor(sandboxUrl);
+  const client = new AdsApiClient({
+    baseUrl: sandboxUrl,
+    clientId: SANDBOX_DEFAULTS.credentials.clientId,
+    tokens,
+    backoff: { baseMs: 20, capMs: 100 },
+    ...options,
+  });
+  return { client, tokens };
+}
+
+export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const items: T[] = [];
+  for await (const item of iterable) items.push(item);
+  return items;
+}
