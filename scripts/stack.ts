@@ -369,6 +369,14 @@ function dockerEngineReachable() {
   }
 }
 
+/** Which emulator answers on the port: a running one is reused whatever the setting says. */
+async function runningEmulator(fallback: Emulator): Promise<Emulator> {
+  const endpoint = `http://${HOST}:${PORTS.emulator}`;
+  if (await httpOk(`${endpoint}/_localstack/health`)) return Emulator.LocalStack;
+  if (await httpOk(`${endpoint}/moto-api/`)) return Emulator.Moto;
+  return fallback;
+}
+
 function selectedEmulator(): Emulator {
   const value = process.env.ADFLEET_EMULATOR ?? Emulator.LocalStack;
   if (value !== Emulator.LocalStack && value !== Emulator.Moto) {
@@ -394,7 +402,7 @@ async function up() {
   }
   await startAdsSandbox();
 
-  const env = stackEnvironment(emulator);
+  const env = stackEnvironment(await runningEmulator(emulator));
   const { applied } = await migrate(env.DATABASE_URL as string);
   log(applied.length === 0 ? 'migrations: up to date' : `migrations applied: ${applied.join(', ')}`);
 

@@ -1,0 +1,194 @@
+/**
+ * `npm run demo`: the local stack up, the three workers running, one of each workflow sent
+ * through them, and a summary with trace ids and the Jaeger URLs where each can be seen.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const WORKERS = ['profile-sync', 'bulk-item', 'backfill-chunk'] as const;
+
+function say(message: string) {
+  process.stdout.write(`demo: ${message}\n`);
+}
+
+// 1. The stack (idempotent), before anything reads its environment.
+execFileSync(process.execPath, [join(ROOT, 'scripts', 'stack.ts'), 'up'], { stdio: 'inherit', cwd: ROOT });
+const env: Record<string, string> = {};
+for (const line of readFileSync(join(ROOT, '.stack', 'env'), 'utf8').split('\n')) {
+  const match = /^([A-Z0-9_]+)=(.*)$/.exec(line);
+  if (match?.[1] !== undefined && match[2] !== undefined) env[match[1]] = match[2];
+}
+Object.assign(process.env, env, { OTEL_SERVICE_NAME: 'adfleet-demo' });
+const jaeger = env.ADFLEET_JAEGER_URL ?? 'http://127.0.0.1:16686';
+
+// Telemetry for this process (the workflows' root spans), then everything instrumented.
+await import('../shared/telemetry/start.ts');
+const { trace } = await import('@opentelemetry/api');
+const { loadConfig } = await import('../shared/config.ts');
+const { createAwsClients } = await import('../shared/aws.ts');
+const { createFleet } = await import('../shared/runtime.ts');
+const { telemetry } = await import('../shared/telemetry/start.ts');
+
+// 2. The workers, as their own processes, logging to .stack/logs/demo-<worker>.log.
+const logDir = join(ROOT, '.stack', 'logs');
+mkdirSync(logDir, { recursive: true });
+const children = new Map<string, ChildProcess>();
+for (const worker of WORKERS) {
+  const logFile = join(logDir, `demo-${worker}.log`);
+  const out = openSync(logFile, 'w');
+  const child = spawn(process.execPath, [join(ROOT, 'workers', worker, 'main.ts')], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      OTEL_SERVICE_NAME: worker,
+      ADFLEET_POLL_WAIT_SECONDS: '5',
+      ADFLEET_HEALTH_PORT: '0',
+    },
+    stdio: ['ignore', out, out],
+  });
+  children.set(worker, child);
+  say(`started ${worker} (pid ${child.pid}), log ${logFile}`);
+}
+
+function logLines(worker: string): Array<Record<string, unknown>> {
+  const file = join(logDir, `demo-${worker}.log`);
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 60_000,
+) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await check();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`demo: ${what} did not happen within ${timeoutMs / 1000} s`);
+}
+
+async function jaegerSpanCount(traceId: string): Promise<{ spans: number; services: string[] } | undefined> {
+  try {
+    const response = await fetch(`${jaeger}/api/traces/${traceId}`);
+    if (!response.ok) return undefined;
+    const body = (await response.json()) as {
+      data?: Array<{ spans: unknown[]; processes: Record<string, { serviceName: string }> }>;
+    };
+    const found = body.data?.[0];
+    if (found === undefined) return undefined;
+    const services = [
+      ...new Set(Object.values(found.processes).map((process) => process.serviceName)),
+    ].sort();
+    return { spans: found.spans.length, services };
+  } catch {
+    return undefined;
+  }
+}
+
+const summary: Array<{ workflow: string; traceId: string; result: string }> = [];
+const config = loadConfig();
+const clients = createAwsClients(config);
+const { fleet } = createFleet(clients, config);
+const tracer = trace.getTracer('adfleet.demo');
+let exitCode = 0;
+
+try {
+  await waitFor('workers started', () =>
+    WORKERS.every((worker) => logLines(worker).some((line) => line.msg === 'worker started'))
+      ? true
+      : undefined,
+  );
+
+  // 3a. Bulk operation (headline trace): EventBridge → bulk-item → bulk-item → EventBridge →
+  //     profile-sync → profile-sync → ProfileSynced.
+  const jobId = `demo-${Date.now()}`;
+  const profileIds = [1, 2, 3];
+  const bulkTrace = await tracer.startActiveSpan('demo bulk submit', async (span) => {
+    await fleet.publish('BulkJobSubmitted', { jobId, profileIds });
+    span.end();
+    return span.spanContext().traceId;
+  });
+  say(`bulk job ${jobId} submitted (trace ${bulkTrace})`);
+  await waitFor('the touched profiles re-synced', () => {
+    const synced = logLines('profile-sync').filter(
+      (line) => line.msg === 'profile synced' && line.trace_id === bulkTrace,
+    );
+    return synced.length === profileIds.length ? synced : undefined;
+  });
+  summary.push({
+    workflow: 'bulk operation',
+    traceId: bulkTrace,
+    result: `${profileIds.length} profiles re-synced`,
+  });
+
+  // 3b. Nightly sync, on demand.
+  const syncTrace = await tracer.startActiveSpan('demo sync all', async (span) => {
+    await fleet.publish('SyncAllProfilesRequested', { reason: 'demo' });
+    span.end();
+    return span.spanContext().traceId;
+  });
+  await waitFor('sync-all handled', () =>
+    logLines('profile-sync').find(
+      (line) => line.trace_id === syncTrace && line.messageType === 'SyncAllProfilesRequested',
+    ),
+  );
+  summary.push({ workflow: 'nightly sync', traceId: syncTrace, result: 'request handled by profile-sync' });
+
+  // 3c. Backfill, when the backfill engine is present.
+  const backfillDemo = join(ROOT, 'scripts', 'demo-backfill.ts');
+  if (existsSync(backfillDemo)) {
+    const { demoBackfill } = (await import(backfillDemo)) as {
+      demoBackfill: (
+        env: Record<string, string>,
+      ) => Promise<{ jobId: string; traceId: string; rows: number }>;
+    };
+    const backfill = await demoBackfill(env);
+    summary.push({
+      workflow: 'backfill campaign-currency',
+      traceId: backfill.traceId,
+      result: `${backfill.rows} rows filled`,
+    });
+  }
+
+  await telemetry.shutdown();
+} catch (error) {
+  exitCode = 1;
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+} finally {
+  clients.destroy();
+  // Stopping drains the workers and flushes their spans, so the traces below are whole.
+  for (const [worker, child] of children) {
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (exit) => resolve(exit)));
+    say(`${worker} drained and exited with ${code}`);
+    if (code !== 0) exitCode = 1;
+  }
+}
+
+process.stdout.write('\nadfleet demo summary\n');
+for (const entry of summary) {
+  let seen: { spans: number; services: string[] } | undefined;
+  // Jaeger indexes asynchronously: read until two reads agree.
+  for (let attempt = 0; attempt < 40; attempt += 1) {
+    const now = await jaegerSpanCount(entry.traceId);
+    if (now !== undefined && seen !== undefined && now.spans === seen.spans) break;
+    seen = now;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  const spans =
+    seen === undefined ? 'not in Jaeger' : `${seen.spans} spans across ${seen.services.join(', ')}`;
+  process.stdout.write(
+    `  ${entry.workflow.padEnd(28)} ${entry.result}\n  ${''.padEnd(28)} trace ${entry.traceId}: ${spans}\n` +
+      `  ${''.padEnd(28)} ${jaeger}/trace/${entry.traceId}\n`,
+  );
+}
+process.exit(exitCode);
