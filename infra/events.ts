@@ -4,13 +4,7 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import { Construct } from 'constructs';
-import {
-  EVENT_SOURCE,
-  eventPattern,
-  type ResourceNames,
-  scheduleTargetParameters,
-  topology,
-} from '../shared/topology.ts';
+import { eventPattern, type ResourceNames, scheduleTargetParameters, topology } from '../shared/topology.ts';
 import type { FleetQueues } from './queues.ts';
 
 /**
@@ -57,7 +51,4 @@ export class FleetEvents extends Construct {
       });
     }
   }
-
-  /** The source every fleet event carries; task roles may put events with this source only. */
-  static readonly source = EVENT_SOURCE;
 }

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { healthCheckCommand } from '../../infra/service.ts';
+import { collectorConfig } from '../../infra/telemetry-sidecar.ts';
 import {
   backlogPerTaskTarget,
   DRAIN_TIMEOUT_MS,
@@ -15,7 +16,6 @@ import {
 import { loadConfig } from '../../shared/config.ts';
 import { resourceNames } from '../../shared/topology.ts';
 import {
-  BASE_CONTEXT,
   IMAGE_URI,
   onlyResource,
   referencedId,
@@ -43,14 +43,8 @@ interface ContainerDefinition {
 }
 
 let template: Template;
-let jaegerTemplate: Template;
 beforeAll(() => {
   ({ template } = synthesizeFleet());
-  ({ template: jaegerTemplate } = synthesizeFleet({
-    ...BASE_CONTEXT,
-    tracesBackend: 'jaeger',
-    tracesEndpoint: 'https://jaeger.internal:4318',
-  }));
 });
 
 function taskDefinitionOf(t: Template, worker: WorkerName) {
@@ -267,12 +261,21 @@ describe('OpenTelemetry collector sidecar', () => {
     },
   );
 
-  it('exports over OTLP/HTTP to the configured endpoint for Jaeger (and Tempo)', () => {
-    const config = collectorConfigOf(jaegerTemplate, 'bulk-item');
-    expect(Object.keys(config.exporters)).toEqual(['otlphttp']);
-    expect(config.exporters.otlphttp.endpoint).toBe('https://jaeger.internal:4318');
-    expect(config.service.pipelines.traces.exporters).toEqual(['otlphttp']);
-  });
+  it.each(['jaeger', 'tempo'] as const)(
+    'exports over OTLP/HTTP to the configured endpoint for %s',
+    (backend) => {
+      // The same function renders AOT_CONFIG_CONTENT above; task-roles.test.ts synthesizes the
+      // Jaeger variant and proves the X-Ray permission is gone there.
+      const config = collectorConfig({
+        backend,
+        endpoint: 'https://traces.internal:4318',
+        region: 'eu-west-1',
+      });
+      expect(Object.keys(config.exporters)).toEqual(['otlphttp']);
+      expect(config.exporters.otlphttp).toMatchObject({ endpoint: 'https://traces.internal:4318' });
+      expect(config.service.pipelines.traces.exporters).toEqual(['otlphttp']);
+    },
+  );
 });
 
 describe('autoscaling on backlog per task', () => {
