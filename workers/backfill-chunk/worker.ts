@@ -1,17 +1,96 @@
-import { z } from 'zod';
-import { defineWorker, on } from '../../shared/worker.ts';
+import type pg from 'pg';
+import { createPool } from '../../shared/db.ts';
+import { FatalError } from '../../shared/errors.ts';
+import { defineWorker, on, type WorkerDefinition } from '../../shared/worker.ts';
+import { type ChainDeps, DEFAULT_TRACE_CHUNK_BUDGET, runChunk } from './chain.ts';
+import { createHealthProbe, type HealthProbe } from './health-probe.ts';
+import { JobStatus, loadJob, loadPartitions, markStarted } from './jobs.ts';
+import { BackfillChunk, BackfillRequested } from './messages.ts';
+import { BACKFILLS, type BackfillRegistry } from './registry.ts';
+import { startWatchdog, type Watchdog } from './watchdog.ts';
 
 /**
- * backfill-chunk: walking skeleton. Backfill jobs, chunks and checkpoints arrive with the
- * backfill engine; until then a request is acknowledged and logged.
+ * backfill-chunk: runs production-safe backfills. `BackfillRequested` starts one chain of
+ * `BackfillChunk` messages per partition; each chunk runs a few throttled, checkpointed
+ * batches and sends the next (chain.ts, checkpoint.ts). A watchdog restarts chains whose
+ * message was lost (watchdog.ts).
  */
-export const backfillChunkWorker = defineWorker({
-  name: 'backfill-chunk',
-  queue: 'backfill-chunk',
-  setup: async () => ({}),
-  handlers: {
-    BackfillRequested: on(z.object({ jobId: z.string() }).loose(), async (request, { logger }) => {
-      logger.info({ jobId: request.jobId }, 'backfill requested');
-    }),
-  },
-});
+
+export interface BackfillWorkerOptions {
+  readonly registry?: BackfillRegistry;
+  /** Replaces the database health probe (tests). */
+  readonly probe?: (pool: pg.Pool) => HealthProbe;
+  readonly traceChunkBudget?: number;
+  readonly beforeSendNext?: ChainDeps['beforeSendNext'];
+  /** @defaultValue true */
+  readonly watchdog?: boolean;
+}
+
+interface Deps extends ChainDeps {
+  readonly watchdog: Watchdog | undefined;
+}
+
+export function createBackfillChunkWorker(options: BackfillWorkerOptions = {}): WorkerDefinition<Deps> {
+  return defineWorker<Deps>({
+    name: 'backfill-chunk',
+    queue: 'backfill-chunk',
+    async setup({ config, logger, fleet }) {
+      // One batch transaction and one probe per chain at a time: a few connections go far.
+      const pool = createPool(config.DATABASE_URL, {
+        max: Math.min(10, config.ADFLEET_CONCURRENCY + 2),
+        applicationName: 'adfleet-backfill-chunk',
+      });
+      await pool.query('SELECT 1');
+      return {
+        pool,
+        registry: options.registry ?? BACKFILLS,
+        probe: (options.probe ?? createHealthProbe)(pool),
+        traceChunkBudget: options.traceChunkBudget ?? DEFAULT_TRACE_CHUNK_BUDGET,
+        ...(options.beforeSendNext === undefined ? {} : { beforeSendNext: options.beforeSendNext }),
+        watchdog: options.watchdog === false ? undefined : startWatchdog(pool, fleet, logger),
+      };
+    },
+    async teardown(deps) {
+      await deps.watchdog?.stop();
+      await deps.pool.end();
+    },
+    handlers: {
+      BackfillRequested: on(BackfillRequested, async ({ jobId }, { deps, fleet, logger }) => {
+        const job = await loadJob(deps.pool, jobId);
+        if (job === undefined) throw new FatalError(`no backfill job ${jobId}`);
+        if (job.status !== JobStatus.Running) {
+          logger.info({ jobId, status: job.status }, 'backfill requested but not running: nothing to start');
+          return;
+        }
+        await markStarted(deps.pool, jobId);
+        // Only partitions that never ran: a duplicate event after progress starts nothing,
+        // one before progress races the first chunk and loses the compare-and-set.
+        const fresh = (await loadPartitions(deps.pool, jobId)).filter(
+          (partition) =>
+            partition.status === 'running' &&
+            partition.batches === 0 &&
+            partition.cursor === partition.rangeStart,
+        );
+        await fleet.sendBatch(
+          'backfill-chunk',
+          fresh.map((partition) => ({
+            type: 'BackfillChunk',
+            payload: {
+              jobId,
+              partition: partition.partition,
+              cursor: partition.cursor,
+              chunk: 1,
+              traceChunks: 0,
+            } satisfies BackfillChunk,
+          })),
+        );
+        logger.info({ jobId, backfill: job.name, partitions: fresh.length }, 'backfill started');
+      }),
+      BackfillChunk: on(BackfillChunk, async (chunk, { deps, fleet, logger, signal, message }) => {
+        await runChunk(deps, chunk, { messageId: message.id, fleet, logger, signal });
+      }),
+    },
+  });
+}
+
+export const backfillChunkWorker = createBackfillChunkWorker();

@@ -1,0 +1,186 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type RunningWorker, startWorker } from '../../shared/runtime.ts';
+import { startBackfill } from '../../workers/backfill-chunk/control.ts';
+import { JobStatus, loadPartitions } from '../../workers/backfill-chunk/jobs.ts';
+import type { BackfillChunk } from '../../workers/backfill-chunk/messages.ts';
+import { BACKFILLS } from '../../workers/backfill-chunk/registry.ts';
+import { createBackfillChunkWorker } from '../../workers/backfill-chunk/worker.ts';
+import {
+  type BackfillWorld,
+  checkResult,
+  createBackfillWorld,
+  resetBackfill,
+  rowsProcessed,
+  waitForJob,
+} from './support.ts';
+
+const CAMPAIGNS = 100_000;
+
+describe('backfill engine: campaign-currency over 100,000 rows', () => {
+  let world: BackfillWorld;
+  let worker: RunningWorker | undefined;
+  let failNextSend = 0;
+
+  beforeAll(async () => {
+    world = await createBackfillWorld('backfill-engine', { profiles: 500, campaigns: CAMPAIGNS });
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await world.close();
+  });
+  beforeEach(async () => {
+    await worker?.stop();
+    worker = undefined;
+    failNextSend = 0;
+    await resetBackfill(world.db.pool);
+  });
+
+  async function start(options: { watchdog?: boolean } = {}) {
+    worker = await startWorker(
+      createBackfillChunkWorker({
+        watchdog: options.watchdog ?? false,
+        beforeSendNext: () => {
+          if (failNextSend > 0) {
+            failNextSend -= 1;
+            throw new Error('simulated crash between the commit and sending the next chunk');
+          }
+        },
+      }),
+      { config: world.config, logger: world.logger, waitTimeSeconds: 1 },
+    );
+  }
+
+  it('fills every row exactly once, with the right currency, and completes', async () => {
+    await start();
+    const { job } = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
+      name: 'campaign-currency',
+      batchSize: 2_000,
+      batchesPerChunk: 5,
+    });
+    expect(job.highWaterId - job.lowId).toBe(CAMPAIGNS);
+    const done = await waitForJob(
+      world.db.pool,
+      job.id,
+      (j) => j.status === JobStatus.Completed,
+      'completion',
+    );
+    const result = await checkResult(world.db.pool);
+    expect(result).toEqual({
+      campaigns: CAMPAIGNS,
+      filled: CAMPAIGNS,
+      wrong: 0,
+      writtenRows: CAMPAIGNS,
+      maxWrites: 1,
+    });
+    expect(await rowsProcessed(world.db.pool, job.id)).toBe(CAMPAIGNS);
+    expect(done.rowsProcessed).toBe(CAMPAIGNS);
+    expect(done.finishedAt).not.toBeNull();
+    expect(done.lastThrottle?.state).toBeDefined();
+  });
+
+  it('splits the id range into partitions with one chain each (--parallel 4)', async () => {
+    await start();
+    const { job, partitions } = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
+      name: 'campaign-currency',
+      batchSize: 2_000,
+      batchesPerChunk: 5,
+      parallel: 4,
+    });
+    expect(partitions).toHaveLength(4);
+    expect(partitions[0]?.rangeStart).toBe(job.lowId);
+    expect(partitions.at(-1)?.rangeEnd).toBe(job.highWaterId);
+    for (let index = 1; index < partitions.length; index += 1) {
+      expect(partitions[index]?.rangeStart).toBe(partitions[index - 1]?.rangeEnd);
+    }
+    await waitForJob(world.db.pool, job.id, (j) => j.status === JobStatus.Completed, 'completion');
+    const done = await loadPartitions(world.db.pool, job.id);
+    expect(done.map((partition) => partition.status)).toEqual(Array(4).fill('completed'));
+    expect(done.reduce((sum, partition) => sum + partition.rowsProcessed, 0)).toBe(CAMPAIGNS);
+    expect((await checkResult(world.db.pool)).maxWrites).toBe(1);
+    expect((await checkResult(world.db.pool)).filled).toBe(CAMPAIGNS);
+  });
+
+  it('carries on when the worker fails between a commit and sending the next chunk (redelivery adopts the checkpoint)', async () => {
+    failNextSend = 2;
+    await start();
+    const { job } = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
+      name: 'campaign-currency',
+      batchSize: 5_000,
+      batchesPerChunk: 4,
+    });
+    await waitForJob(world.db.pool, job.id, (j) => j.status === JobStatus.Completed, 'completion', 90_000);
+    expect(failNextSend).toBe(0);
+    const result = await checkResult(world.db.pool);
+    expect(result.filled).toBe(CAMPAIGNS);
+    expect(result.maxWrites).toBe(1);
+    expect(await rowsProcessed(world.db.pool, job.id)).toBe(CAMPAIGNS);
+  });
+
+  it('ignores duplicate and stale chunk messages: no double work, no second chain', async () => {
+    await start();
+    const { job } = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
+      name: 'campaign-currency',
+      batchSize: 1_000,
+      batchesPerChunk: 2,
+    });
+    // Once the chain is under way, flood it with copies of its first message (stale) and
+    // of its current position (duplicates racing the real chain for the same cursor).
+    await waitForJob(world.db.pool, job.id, (j) => j.rowsProcessed >= 10_000, 'progress');
+    const [partition] = await loadPartitions(world.db.pool, job.id);
+    if (partition === undefined) throw new Error('no partition');
+    const copies: BackfillChunk[] = [];
+    for (let copy = 0; copy < 5; copy += 1) {
+      copies.push({ jobId: job.id, partition: 0, cursor: job.lowId, chunk: 1, traceChunks: 0 });
+      copies.push({ jobId: job.id, partition: 0, cursor: partition.cursor, chunk: 99, traceChunks: 0 });
+    }
+    await world.fleet.sendBatch(
+      'backfill-chunk',
+      copies.map((payload) => ({ type: 'BackfillChunk', payload })),
+    );
+    await waitForJob(world.db.pool, job.id, (j) => j.status === JobStatus.Completed, 'completion', 90_000);
+    // After completion, more copies change nothing either.
+    await world.fleet.send('backfill-chunk', 'BackfillChunk', {
+      jobId: job.id,
+      partition: 0,
+      cursor: partition.cursor,
+      chunk: 7,
+      traceChunks: 0,
+    } satisfies BackfillChunk);
+    await world.fleet.publish('BackfillRequested', { jobId: job.id });
+    const processedBefore = await rowsProcessed(world.db.pool, job.id);
+    const batchesBefore = (await loadPartitions(world.db.pool, job.id))[0]?.batches;
+    await waitUntilQueueDrained(world);
+    expect(await rowsProcessed(world.db.pool, job.id)).toBe(CAMPAIGNS);
+    expect(processedBefore).toBe(CAMPAIGNS);
+    expect((await loadPartitions(world.db.pool, job.id))[0]?.batches).toBe(batchesBefore);
+    // One chain: one batch per 1,000 ids plus the empty one that finds the range exhausted.
+    expect(batchesBefore).toBe(CAMPAIGNS / 1_000 + 1);
+    const result = await checkResult(world.db.pool);
+    expect(result.maxWrites).toBe(1);
+    expect(result.writtenRows).toBe(CAMPAIGNS);
+  });
+});
+
+/** Waits until the worker handled everything on its queue (nothing visible, nothing in flight). */
+async function waitUntilQueueDrained(world: BackfillWorld) {
+  const { GetQueueAttributesCommand } = await import('@aws-sdk/client-sqs');
+  const deadline = Date.now() + 30_000;
+  let quietSince: number | undefined;
+  while (Date.now() < deadline) {
+    const { Attributes = {} } = await world.topology.clients.sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: world.topology.state.queues['backfill-chunk'].url,
+        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+      }),
+    );
+    const pending =
+      Number(Attributes.ApproximateNumberOfMessages ?? 0) +
+      Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
+    if (pending === 0) {
+      quietSince ??= Date.now();
+      if (Date.now() - quietSince > 1_500) return;
+    } else quietSince = undefined;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error('backfill-chunk queue did not drain within 30 s');
+}

@@ -1,0 +1,124 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type pg from 'pg';
+import { createAwsClients } from '../../shared/aws.ts';
+import { createLogger, type Logger } from '../../shared/logging.ts';
+import { createFleet } from '../../shared/runtime.ts';
+import type { Fleet } from '../../shared/worker.ts';
+import { type BackfillJob, loadJob, type StartRequest } from '../../workers/backfill-chunk/jobs.ts';
+import { seedCampaigns } from '../../workers/backfill-chunk/seed.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { stackEnv, testConfig } from '../support/env.ts';
+import { createTestTopology, type TestTopology } from '../support/topology.ts';
+
+/** One test file's world: its own queues and bus, its own seeded database, a fleet to send with. */
+export interface BackfillWorld {
+  readonly topology: TestTopology;
+  readonly db: TestDatabase;
+  readonly fleet: Fleet;
+  readonly logger: Logger;
+  readonly config: ReturnType<typeof testConfig>;
+  close(): Promise<void>;
+}
+
+export async function createBackfillWorld(
+  label: string,
+  seed: { profiles: number; campaigns: number },
+): Promise<BackfillWorld> {
+  const [topology, db] = await Promise.all([
+    createTestTopology(label),
+    createTestDatabase(stackEnv().DATABASE_URL as string),
+  ]);
+  await seedCampaigns(db.pool, seed);
+  await installWriteCounter(db.pool);
+  const config = testConfig({ ADFLEET_RESOURCE_PREFIX: topology.prefix, DATABASE_URL: db.url });
+  const clients = createAwsClients(config);
+  const { fleet } = createFleet(clients, config);
+  return {
+    topology,
+    db,
+    fleet,
+    config,
+    logger: createLogger({ level: 'warn', name: `test-${label}`, pretty: false }),
+    async close() {
+      clients.destroy();
+      await Promise.allSettled([topology.destroy(), db.drop()]);
+    },
+  };
+}
+
+/**
+ * Counts every write of campaigns.currency_code per row: the proof that no row is written
+ * twice (max = 1) and every row once (count = rows).
+ */
+export async function installWriteCounter(pool: pg.Pool): Promise<void> {
+  await pool.query(`
+    CREATE TABLE campaign_currency_writes (id bigint PRIMARY KEY, writes integer NOT NULL);
+    CREATE FUNCTION count_campaign_currency_write() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      INSERT INTO campaign_currency_writes (id, writes) VALUES (NEW.id, 1)
+      ON CONFLICT (id) DO UPDATE SET writes = campaign_currency_writes.writes + 1;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER campaign_currency_writes AFTER UPDATE OF currency_code ON campaigns
+      FOR EACH ROW EXECUTE FUNCTION count_campaign_currency_write();
+  `);
+}
+
+export interface ResultCheck {
+  readonly campaigns: number;
+  readonly filled: number;
+  readonly wrong: number;
+  readonly writtenRows: number;
+  readonly maxWrites: number;
+}
+
+/** What the campaign-currency backfill left behind, against what it should have. */
+export async function checkResult(pool: pg.Pool): Promise<ResultCheck> {
+  const { rows } = await pool.query<ResultCheck>(`
+    SELECT (SELECT count(*) FROM campaigns)::int AS campaigns,
+           (SELECT count(*) FROM campaigns WHERE currency_code IS NOT NULL)::int AS filled,
+           (SELECT count(*) FROM campaigns c JOIN profiles p ON p.id = c.profile_id
+             WHERE c.currency_code IS DISTINCT FROM p.currency_code)::int AS wrong,
+           (SELECT count(*) FROM campaign_currency_writes)::int AS "writtenRows",
+           (SELECT coalesce(max(writes), 0) FROM campaign_currency_writes)::int AS "maxWrites"`);
+  return rows[0] as ResultCheck;
+}
+
+/** Back to before any backfill: currency NULL, no write counted, no jobs. */
+export async function resetBackfill(pool: pg.Pool): Promise<void> {
+  await pool.query('ALTER TABLE campaigns DISABLE TRIGGER campaign_currency_writes');
+  await pool.query('UPDATE campaigns SET currency_code = NULL WHERE currency_code IS NOT NULL');
+  await pool.query('ALTER TABLE campaigns ENABLE TRIGGER campaign_currency_writes');
+  await pool.query('TRUNCATE campaign_currency_writes');
+  await pool.query('DELETE FROM backfill_jobs');
+}
+
+/** Polls the job until `predicate` holds; fails with the job's last state after the deadline. */
+export async function waitForJob(
+  pool: pg.Pool,
+  jobId: string,
+  predicate: (job: BackfillJob) => boolean,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<BackfillJob> {
+  const deadline = Date.now() + timeoutMs;
+  let job: BackfillJob | undefined;
+  while (Date.now() < deadline) {
+    job = await loadJob(pool, jobId);
+    if (job !== undefined && predicate(job)) return job;
+    await sleep(100);
+  }
+  throw new Error(
+    `backfill job ${jobId}: ${what} not within ${timeoutMs} ms; last state: ${JSON.stringify(job, null, 1)}`,
+  );
+}
+
+export async function rowsProcessed(pool: pg.Pool, jobId: string): Promise<number> {
+  const { rows } = await pool.query<{ rows: number }>(
+    'SELECT coalesce(sum(rows_processed), 0)::bigint AS rows FROM backfill_partitions WHERE job_id = $1',
+    [jobId],
+  );
+  return rows[0]?.rows ?? 0;
+}
+
+export type { StartRequest };

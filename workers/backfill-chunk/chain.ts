@@ -1,0 +1,213 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { trace } from '@opentelemetry/api';
+import type pg from 'pg';
+import { classifyError, describeError, ErrorKind, FatalError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/logging.ts';
+import { inNewTrace, linkTo, linkToActiveSpan } from '../../shared/telemetry/new-trace.ts';
+import type { Fleet } from '../../shared/worker.ts';
+import { type Claim, failPartition, recordDelay, recordWait, runBatch } from './checkpoint.ts';
+import type { HealthProbe } from './health-probe.ts';
+import { type BackfillJob, loadJob, refreshJobSummary, settleJob } from './jobs.ts';
+import type { BackfillChunk } from './messages.ts';
+import { type BackfillRegistry, backfillNamed } from './registry.ts';
+import { decideThrottle, paceMs, smoothRate, ThrottleState } from './throttle.ts';
+
+/**
+ * One chunk message of a partition's chain: up to `batchesPerChunk` batches, each probed,
+ * throttled and committed with its checkpoint (checkpoint.ts), then the next chunk is sent
+ * — by the chain's owner only. Waits the throttle asks for happen inline when short, or as
+ * the next chunk's SQS delay when long, so a slowed or paused backfill holds no handler.
+ */
+
+export const DEFAULT_TRACE_CHUNK_BUDGET = 50;
+
+export interface ChainDeps {
+  readonly pool: pg.Pool;
+  readonly registry: BackfillRegistry;
+  readonly probe: HealthProbe;
+  /** Chunks per trace before the chain continues in a new, linked trace. */
+  readonly traceChunkBudget: number;
+  /** Test seam: runs after a chunk's last commit, before the next chunk is sent. */
+  readonly beforeSendNext?: (next: BackfillChunk) => Promise<void> | void;
+}
+
+export interface ChunkContext {
+  readonly messageId: string;
+  readonly fleet: Fleet;
+  readonly logger: Logger;
+  readonly signal: AbortSignal;
+}
+
+interface PartitionControl {
+  rateLimit: number | null;
+  currentRate: number;
+}
+
+export async function runChunk(
+  deps: ChainDeps,
+  payload: BackfillChunk,
+  context: ChunkContext,
+): Promise<void> {
+  const { pool } = deps;
+  const job = await loadJob(pool, payload.jobId);
+  if (job === undefined) throw new FatalError(`no backfill job ${payload.jobId}`);
+  const definition = backfillNamed(deps.registry, job.name);
+  const logger = context.logger.child({ jobId: job.id, backfill: job.name, partition: payload.partition });
+  const span = trace.getActiveSpan();
+  span?.setAttributes({
+    'adfleet.backfill.job_id': job.id,
+    'adfleet.backfill.name': job.name,
+    'adfleet.backfill.partition': payload.partition,
+    'adfleet.backfill.chunk': payload.chunk,
+  });
+  const traceId = span?.spanContext().traceId ?? null;
+  const policy = job.throttlePolicy;
+  const ceiling = job.maxRate === null ? null : job.maxRate / job.parallel;
+  const control = await loadControl(pool, job.id, payload.partition);
+
+  let claim: Claim = {
+    jobId: job.id,
+    partition: payload.partition,
+    cursor: payload.cursor,
+    messageId: context.messageId,
+    mayAdopt: true,
+  };
+  let rows = 0;
+  let lastBatchEnd = performance.now();
+  for (let step = 0; step < job.batchesPerChunk; step += 1) {
+    context.signal.throwIfAborted();
+    const reading = await deps.probe(job.id, payload.partition);
+    const decision = decideThrottle(policy, {
+      limit: control.rateLimit,
+      observedRate: control.currentRate,
+      ceiling,
+      reading,
+    });
+    control.rateLimit = decision.limit;
+
+    if (decision.state === ThrottleState.Paused) {
+      const claimed = await recordWait(pool, claim, decision, policy.pauseMs, job.stallAfterMs);
+      if (claimed.kind !== 'owned') return stop(deps, job, claim, claimed, logger);
+      claim = { ...claim, cursor: claimed.cursor, mayAdopt: false };
+      logger.warn({ reason: decision.reason, waitMs: policy.pauseMs }, 'backfill paused by database health');
+      if (policy.pauseMs > policy.maxInlineWaitMs) {
+        return sendNext(deps, job, payload, claim.cursor, policy.pauseMs, context);
+      }
+      await sleep(policy.pauseMs, undefined, { signal: context.signal });
+      lastBatchEnd = performance.now();
+      continue;
+    }
+
+    let result: Awaited<ReturnType<typeof runBatch>>;
+    try {
+      result = await runBatch(pool, definition, claim, {
+        batchSize: job.batchSize,
+        stallAfterMs: job.stallAfterMs,
+        chunk: payload.chunk,
+        traceId,
+        decision,
+        rate: (batchRows) => {
+          control.currentRate = smoothRate(control.currentRate, batchRows, performance.now() - lastBatchEnd);
+          return control.currentRate;
+        },
+      });
+    } catch (error) {
+      if (classifyError(error).kind === ErrorKind.Fatal) {
+        // Bad data or a broken backfill: retrying cannot help. Record it on the job (an
+        // operator fixes the cause and resumes), then let the message go to the DLQ.
+        if (await failPartition(pool, claim, describeError(error))) await settleJob(pool, job.id);
+        logger.error({ err: describeError(error) }, 'backfill batch failed');
+      }
+      throw error;
+    }
+    if (result.kind !== 'advanced') return stop(deps, job, claim, result, logger);
+    rows += result.rows;
+    claim = { ...claim, cursor: result.cursor, mayAdopt: false };
+    if (result.done) {
+      const status = await settleJob(pool, job.id);
+      logger.info({ rows, status }, 'backfill partition completed');
+      return;
+    }
+    const waitMs = paceMs(result.rows, performance.now() - lastBatchEnd, decision.effectiveLimit);
+    if (waitMs > policy.maxInlineWaitMs) {
+      return sendNext(deps, job, payload, claim.cursor, waitMs, context);
+    }
+    if (waitMs > 0) await sleep(waitMs, undefined, { signal: context.signal });
+    lastBatchEnd = performance.now();
+  }
+  span?.setAttribute('adfleet.backfill.rows', rows);
+  return sendNext(deps, job, payload, claim.cursor, 0, context);
+}
+
+async function loadControl(pool: pg.Pool, jobId: string, partition: number): Promise<PartitionControl> {
+  const { rows } = await pool.query<PartitionControl>(
+    `SELECT rate_limit AS "rateLimit", current_rate AS "currentRate"
+       FROM backfill_partitions WHERE job_id = $1 AND partition = $2`,
+    [jobId, partition],
+  );
+  return rows[0] ?? { rateLimit: null, currentRate: 0 };
+}
+
+async function stop(
+  deps: ChainDeps,
+  job: BackfillJob,
+  claim: Claim,
+  result: { kind: 'stale'; cursor: number } | { kind: 'stopped'; status: string; jobStatus: string },
+  logger: Logger,
+): Promise<void> {
+  if (result.kind === 'stale') {
+    // A duplicate or stale message: the chain is owned by another message. Nothing to do.
+    logger.info(
+      { messageCursor: claim.cursor, partitionCursor: result.cursor },
+      'stale backfill chunk ignored (the checkpoint has moved on)',
+    );
+    return;
+  }
+  const status = await settleJob(deps.pool, job.id);
+  logger.info(
+    { partitionStatus: result.status, jobStatus: status ?? result.jobStatus },
+    'backfill chain stopped',
+  );
+}
+
+/** Sends the partition's next chunk; past the trace budget, from a new trace linked to the job's. */
+async function sendNext(
+  deps: ChainDeps,
+  job: BackfillJob,
+  payload: BackfillChunk,
+  cursor: number,
+  delayMs: number,
+  context: ChunkContext,
+): Promise<void> {
+  if (delayMs > 0) await recordDelay(deps.pool, job.id, payload.partition, cursor, delayMs, job.stallAfterMs);
+  await refreshJobSummary(deps.pool, job.id);
+  const next: BackfillChunk = {
+    jobId: job.id,
+    partition: payload.partition,
+    cursor,
+    chunk: payload.chunk + 1,
+    traceChunks: payload.traceChunks + 1,
+  };
+  await deps.beforeSendNext?.(next);
+  const options = delayMs > 0 ? { delaySeconds: Math.min(900, Math.ceil(delayMs / 1000)) } : {};
+  if (next.traceChunks < deps.traceChunkBudget) {
+    await context.fleet.send('backfill-chunk', 'BackfillChunk', next, options);
+    return;
+  }
+  await inNewTrace(
+    `backfill ${job.name} continues`,
+    {
+      links: [
+        linkTo(job.traceId, job.spanId, { 'adfleet.link': 'backfill job' }),
+        linkToActiveSpan({ 'adfleet.link': 'previous chunk' }),
+      ],
+      attributes: {
+        'adfleet.backfill.job_id': job.id,
+        'adfleet.backfill.job_trace_id': job.traceId ?? '',
+        'adfleet.backfill.partition': payload.partition,
+        'adfleet.backfill.chunk': next.chunk,
+      },
+    },
+    () => context.fleet.send('backfill-chunk', 'BackfillChunk', { ...next, traceChunks: 0 }, options),
+  );
+}

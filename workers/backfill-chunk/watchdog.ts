@@ -1,0 +1,133 @@
+import { SpanKind } from '@opentelemetry/api';
+import type pg from 'pg';
+import { describeError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/logging.ts';
+import { inNewTrace, linkTo } from '../../shared/telemetry/new-trace.ts';
+import type { Fleet } from '../../shared/worker.ts';
+import { settleJob } from './jobs.ts';
+import type { BackfillChunk } from './messages.ts';
+
+/**
+ * Restarts chains that lost their message. A chain's message can be gone for good — dead-
+ * lettered after a long database outage, or held invisible for the queue's visibility
+ * timeout by a worker that was killed — while its partition still says `running`. Every
+ * batch pushes the partition's stall deadline forward (and a delayed chunk pushes it past
+ * its delay); a partition past its deadline is claimed here (one worker wins the UPDATE)
+ * and sent a new chunk from its durable cursor. If the old message turns up after all,
+ * the compare-and-set lets only one of the two go on.
+ *
+ * It also settles jobs left in pausing/cancelling/running with no chain running (a worker
+ * killed between stopping its chain and settling the job).
+ */
+
+interface Stalled {
+  readonly jobId: string;
+  readonly partition: number;
+  readonly cursor: number;
+  readonly chunks: number;
+  readonly name: string;
+  readonly traceId: string | null;
+  readonly spanId: string | null;
+}
+
+export interface WatchdogPass {
+  readonly restarted: number;
+  readonly settled: number;
+  /** Shortest stall timeout among live jobs, ms; undefined when none is live. */
+  readonly shortestStallMs: number | undefined;
+}
+
+export async function runWatchdogPass(pool: pg.Pool, fleet: Fleet, logger: Logger): Promise<WatchdogPass> {
+  const { rows: stalled } = await pool.query<Stalled>(
+    `UPDATE backfill_partitions p
+        SET stall_deadline = now() + make_interval(secs => j.stall_after_ms::float8 / 1000)
+       FROM backfill_jobs j
+      WHERE j.id = p.job_id AND p.stall_deadline < now()
+        AND ((p.status = 'running' AND j.status IN ('running', 'pausing', 'cancelling'))
+          OR (p.status = 'paused' AND j.status = 'running'))
+      RETURNING p.job_id AS "jobId", p.partition, p.cursor, p.chunks, j.name,
+                j.trace_id AS "traceId", j.span_id AS "spanId"`,
+  );
+  for (const partition of stalled) {
+    const next: BackfillChunk = {
+      jobId: partition.jobId,
+      partition: partition.partition,
+      cursor: partition.cursor,
+      chunk: partition.chunks + 1,
+      traceChunks: 0,
+    };
+    await inNewTrace(
+      `backfill ${partition.name} restart stalled chain`,
+      {
+        kind: SpanKind.PRODUCER,
+        links: [linkTo(partition.traceId, partition.spanId, { 'adfleet.link': 'backfill job' })],
+        attributes: {
+          'adfleet.backfill.job_id': partition.jobId,
+          'adfleet.backfill.partition': partition.partition,
+        },
+      },
+      () => fleet.send('backfill-chunk', 'BackfillChunk', next),
+    );
+    logger.warn(
+      { jobId: partition.jobId, partition: partition.partition, cursor: partition.cursor },
+      'backfill chain stalled: restarted from its checkpoint',
+    );
+  }
+  const { rows: unsettled } = await pool.query<{ id: string }>(
+    `SELECT j.id FROM backfill_jobs j
+      WHERE j.status IN ('running', 'pausing', 'cancelling')
+        AND NOT EXISTS (SELECT 1 FROM backfill_partitions p WHERE p.job_id = j.id AND p.status = 'running')`,
+  );
+  let settled = 0;
+  for (const { id } of unsettled) {
+    const before = await settleJob(pool, id);
+    if (before !== undefined) settled += 1;
+  }
+  const { rows: live } = await pool.query<{ shortest: number | null }>(
+    `SELECT min(stall_after_ms) AS shortest FROM backfill_jobs
+      WHERE status IN ('running', 'pausing', 'cancelling')`,
+  );
+  const shortest = live[0]?.shortest ?? null;
+  return { restarted: stalled.length, settled, shortestStallMs: shortest ?? undefined };
+}
+
+export interface Watchdog {
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a pass now and then: every half of the shortest live stall timeout, between 0.5 s
+ * and 10 s. Failures are logged and the next pass tries again.
+ */
+export function startWatchdog(pool: pg.Pool, fleet: Fleet, logger: Logger): Watchdog {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  const schedule = (delayMs: number) => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      running = pass();
+    }, delayMs);
+    timer.unref();
+  };
+  const pass = async () => {
+    let next = 10_000;
+    try {
+      const result = await runWatchdogPass(pool, fleet, logger);
+      if (result.shortestStallMs !== undefined) {
+        next = Math.min(10_000, Math.max(500, result.shortestStallMs / 2));
+      }
+    } catch (error) {
+      logger.warn({ err: describeError(error) }, 'backfill watchdog pass failed');
+    }
+    schedule(next);
+  };
+  schedule(1_000);
+  return {
+    async stop() {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+      await running;
+    },
+  };
+}
