@@ -5,7 +5,7 @@ import { type FleetSettings, readSettings, SettingsError } from './settings.ts';
 
 /**
  * The CDK app: `cdk synth` / `cdk deploy` from `infra/` (see infra/cdk.json), or
- * `node infra/app.ts` with CDK_OUTDIR set. Settings come from CDK context; see docs/deploy.md.
+ * `node infra/app.ts` with CDK_OUTDIR set. Settings come from CDK context; see README.md, "Deploy".
  */
 const app = new App();
 let settings: FleetSettings;

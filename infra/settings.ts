@@ -7,7 +7,7 @@ import { z } from 'zod';
  */
 
 const secretArn = z
-  .string({ error: 'required: the complete ARN of a secret you created (see docs/deploy.md)' })
+  .string({ error: 'required: the complete ARN of a secret you created (see README.md, "Deploy")' })
   .regex(
     /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/,
     'a complete secret ARN',

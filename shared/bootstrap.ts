@@ -13,12 +13,12 @@ import {
 import { type AwsClients, accountOf } from './aws.ts';
 import {
   deadLetterQueueAttributes,
-  EVENT_SOURCE,
   eventPattern,
   QUEUE_NAMES,
   type QueueName,
   queueAttributes,
   type ResourceNames,
+  scheduleTargetParameters,
   topology,
 } from './topology.ts';
 
@@ -141,8 +141,7 @@ export async function bootstrapTopology(
       Target: {
         Arn: busArn,
         RoleArn: `arn:aws:iam::${account}:role/${names.schedulerRole}`,
-        Input: JSON.stringify(schedule.detail),
-        EventBridgeParameters: { DetailType: schedule.detailType, Source: EVENT_SOURCE },
+        ...scheduleTargetParameters(schedule),
       },
     };
     try {
