@@ -4,6 +4,8 @@ import '../shared/telemetry/start.ts';
 
 const { Command } = await import('commander');
 const { backfillCommand } = await import('./commands/backfill.ts');
+const { dbCommand } = await import('./commands/db.ts');
+const { dlqCommand } = await import('./commands/dlq.ts');
 const { runCommand } = await import('./context.ts');
 
 const program = new Command('adfleet')
@@ -11,6 +13,8 @@ const program = new Command('adfleet')
   .showHelpAfterError();
 
 program.addCommand(backfillCommand());
+program.addCommand(dlqCommand());
+program.addCommand(dbCommand());
 
 program
   .command('sync-all')

@@ -1,0 +1,59 @@
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FLEET_ATTRIBUTES } from '../../shared/messaging/trace-context.ts';
+import { workerEnv } from '../support/env.ts';
+import { spawnNode } from '../support/processes.ts';
+import { drainMessages, fleetMessage } from '../support/queues.ts';
+import { createTestTopology, type TestTopology } from '../support/topology.ts';
+
+describe('adfleet dlq', () => {
+  let topology: TestTopology;
+
+  beforeAll(async () => {
+    topology = await createTestTopology('cli-dlq');
+  });
+  afterAll(async () => {
+    await topology.destroy();
+  });
+
+  async function cli(...args: string[]) {
+    const run = spawnNode('cli/main.ts', workerEnv(topology.prefix), args);
+    const exit = await run.exited;
+    return { code: exit.code, output: run.output.join('') };
+  }
+
+  it('lists dead letters with their reasons and redrives them to their queue', async () => {
+    const { url, deadLetterUrl } = topology.state.queues['bulk-item'];
+    const body = fleetMessage('Record', { marker: 'redrive-me' });
+    const record = { reason: 'FatalError: downstream said no', queue: 'q', type: 'Record', receiveCount: 1 };
+    await topology.clients.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: deadLetterUrl,
+        MessageBody: body,
+        MessageAttributes: {
+          [FLEET_ATTRIBUTES.deadLetter]: { DataType: 'String', StringValue: JSON.stringify(record) },
+          tenant: { DataType: 'String', StringValue: 'acme' },
+        },
+      }),
+    );
+
+    const listed = await cli('dlq', 'list', '--queue', 'bulk-item');
+    expect(listed.code).toBe(0);
+    expect(listed.output).toContain('FatalError: downstream said no');
+
+    const redriven = await cli('dlq', 'redrive', '--queue', 'bulk-item');
+    expect(redriven.code).toBe(0);
+    expect(redriven.output).toContain('1 message(s) sent back to bulk-item');
+
+    const [back] = await drainMessages(topology.clients.sqs, url, 1);
+    expect(back?.Body).toBe(body);
+    expect(back?.MessageAttributes?.tenant?.StringValue).toBe('acme');
+    expect(back?.MessageAttributes?.[FLEET_ATTRIBUTES.deadLetter]).toBeUndefined();
+  });
+
+  it('rejects an unknown queue with a clear message', async () => {
+    const result = await cli('dlq', 'list', '--queue', 'nope');
+    expect(result.code).not.toBe(0);
+    expect(result.output).toMatch(/Allowed choices are profile-sync, bulk-item, backfill-chunk/);
+  });
+});
