@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Template } from 'aws-cdk-lib/assertions';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, SECRET_ARNS, synthesizeFleet } from './fleet-template.ts';
 
 /**
@@ -18,6 +18,7 @@ const REGION = 'eu-west-1';
 
 let outdir: string;
 let cliTemplate: Record<string, unknown>;
+afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 beforeAll(async () => {
   outdir = mkdtempSync(path.join(tmpdir(), 'adfleet-cdk-cli-'));
   const context = Object.entries(SECRET_ARNS).flatMap(([key, value]) => ['-c', `${key}=${value}`]);

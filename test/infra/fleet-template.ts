@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { App } from 'aws-cdk-lib';
@@ -12,6 +12,10 @@ import { readSettings } from '../../infra/settings.ts';
  */
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+
+/** Cloud assemblies of this test process, removed when it exits. */
+const OUT_ROOT = mkdtempSync(path.join(tmpdir(), 'adfleet-cdk-'));
+process.once('exit', () => rmSync(OUT_ROOT, { recursive: true, force: true }));
 
 const ACCOUNT = '111111111111';
 const REGION = 'eu-west-1';
@@ -35,7 +39,7 @@ export function synthesizeFleet(
   context: Readonly<Record<string, string | undefined>> = BASE_CONTEXT,
   env?: { readonly account?: string; readonly region?: string },
 ): SynthesizedFleet {
-  const app = new App({ context, outdir: mkdtempSync(path.join(tmpdir(), 'adfleet-cdk-')) });
+  const app = new App({ context, outdir: mkdtempSync(path.join(OUT_ROOT, 'app-')) });
   const settings = readSettings((key) => app.node.tryGetContext(key));
   const stack = new FleetStack(app, `${settings.prefix}-fleet`, { settings, repoRoot: REPO_ROOT, env });
   return { stack, template: Template.fromStack(stack) };
