@@ -257,51 +257,115 @@ async function startRedis() {
 
 // ---------------------------------------------------------------- AWS emulator
 
-function pythonVenv(name: string, install: (pip: string) => void) {
+function pythonVenv(name: string, python: string, install: (pip: string) => void) {
   const venv = join(TOOLS_DIR, name);
   const marker = join(venv, '.installed');
   if (!existsSync(marker)) {
     rmSync(venv, { recursive: true, force: true });
     mkdirSync(TOOLS_DIR, { recursive: true });
     log(`creating ${venv}`);
-    run('python3', ['-m', 'venv', venv]);
+    run(python, ['-m', 'venv', venv]);
     install(join(venv, 'bin', 'pip'));
     writeFileSync(marker, new Date().toISOString());
   }
   return venv;
 }
 
-async function startEmulator(emulator: Emulator) {
-  const endpoint = `http://${HOST}:${PORTS.emulator}`;
-  if (!(await portOpen(PORTS.emulator))) {
-    if (emulator === Emulator.LocalStack) {
-      const venv = pythonVenv('localstack-venv', (pip) =>
-        run(pip, ['install', '-q', '-r', join(ROOT, 'localstack', 'requirements.txt')]),
-      );
-      const data = join(STATE_DIR, 'localstack');
-      mkdirSync(data, { recursive: true });
-      log('starting LocalStack (no Docker)');
-      startDetached('emulator', join(venv, 'bin', 'python'), ['-m', 'localstack.runtime.main'], {
-        SERVICES: 'sqs,events,scheduler',
-        GATEWAY_LISTEN: `${HOST}:${PORTS.emulator}`,
-        LOCALSTACK_HOST: `${HOST}:${PORTS.emulator}`,
-        SQS_ENDPOINT_STRATEGY: 'path',
-        DNS_ADDRESS: '0',
-        EAGER_SERVICE_LOADING: '1',
-        FILESYSTEM_ROOT: data,
-        TMPDIR: data,
+/**
+ * LocalStack 4.14.0's SQS and EventBridge code needs Python 3.13 (3.11 fails to import it,
+ * 3.12 answers every SQS call with a 500): a python3.13+ on PATH or under pyenv.
+ */
+function python313(): string | undefined {
+  const pyenv = join(process.env.HOME ?? '/root', '.pyenv', 'versions');
+  const pyenvPythons = existsSync(pyenv)
+    ? readdirSync(pyenv)
+        .sort((a, b) => b.localeCompare(a, undefined, { numeric: true }))
+        .map((version) => join(pyenv, version, 'bin', 'python3'))
+    : [];
+  // Asked, not guessed: a pyenv shim answers `command -v` for versions it cannot run.
+  return ['python3.14', 'python3.13', ...pyenvPythons, 'python3'].find((candidate) => {
+    try {
+      const answer = execFileSync(candidate, ['-c', 'import sys; print(sys.version_info >= (3, 13))'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
       });
-      await waitFor('LocalStack', () => httpOk(`${endpoint}/_localstack/health`), 120_000);
-    } else {
-      const venv = pythonVenv('moto-venv', (pip) =>
-        run(pip, ['install', '-q', `moto[server]==${MOTO_VERSION}`]),
-      );
-      log('starting moto');
-      startDetached('emulator', join(venv, 'bin', 'moto_server'), ['-H', HOST, '-p', String(PORTS.emulator)]);
-      await waitFor('moto', () => httpOk(`${endpoint}/moto-api/`), 60_000);
+      return answer.trim() === 'True';
+    } catch {
+      return false;
     }
+  });
+}
+
+async function localStackReady(endpoint: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${endpoint}/_localstack/health`, { signal: AbortSignal.timeout(2_000) });
+    if (!response.ok) return false;
+    const { services = {} } = (await response.json()) as { services?: Record<string, string> };
+    // With eager loading a service that failed to load says "error" instead of looking fine.
+    return ['sqs', 'events', 'scheduler'].every((service) => services[service] === 'running');
+  } catch {
+    return false;
   }
-  log(`AWS emulator (${emulator}) on ${endpoint}`);
+}
+
+async function startLocalStack(python: string, endpoint: string) {
+  const venv = pythonVenv('localstack-venv', python, (pip) =>
+    run(pip, ['install', '-q', '--no-deps', '-r', join(ROOT, 'localstack', 'requirements.txt')]),
+  );
+  const root = join(STATE_DIR, 'localstack');
+  mkdirSync(join(root, 'usr', 'lib', 'localstack'), { recursive: true });
+  const env = {
+    // This machine may carry a /.dockerenv: without this LocalStack believes it runs in a
+    // container and ignores FILESYSTEM_ROOT.
+    OVERRIDE_IN_DOCKER: '0',
+    FILESYSTEM_ROOT: root,
+    SERVICES: 'sqs,events,scheduler',
+    GATEWAY_LISTEN: `${HOST}:${PORTS.emulator}`,
+    LOCALSTACK_HOST: `${HOST}:${PORTS.emulator}`,
+    SQS_ENDPOINT_STRATEGY: 'path',
+    DNS_ADDRESS: '0',
+    EAGER_SERVICE_LOADING: '1',
+    SKIP_SSL_CERT_DOWNLOAD: '1',
+    DISABLE_EVENTS: '1',
+  };
+  const catalogBuilt = readdirSync(join(root, 'usr', 'lib', 'localstack')).some((file) =>
+    file.startsWith('service-catalog-'),
+  );
+  if (!catalogBuilt) {
+    // Built once ahead of time: otherwise the first request builds it and the process
+    // keeps ~500 MB instead of ~150 MB.
+    execFileSync(join(venv, 'bin', 'python'), ['-m', 'localstack.aws.spec'], {
+      env: { ...process.env, ...env },
+      stdio: 'ignore',
+    });
+  }
+  log('starting LocalStack (no Docker)');
+  startDetached('emulator', join(venv, 'bin', 'python'), ['-m', 'localstack.runtime.main'], env);
+  await waitFor('LocalStack', () => localStackReady(endpoint), 120_000);
+}
+
+async function startMoto(endpoint: string) {
+  const venv = pythonVenv('moto-venv', 'python3', (pip) =>
+    run(pip, ['install', '-q', `moto[server]==${MOTO_VERSION}`]),
+  );
+  log('starting moto');
+  startDetached('emulator', join(venv, 'bin', 'moto_server'), ['-H', HOST, '-p', String(PORTS.emulator)]);
+  await waitFor('moto', () => httpOk(`${endpoint}/moto-api/`), 60_000);
+}
+
+async function startEmulator(emulator: Emulator): Promise<Emulator> {
+  const endpoint = `http://${HOST}:${PORTS.emulator}`;
+  if (await portOpen(PORTS.emulator)) return runningEmulator(emulator);
+  if (emulator === Emulator.LocalStack) {
+    const python = python313();
+    if (python !== undefined) {
+      await startLocalStack(python, endpoint);
+      return Emulator.LocalStack;
+    }
+    log('LocalStack 4.14.0 needs Python 3.13 and none was found: using moto instead');
+  }
+  await startMoto(endpoint);
+  return Emulator.Moto;
 }
 
 // ---------------------------------------------------------------- Jaeger
@@ -397,12 +461,13 @@ async function up() {
     // Sequential on purpose: installs share apt's lock and the machine's two cores.
     await startPostgres();
     await startRedis();
-    await startEmulator(emulator);
+    emulator = await startEmulator(emulator);
+    log(`AWS emulator (${emulator}) on http://${HOST}:${PORTS.emulator}`);
     await startJaeger();
   }
   await startAdsSandbox();
 
-  const env = stackEnvironment(await runningEmulator(emulator));
+  const env = stackEnvironment(emulator);
   const { applied } = await migrate(env.DATABASE_URL as string);
   log(applied.length === 0 ? 'migrations: up to date' : `migrations applied: ${applied.join(', ')}`);
 
