@@ -1,8 +1,274 @@
-import { Command } from 'commander';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { trace } from '@opentelemetry/api';
+import cliProgress from 'cli-progress';
+import { Command, InvalidArgumentError } from 'commander';
+import type pg from 'pg';
+import {
+  cancelBackfill,
+  pauseBackfill,
+  resumeBackfill,
+  startBackfill,
+} from '../../workers/backfill-chunk/control.ts';
+import {
+  type BackfillJob,
+  type BackfillPartition,
+  findJob,
+  listJobs,
+  loadJob,
+  loadPartitions,
+  type Progress,
+  progressOf,
+  TERMINAL_JOB_STATUSES,
+  type Transition,
+} from '../../workers/backfill-chunk/jobs.ts';
+import { BACKFILLS } from '../../workers/backfill-chunk/registry.ts';
+import { runCommand } from '../context.ts';
 
-/** `adfleet backfill …` — placeholder until the backfill engine lands. */
-export function backfillCommand(): Command {
-  return new Command('backfill').description(
-    'Production-safe backfills (start, pause, resume, cancel, status, list)',
+/**
+ * `adfleet backfill …`: start, pause, resume, cancel, status [--watch], list. Jobs are
+ * named by id or by backfill name (its latest job). Every command records first and
+ * messages after (workers/backfill-chunk/control.ts).
+ */
+
+function positiveInt(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError('must be a positive integer');
+  return parsed;
+}
+
+function positiveNumber(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed <= 0) throw new InvalidArgumentError('must be a positive number');
+  return parsed;
+}
+
+async function jobOrThrow(db: pg.Pool, idOrName: string): Promise<BackfillJob> {
+  const job = await findJob(db, idOrName);
+  if (job === undefined) throw new Error(`no backfill job "${idOrName}"`);
+  return job;
+}
+
+function formatCount(value: number): string {
+  return Math.round(value).toLocaleString('en-US');
+}
+
+export function formatDuration(seconds: number | undefined): string {
+  if (seconds === undefined || !Number.isFinite(seconds)) return '--';
+  const total = Math.round(seconds);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  return h > 0
+    ? `${h}h${String(m).padStart(2, '0')}m`
+    : m > 0
+      ? `${m}m${String(s).padStart(2, '0')}s`
+      : `${s}s`;
+}
+
+function describeThrottle(progress: Progress): string {
+  const decision = progress.throttle;
+  if (decision === null) return 'no decision yet';
+  const limit =
+    decision.effectiveLimit === null ? 'unlimited' : `${formatCount(decision.effectiveLimit)} rows/s`;
+  return `${decision.state} (${decision.reason}; limit ${limit}; probe ${decision.reading.probeMs.toFixed(1)}ms, ${decision.reading.activeConnections} active${
+    decision.reading.replicationLagMs === null
+      ? ''
+      : `, lag ${Math.round(decision.reading.replicationLagMs)}ms`
+  })`;
+}
+
+export function renderStatus(job: BackfillJob, partitions: readonly BackfillPartition[]): string {
+  const progress = progressOf(job, partitions);
+  const lines = [
+    `backfill ${job.name}  ${job.id}`,
+    `  status     ${job.status}${job.error === null ? '' : `  error: ${job.error}`}`,
+    `  progress   ${(progress.fraction * 100).toFixed(1)}%  ${formatCount(progress.rowsProcessed)} rows of ~${formatCount(job.rowsEstimate)}  ids (${job.lowId}, ${job.highWaterId}]`,
+    `  rate       ${formatCount(progress.rate)} rows/s  ETA ${formatDuration(progress.etaSeconds)}${job.maxRate === null ? '' : `  ceiling ${formatCount(job.maxRate)} rows/s`}`,
+    `  throttle   ${describeThrottle(progress)}`,
+    `  batches    ${job.batchSize} rows x ${job.batchesPerChunk} per chunk, ${progress.partitions.running}/${progress.partitions.total} chains running`,
+    `  trace      ${job.traceId ?? '-'}`,
+    `  started    ${job.createdAt.toISOString()}${job.finishedAt === null ? '' : `  finished ${job.finishedAt.toISOString()}`}`,
+  ];
+  if (partitions.length > 1) {
+    for (const partition of partitions) {
+      const span = partition.rangeEnd - partition.rangeStart;
+      const share = span === 0 ? 100 : ((partition.cursor - partition.rangeStart) / span) * 100;
+      lines.push(
+        `  [${partition.partition}] ${partition.status.padEnd(9)} ${share.toFixed(1).padStart(5)}%  ${formatCount(partition.rowsProcessed)} rows  ${formatCount(partition.currentRate)} rows/s  ${partition.throttleState}`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+/** Polls the job and draws a progress bar until it is finished (or paused, with --until-rest). */
+export async function watchJob(db: pg.Pool, jobId: string, options: { intervalMs?: number } = {}) {
+  const bar = new cliProgress.SingleBar(
+    {
+      format:
+        '{name} |{bar}| {percentage}% | {rows} rows | {rate} rows/s | ETA {eta_text} | {status} | throttle {throttle}',
+      barsize: 30,
+      hideCursor: true,
+      noTTYOutput: true,
+      notTTYSchedule: 2_000,
+      etaBuffer: 1,
+    },
+    cliProgress.Presets.shades_classic,
   );
+  let started = false;
+  for (;;) {
+    const job = await loadJob(db, jobId);
+    if (job === undefined) throw new Error(`no backfill job ${jobId}`);
+    const progress = progressOf(job, await loadPartitions(db, jobId));
+    const payload = {
+      name: job.name,
+      rows: formatCount(progress.rowsProcessed),
+      rate: formatCount(progress.rate),
+      eta_text: formatDuration(progress.etaSeconds),
+      status: job.status,
+      throttle: progress.throttle?.state ?? '-',
+    };
+    const value = Math.round(progress.fraction * 1000);
+    if (!started) {
+      bar.start(1000, value, payload);
+      started = true;
+    } else bar.update(value, payload);
+    if (TERMINAL_JOB_STATUSES.includes(job.status) || job.status === 'paused') {
+      bar.update(value, payload);
+      bar.stop();
+      return job;
+    }
+    await sleep(options.intervalMs ?? 500);
+  }
+}
+
+function transitionMessage(verb: string, transition: Transition): string {
+  const { job, changed } = transition;
+  return changed
+    ? `backfill ${job.name} ${job.id}: ${verb} (now ${job.status})`
+    : `backfill ${job.name} ${job.id} is ${job.status}: nothing to ${verb.replace(/ed$/, '')}`;
+}
+
+export function backfillCommand(): Command {
+  const command = new Command('backfill').description(
+    'Production-safe backfills: start, pause, resume, cancel, status, list',
+  );
+
+  command
+    .command('start')
+    .argument('<name>', `backfill to run (${[...BACKFILLS.keys()].join(', ')})`)
+    .description('Record a backfill job over the current id range and start its chains')
+    .option('--batch-size <rows>', 'rows per batch (one transaction each)', positiveInt)
+    .option('--batches-per-chunk <n>', 'batches per chunk message', positiveInt)
+    .option('--max-rate <rows/s>', 'ceiling for the whole job, rows per second', positiveNumber)
+    .option('--parallel <n>', 'split the id range into N partitions, one chain each', positiveInt, 1)
+    .option('--stall-after <ms>', 'restart a chain that shows no progress for this long', positiveInt)
+    .option('--json', 'print the job as JSON')
+    .action((name: string, options) =>
+      runCommand('backfill start', async ({ db, fleet, traceId }) => {
+        const spanId = trace.getActiveSpan()?.spanContext().spanId;
+        const { job, partitions } = await startBackfill(db(), fleet, BACKFILLS, {
+          name,
+          ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
+          ...(options.batchesPerChunk === undefined ? {} : { batchesPerChunk: options.batchesPerChunk }),
+          ...(options.maxRate === undefined ? {} : { maxRate: options.maxRate }),
+          ...(options.stallAfter === undefined ? {} : { stallAfterMs: options.stallAfter }),
+          parallel: options.parallel,
+          traceId,
+          ...(spanId === undefined ? {} : { spanId }),
+        });
+        if (options.json === true) {
+          return JSON.stringify({
+            jobId: job.id,
+            name: job.name,
+            status: job.status,
+            traceId,
+            partitions: partitions.length,
+            rowsEstimate: job.rowsEstimate,
+          });
+        }
+        return [
+          `backfill ${job.name} started: job ${job.id}`,
+          `  ids (${job.lowId}, ${job.highWaterId}], ~${formatCount(job.rowsEstimate)} rows, ${partitions.length} chain(s), ${job.batchSize} rows x ${job.batchesPerChunk} per chunk`,
+          `  trace ${traceId}`,
+          `  watch: adfleet backfill status ${job.id} --watch`,
+        ].join('\n');
+      }),
+    );
+
+  command
+    .command('pause')
+    .argument('<job>', 'job id, or backfill name for its latest job')
+    .description('Stop the chains at their next batch; the job settles to paused')
+    .action((idOrName: string) =>
+      runCommand('backfill pause', async ({ db }) => {
+        const job = await jobOrThrow(db(), idOrName);
+        return transitionMessage('paused', await pauseBackfill(db(), job.id));
+      }),
+    );
+
+  command
+    .command('resume')
+    .argument('<job>', 'job id, or backfill name for its latest job')
+    .description('Restart every unfinished chain from its durable checkpoint')
+    .action((idOrName: string) =>
+      runCommand('backfill resume', async ({ db, fleet }) => {
+        const job = await jobOrThrow(db(), idOrName);
+        const resumed = await resumeBackfill(db(), fleet, job.id);
+        return `${transitionMessage('resumed', resumed)}${resumed.changed ? `, ${resumed.partitions.length} chain(s) restarted` : ''}`;
+      }),
+    );
+
+  command
+    .command('cancel')
+    .argument('<job>', 'job id, or backfill name for its latest job')
+    .description('Stop for good; rows already written stay written')
+    .action((idOrName: string) =>
+      runCommand('backfill cancel', async ({ db }) => {
+        const job = await jobOrThrow(db(), idOrName);
+        return transitionMessage('cancelled', await cancelBackfill(db(), job.id));
+      }),
+    );
+
+  command
+    .command('status')
+    .argument('<job>', 'job id, or backfill name for its latest job')
+    .description('Progress, rate, ETA and throttle state')
+    .option('--watch', 'draw a progress bar until the job finishes or pauses')
+    .option('--json', 'print the job and its partitions as JSON')
+    .action((idOrName: string, options: { watch?: boolean; json?: boolean }) =>
+      runCommand('backfill status', async ({ db }) => {
+        let job = await jobOrThrow(db(), idOrName);
+        if (options.watch === true) job = await watchJob(db(), job.id);
+        const partitions = await loadPartitions(db(), job.id);
+        if (options.json === true) {
+          return JSON.stringify({ job, partitions, progress: progressOf(job, partitions) }, null, 2);
+        }
+        return renderStatus(job, partitions);
+      }),
+    );
+
+  command
+    .command('list')
+    .description('Recent backfill jobs, and the backfills there are')
+    .option('--limit <n>', 'jobs to show', positiveInt, 20)
+    .action((options: { limit: number }) =>
+      runCommand('backfill list', async ({ db }) => {
+        const jobs = await listJobs(db(), options.limit);
+        const lines = ['backfills:'];
+        for (const definition of BACKFILLS.values())
+          lines.push(`  ${definition.name.padEnd(24)} ${definition.description}`);
+        lines.push('', 'jobs:');
+        if (jobs.length === 0) lines.push('  (none)');
+        for (const job of jobs) {
+          const progress = progressOf(job, await loadPartitions(db(), job.id));
+          lines.push(
+            `  ${job.id}  ${job.name.padEnd(20)} ${job.status.padEnd(10)} ${(progress.fraction * 100).toFixed(1).padStart(5)}%  ${formatCount(progress.rowsProcessed).padStart(12)} rows  ${job.createdAt.toISOString()}`,
+          );
+        }
+        return lines.join('\n');
+      }),
+    );
+
+  return command;
 }

@@ -20,6 +20,8 @@ import { decideThrottle, paceMs, smoothRate, ThrottleState } from './throttle.ts
  */
 
 export const DEFAULT_TRACE_CHUNK_BUDGET = 50;
+/** The job row's summary is refreshed after every chunk, and within a slow chunk this often. */
+const SUMMARY_INTERVAL_MS = 1_000;
 
 export interface ChainDeps {
   readonly pool: pg.Pool;
@@ -74,6 +76,8 @@ export async function runChunk(
   };
   let rows = 0;
   let lastBatchEnd = performance.now();
+  let waitedMs = 0;
+  let lastSummaryAt = performance.now();
   for (let step = 0; step < job.batchesPerChunk; step += 1) {
     context.signal.throwIfAborted();
     const reading = await deps.probe(job.id, payload.partition);
@@ -106,6 +110,7 @@ export async function runChunk(
         chunk: payload.chunk,
         traceId,
         decision,
+        waitedMs,
         rate: (batchRows) => {
           control.currentRate = smoothRate(control.currentRate, batchRows, performance.now() - lastBatchEnd);
           return control.currentRate;
@@ -128,11 +133,16 @@ export async function runChunk(
       logger.info({ rows, status }, 'backfill partition completed');
       return;
     }
+    if (performance.now() - lastSummaryAt > SUMMARY_INTERVAL_MS) {
+      await refreshJobSummary(pool, job.id);
+      lastSummaryAt = performance.now();
+    }
     const waitMs = paceMs(result.rows, performance.now() - lastBatchEnd, decision.effectiveLimit);
     if (waitMs > policy.maxInlineWaitMs) {
       return sendNext(deps, job, payload, claim.cursor, waitMs, context);
     }
     if (waitMs > 0) await sleep(waitMs, undefined, { signal: context.signal });
+    waitedMs = waitMs;
     lastBatchEnd = performance.now();
   }
   span?.setAttribute('adfleet.backfill.rows', rows);

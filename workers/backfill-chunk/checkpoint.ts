@@ -93,6 +93,8 @@ export interface BatchSettings {
   readonly chunk: number;
   readonly traceId: string | null;
   readonly decision: ThrottleDecision;
+  /** Time the chain waited for the throttle since its previous batch, ms. */
+  readonly waitedMs: number;
   /** Rows/s to record (EWMA), computed by the caller. */
   readonly rate: (rows: number) => number;
 }
@@ -188,7 +190,8 @@ export async function advanceCheckpoint(
             current_rate = $9, rate_limit = $10, throttle_state = $11, last_throttle = $12,
             trace_id = coalesce($13, trace_id),
             status = CASE WHEN $14 THEN 'completed' ELSE 'running' END,
-            stall_deadline = now() + make_interval(secs => $15::float8 / 1000), updated_at = now()
+            stall_deadline = now() + make_interval(secs => $15::float8 / 1000),
+            throttled_ms = throttled_ms + $16, updated_at = now()
       WHERE job_id = $1 AND partition = $2 AND cursor = $3`,
     [
       claim.jobId,
@@ -206,6 +209,7 @@ export async function advanceCheckpoint(
       batch.traceId,
       batch.done,
       batch.stallAfterMs,
+      Math.round(batch.waitedMs),
     ],
   );
   if (result.rowCount !== 1) {

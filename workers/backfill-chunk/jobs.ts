@@ -444,3 +444,51 @@ export async function refreshJobSummary(db: Queryable, jobId: string): Promise<v
 export async function markStarted(db: Queryable, jobId: string): Promise<void> {
   await db.query(`UPDATE backfill_jobs SET started_at = coalesce(started_at, now()) WHERE id = $1`, [jobId]);
 }
+
+export interface Progress {
+  /** Share of the id space behind the cursors, 0…1. */
+  readonly fraction: number;
+  readonly rowsProcessed: number;
+  /** Rows still to go, from the estimate at start (never below 0). */
+  readonly rowsRemaining: number;
+  /** Sum of the running chains' rates, rows/s. */
+  readonly rate: number;
+  /** Seconds to go at the current rate; undefined when nothing moves. */
+  readonly etaSeconds: number | undefined;
+  /** The most recent throttle decision of any partition. */
+  readonly throttle: ThrottleDecision | null;
+  readonly partitions: { readonly running: number; readonly total: number };
+}
+
+/** Progress of a job from its partitions: id-space fraction, rows, rate, ETA, throttle state. */
+export function progressOf(job: BackfillJob, partitions: readonly BackfillPartition[]): Progress {
+  let span = 0;
+  let behind = 0;
+  let rows = 0;
+  let rate = 0;
+  let throttle: ThrottleDecision | null = null;
+  for (const partition of partitions) {
+    span += partition.rangeEnd - partition.rangeStart;
+    behind += partition.cursor - partition.rangeStart;
+    rows += partition.rowsProcessed;
+    if (partition.status === PartitionStatus.Running) rate += partition.currentRate;
+    if (partition.lastThrottle !== null && (throttle === null || partition.lastThrottle.at > throttle.at)) {
+      throttle = partition.lastThrottle;
+    }
+  }
+  const fraction = span === 0 ? 1 : behind / span;
+  const done = job.status === JobStatus.Completed;
+  const rowsRemaining = done ? 0 : Math.max(0, Math.round(job.rowsEstimate * (1 - fraction)));
+  return {
+    fraction: done ? 1 : fraction,
+    rowsProcessed: rows,
+    rowsRemaining,
+    rate,
+    etaSeconds: done ? 0 : rate > 0 ? rowsRemaining / rate : undefined,
+    throttle,
+    partitions: {
+      running: partitions.filter((partition) => partition.status === PartitionStatus.Running).length,
+      total: partitions.length,
+    },
+  };
+}
