@@ -42,8 +42,8 @@ export const configSchema = z.object({
   ADFLEET_ADS_MAX_THROTTLE_WAIT_MS: positiveInt.default(20_000),
   /** Starting rate (requests/s) of a profile the fleet has no shared rate for yet; it adapts from there. */
   ADFLEET_ADS_INITIAL_PROFILE_RATE: z.coerce.number().positive().default(5),
-  /** Starting rate (requests/s) of the whole API client's budget; it adapts from there. */
-  ADFLEET_ADS_INITIAL_CLIENT_RATE: z.coerce.number().positive().default(100),
+  /** Fleet-wide ceiling (requests/s) of the whole Ads API client, shared by every task; profiles adapt beneath it. */
+  ADFLEET_ADS_CLIENT_RATE_LIMIT: z.coerce.number().positive().default(2_000),
   /** Messages handled at once by one worker process. */
   ADFLEET_CONCURRENCY: positiveInt.max(500).default(20),
   /** How long SIGTERM waits for in-flight handlers before releasing their messages. */

@@ -4,7 +4,7 @@ import { AdsApiError, AdsRetryableError, AdsThrottledError } from './errors.ts';
 import type { AccessTokenSource } from './lwa.ts';
 import { type ItemResult, mapMultiStatus } from './multi-status.ts';
 import { paginate } from './pagination.ts';
-import type { AdsRateLimiter, RatePermit } from './rate-limit.ts';
+import type { AdsRateLimiter } from './rate-limit.ts';
 import { parseRetryAfterMs } from './retry-after.ts';
 import {
   type AdGroup,
@@ -173,7 +173,7 @@ export class AdsApiClient {
     let refreshedAfter401 = false;
     for (;;) {
       spec.signal?.throwIfAborted();
-      const permit: RatePermit | undefined = await limiter?.acquire(spec.profileId, {
+      await limiter?.acquire(spec.profileId, {
         signal: spec.signal,
         deadline: throttleDeadline,
       });
@@ -208,7 +208,7 @@ export class AdsApiClient {
       if (response.status === 429) {
         await response.body?.cancel();
         const retryAfterMs = parseRetryAfterMs(response.headers.get('retry-after'));
-        await limiter?.recordThrottle(spec.profileId, retryAfterMs, permit);
+        await limiter?.recordThrottle(spec.profileId, retryAfterMs);
         if (Date.now() + retryAfterMs > throttleDeadline)
           throw new AdsThrottledError(spec.profileId, retryAfterMs);
         // With a limiter, acquire() waits out the scope's block; without one, wait here.

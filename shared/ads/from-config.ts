@@ -24,7 +24,7 @@ export function createAdsClient(
     keyPrefix: config.ADFLEET_RESOURCE_PREFIX,
     clientId: config.ADFLEET_ADS_CLIENT_ID,
     profileRate: { initialRate: config.ADFLEET_ADS_INITIAL_PROFILE_RATE },
-    clientRate: { initialRate: config.ADFLEET_ADS_INITIAL_CLIENT_RATE },
+    clientRatePerSecond: config.ADFLEET_ADS_CLIENT_RATE_LIMIT,
   });
   const client = new AdsApiClient({
     baseUrl: config.ADFLEET_ADS_API_URL,

@@ -34,8 +34,12 @@ import { AdsThrottledError } from './errors.ts';
  *    blocks the scope fleet-wide until Retry-After. Successes are counted in-process and
  *    flushed every `flushMs`, so the hot path costs two window checks and a cached state read.
  *
- * A 429 is charged to the client budget when the client's window was running at its rate
- * (the client limit is the likely culprit), otherwise to the profile. Waiting never fails a
+ * Only profile budgets adapt. Amazon does not say which limit a 429 hit, and charging the
+ * client budget on ambiguous evidence collapses the whole fleet's throughput (we tried: a few
+ * profile-level 429s misread as client-level cut the fleet to a fifth of capacity). The client
+ * budget is a configured fleet-wide ceiling (`clientRatePerSecond`) that every process shares;
+ * a client-wide limit below it still gets honoured, because every profile's estimate then
+ * drops to the share it actually gets. 429s on calls without a profile block the client. Waiting never fails a
  * message: when the wait would pass the caller's deadline, `acquire` throws AdsThrottledError
  * (a ThrottledError) and the chassis puts the message back after that delay, off the DLQ budget.
  *
@@ -49,7 +53,8 @@ export interface AdsRateLimiterOptions {
   readonly keyPrefix: string;
   readonly clientId: string;
   readonly profileRate?: Partial<AdaptiveRateOptions>;
-  readonly clientRate?: Partial<AdaptiveRateOptions>;
+  /** Fleet-wide ceiling of the whole API client, in requests/s (not adapted; see above). */
+  readonly clientRatePerSecond?: number;
   /**
    * False turns adaptation off: every scope stays at its `initialRate` (only Retry-After is
    * honoured). The benchmark's "fixed guess" baseline; not for production.
@@ -61,16 +66,13 @@ export interface AdsRateLimiterOptions {
   readonly flushMs?: number;
 }
 
-export const CLIENT_RATE_DEFAULTS = {
-  ...ADAPTIVE_RATE_DEFAULTS,
-  initialRate: 100,
-  minRate: 5,
-  maxRate: 100_000,
-} as const satisfies AdaptiveRateOptions;
+/** The client budget when none is configured; generous, since profiles adapt beneath it. */
+export const DEFAULT_CLIENT_RATE_PER_SECOND = 2_000;
 
-/** What `acquire` hands back, to be passed to `recordThrottle` if the call gets a 429. */
+/** What `acquire` hands back. */
 export interface RatePermit {
-  readonly clientBinding: boolean;
+  /** The scope's rate when the call was admitted (for logs and metrics). */
+  readonly ratePerSecond: number;
 }
 
 export interface AcquireOptions {
@@ -160,9 +162,12 @@ export class AdsRateLimiter {
     this.stateCacheMs = options.stateCacheMs ?? 100;
     this.flushMs = options.flushMs ?? 100;
     this.profileOptions = { ...ADAPTIVE_RATE_DEFAULTS, ...options.profileRate };
+    // The client scope never adapts: its "initial" rate is the configured ceiling, forever.
+    const clientRate = options.clientRatePerSecond ?? DEFAULT_CLIENT_RATE_PER_SECOND;
     this.clientScope = this.scope('client', options.clientId, {
-      ...CLIENT_RATE_DEFAULTS,
-      ...options.clientRate,
+      ...ADAPTIVE_RATE_DEFAULTS,
+      initialRate: clientRate,
+      maxRate: clientRate,
     });
     this.redis.defineCommand('adsRateCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET });
   }
@@ -185,6 +190,7 @@ export class AdsRateLimiter {
         continue;
       }
       let slotDelayMs = 0;
+      let ratePerSecond = 0;
       if (profileScope !== undefined && profileView !== undefined) {
         const slot = await this.take(profileScope, this.rateOf(profileScope, profileView, now));
         if (!slot.admitted) {
@@ -192,6 +198,7 @@ export class AdsRateLimiter {
           continue;
         }
         slotDelayMs = slot.slotDelayMs;
+        ratePerSecond = slot.ratePerSecond;
       }
       for (;;) {
         const slot = await this.take(this.clientScope, this.rateOf(this.clientScope, clientView, Date.now()));
@@ -203,7 +210,7 @@ export class AdsRateLimiter {
             if (profileScope !== undefined && (await this.view(profileScope)).state.blockedUntil > Date.now())
               break;
           }
-          return { clientBinding: slot.binding };
+          return { ratePerSecond };
         }
         await this.wait(slot.retryInMs, deadline, profileId, signal);
       }
@@ -222,20 +229,13 @@ export class AdsRateLimiter {
   }
 
   /** A call got 429: lower the guilty scope's shared rate and block it until Retry-After. */
-  async recordThrottle(
-    profileId: number | undefined,
-    retryAfterMs: number,
-    permit?: RatePermit,
-  ): Promise<void> {
-    const scope =
-      profileId === undefined || permit?.clientBinding === true
-        ? this.clientScope
-        : this.profileScope(profileId);
+  async recordThrottle(profileId: number | undefined, retryAfterMs: number): Promise<void> {
+    const scope = profileId === undefined ? this.clientScope : this.profileScope(profileId);
     await this.flush().catch(() => {});
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt += 1) {
       const view = await this.read(scope);
       const now = Date.now();
-      const next = this.adaptive
+      const next = this.adapts(scope)
         ? afterThrottle(view.state, now, retryAfterMs, scope.options, view.recentSuccessRate)
         : { ...view.state, blockedUntil: Math.max(view.state.blockedUntil, now + retryAfterMs) };
       if (await this.compareAndSet(scope, view.version, next)) {
@@ -259,8 +259,12 @@ export class AdsRateLimiter {
     await this.flush();
   }
 
+  private adapts(scope: Scope): boolean {
+    return this.adaptive && scope.kind === 'profile';
+  }
+
   private rateOf(scope: Scope, view: ScopeView, now: number): number {
-    if (!this.adaptive) return scope.options.initialRate;
+    if (!this.adapts(scope)) return scope.options.initialRate;
     return currentRate(view.state, now, scope.options, view.recentSuccessRate);
   }
 
@@ -274,7 +278,7 @@ export class AdsRateLimiter {
     scope: Scope,
     rate: number,
   ): Promise<
-    { admitted: true; slotDelayMs: number; binding: boolean } | { admitted: false; retryInMs: number }
+    { admitted: true; slotDelayMs: number; ratePerSecond: number } | { admitted: false; retryInMs: number }
   > {
     const points = Math.max(1, Math.round(rate));
     const limiterKey = `${scope.kind}:${points}`;
@@ -299,12 +303,10 @@ export class AdsRateLimiter {
     const now = Date.now();
     const windowStart = now - (WINDOW_MS - result.msBeforeNext);
     const slotAt = windowStart + ((result.consumedPoints - 1) * WINDOW_MS) / points;
-    const elapsedShare = Math.max(0.1, (now - windowStart) / WINDOW_MS);
     return {
       admitted: true,
       slotDelayMs: Math.max(0, slotAt - now),
-      // Running at (or ahead of) the rate for the part of the window gone by.
-      binding: result.consumedPoints >= 0.9 * points * elapsedShare,
+      ratePerSecond: rate,
     };
   }
 
