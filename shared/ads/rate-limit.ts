@@ -39,9 +39,11 @@ import { AdsThrottledError } from './errors.ts';
  * profile-level 429s misread as client-level cut the fleet to a fifth of capacity). The client
  * budget is a configured fleet-wide ceiling (`clientRatePerSecond`) that every process shares;
  * a client-wide limit below it still gets honoured, because every profile's estimate then
- * drops to the share it actually gets. 429s on calls without a profile block the client. Waiting never fails a
- * message: when the wait would pass the caller's deadline, `acquire` throws AdsThrottledError
- * (a ThrottledError) and the chassis puts the message back after that delay, off the DLQ budget.
+ * drops to the share it actually gets. 429s on calls without a profile block the client.
+ *
+ * Waiting never fails a message: when the wait would pass the caller's deadline, `acquire`
+ * throws AdsThrottledError (a ThrottledError) and the chassis puts the message back after
+ * that delay, off the DLQ budget.
  *
  * Clocks: times are each process's Date.now(); tasks run NTP-synced, and a few milliseconds
  * of skew only shifts a 1-second window slightly.
