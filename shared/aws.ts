@@ -28,7 +28,9 @@ export interface AwsClients {
 
 export function createAwsClients(settings: AwsSettings): AwsClients {
   const common = awsClientSettings(settings);
-  const sqs = new SQSClient(common);
+  // The configured endpoint wins over the host inside a queue URL: emulators put their own
+  // advertised host there, and a proxy or VPC endpoint in between must not be bypassed.
+  const sqs = new SQSClient({ ...common, useQueueUrlAsEndpoint: false });
   const events = new EventBridgeClient(common);
   const scheduler = new SchedulerClient(common);
   return {

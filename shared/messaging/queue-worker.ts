@@ -221,7 +221,7 @@ export class QueueWorker {
         this.#lastReceiveAt = Date.now();
         if (this.#consecutiveReceiveErrors > 0) {
           this.#consecutiveReceiveErrors = 0;
-          consumer.updateOption('pollingWaitTimeMs', 0);
+          for (const poller of this.#consumers) poller.updateOption('pollingWaitTimeMs', 0);
           this.#options.logger.info('queue reachable again');
         }
       },

@@ -25,7 +25,8 @@ describe('logger', () => {
       'calling the Ads API',
     );
     const text = JSON.stringify(lines);
-    for (const secret of ['Atza|secret', 'Atzr|refresh', 'secret-value-1', 'secret-value-2']) expect(text).not.toContain(secret);
+    for (const secret of ['Atza|secret', 'Atzr|refresh', 'secret-value-1', 'secret-value-2'])
+      expect(text).not.toContain(secret);
     expect(text).toContain('[redacted]');
     expect(text).toContain('Amazon-Advertising-API-Scope');
   });

@@ -35,7 +35,9 @@ function attributeValue(value: OtlpValue): string | number | boolean {
 }
 
 function attributes(list: OtlpAttribute[] | undefined) {
-  return Object.fromEntries((list ?? []).map((attribute) => [attribute.key, attributeValue(attribute.value)]));
+  return Object.fromEntries(
+    (list ?? []).map((attribute) => [attribute.key, attributeValue(attribute.value)]),
+  );
 }
 
 /** A real OTLP/HTTP endpoint (JSON encoding, what exporter-trace-otlp-http sends) for tests. */

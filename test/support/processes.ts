@@ -84,7 +84,12 @@ export function spawnNode(
           done();
           reject(
             new Error(
-              `no matching log line within ${timeoutMs} ms; output:\n${output.join('').slice(-2_000)}`,
+              `no matching log line within ${timeoutMs} ms; last log lines:\n` +
+                `${logs
+                  .slice(-15)
+                  .map((line) => JSON.stringify(line))
+                  .join('\n')}\n` +
+                `other output:\n${output.join('').slice(-2_000)}`,
             ),
           );
         }, timeoutMs);

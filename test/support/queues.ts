@@ -3,8 +3,8 @@ import {
   GetQueueAttributesCommand,
   type Message,
   ReceiveMessageCommand,
-  type SQSClient,
   SendMessageCommand,
+  type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { eventually } from './processes.ts';
 
@@ -33,7 +33,9 @@ export async function drainMessages(sqs: SQSClient, queueUrl: string, count: num
       );
       for (const message of Messages) {
         received.push(message);
-        await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
+        await sqs.send(
+          new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }),
+        );
       }
       return received.length >= count ? received : undefined;
     },
