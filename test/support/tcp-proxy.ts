@@ -12,7 +12,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
 
   const open = () =>
     new Promise<void>((resolve) => {
-      server = createServer((client) => {
+      const listener = createServer((client) => {
         const upstream = connect(targetPort, targetHost);
         for (const socket of [client, upstream]) {
           sockets.add(socket);
@@ -24,8 +24,9 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
         }
         client.pipe(upstream).pipe(client);
       });
-      server.listen(port, '127.0.0.1', () => {
-        port = (server?.address() as AddressInfo).port;
+      server = listener;
+      listener.listen(port, '127.0.0.1', () => {
+        port = (listener.address() as AddressInfo).port;
         resolve();
       });
     });
