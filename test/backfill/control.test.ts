@@ -14,6 +14,7 @@ import {
   type BackfillWorld,
   checkResult,
   createBackfillWorld,
+  RELAXED_THROTTLE,
   resetBackfill,
   rowsProcessed,
   waitForJob,
@@ -23,7 +24,7 @@ const CAMPAIGNS = 40_000;
 const BATCH = 500;
 const PARALLEL = 2;
 
-describe('backfill control: pause, resume, cancel, status across restarts', () => {
+describe('backfill control: pause, resume, cancel, status across restarts', { timeout: 120_000 }, () => {
   let world: BackfillWorld;
   let worker: RunningWorker | undefined;
 
@@ -48,6 +49,7 @@ describe('backfill control: pause, resume, cancel, status across restarts', () =
   const slowJob = () =>
     startBackfill(world.db.pool, world.fleet, BACKFILLS, {
       name: 'campaign-currency',
+      throttle: RELAXED_THROTTLE,
       batchSize: BATCH,
       batchesPerChunk: 2,
       parallel: PARALLEL,
@@ -135,7 +137,10 @@ describe('backfill control: pause, resume, cancel, status across restarts', () =
     expect((await loadPartitions(world.db.pool, job.id)).every((p) => p.status === 'cancelled')).toBe(true);
     // Cancelled is final; a new job of the same backfill may start now.
     expect((await resumeBackfill(world.db.pool, world.fleet, job.id)).changed).toBe(false);
-    const again = await startBackfill(world.db.pool, world.fleet, BACKFILLS, { name: 'campaign-currency' });
+    const again = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
+      name: 'campaign-currency',
+      throttle: RELAXED_THROTTLE,
+    });
     await waitForJob(world.db.pool, again.job.id, (j) => j.status === JobStatus.Completed, 'completion');
     expect((await checkResult(world.db.pool)).filled).toBe(CAMPAIGNS);
   });
@@ -143,7 +148,10 @@ describe('backfill control: pause, resume, cancel, status across restarts', () =
   it('cancels a paused job at once, and refuses a second live job of the same backfill', async () => {
     const { job } = await slowJob();
     await expect(
-      startBackfill(world.db.pool, world.fleet, BACKFILLS, { name: 'campaign-currency' }),
+      startBackfill(world.db.pool, world.fleet, BACKFILLS, {
+        name: 'campaign-currency',
+        throttle: RELAXED_THROTTLE,
+      }),
     ).rejects.toThrow(/already live/);
     await pauseBackfill(world.db.pool, job.id);
     await waitForJob(world.db.pool, job.id, (j) => j.status === JobStatus.Paused, 'paused', 10_000);

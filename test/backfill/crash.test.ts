@@ -9,6 +9,7 @@ import {
   type BackfillWorld,
   checkResult,
   createBackfillWorld,
+  RELAXED_THROTTLE,
   rowsProcessed,
   waitForJob,
 } from './support.ts';
@@ -16,7 +17,7 @@ import {
 const CAMPAIGNS = 100_000;
 const KILLS = 3;
 
-describe('backfill survives SIGKILL', () => {
+describe('backfill survives SIGKILL', { timeout: 180_000 }, () => {
   let world: BackfillWorld;
   let worker: NodeProcess | undefined;
 
@@ -38,9 +39,12 @@ describe('backfill survives SIGKILL', () => {
   it(`finishes with the exact result after ${KILLS} kill -9s at random points`, async () => {
     const { job } = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
       name: 'campaign-currency',
+      throttle: RELAXED_THROTTLE,
       batchSize: 1_000,
       batchesPerChunk: 4,
       parallel: 2,
+      // Slow enough that every kill lands mid-way, however fast this machine is today.
+      maxRate: 8_000,
       // Kills leave messages invisible for the queue's visibility timeout; the watchdog
       // restarts a chain that has shown no progress for this long.
       stallAfterMs: 2_000,

@@ -9,6 +9,7 @@ import {
   type BackfillWorld,
   checkResult,
   createBackfillWorld,
+  RELAXED_THROTTLE,
   resetBackfill,
   rowsProcessed,
   waitForJob,
@@ -16,7 +17,7 @@ import {
 
 const CAMPAIGNS = 100_000;
 
-describe('backfill engine: campaign-currency over 100,000 rows', () => {
+describe('backfill engine: campaign-currency over 100,000 rows', { timeout: 120_000 }, () => {
   let world: BackfillWorld;
   let worker: RunningWorker | undefined;
   let failNextSend = 0;
@@ -54,6 +55,7 @@ describe('backfill engine: campaign-currency over 100,000 rows', () => {
     await start();
     const { job } = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
       name: 'campaign-currency',
+      throttle: RELAXED_THROTTLE,
       batchSize: 2_000,
       batchesPerChunk: 5,
     });
@@ -82,6 +84,7 @@ describe('backfill engine: campaign-currency over 100,000 rows', () => {
     await start();
     const { job, partitions } = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
       name: 'campaign-currency',
+      throttle: RELAXED_THROTTLE,
       batchSize: 2_000,
       batchesPerChunk: 5,
       parallel: 4,
@@ -105,6 +108,7 @@ describe('backfill engine: campaign-currency over 100,000 rows', () => {
     await start();
     const { job } = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
       name: 'campaign-currency',
+      throttle: RELAXED_THROTTLE,
       batchSize: 5_000,
       batchesPerChunk: 4,
     });
@@ -120,6 +124,7 @@ describe('backfill engine: campaign-currency over 100,000 rows', () => {
     await start();
     const { job } = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
       name: 'campaign-currency',
+      throttle: RELAXED_THROTTLE,
       batchSize: 1_000,
       batchesPerChunk: 2,
     });

@@ -122,3 +122,13 @@ export async function rowsProcessed(pool: pg.Pool, jobId: string): Promise<numbe
 }
 
 export type { StartRequest };
+
+/**
+ * For tests about something other than throttling: the suite shares one Postgres with
+ * other test files (and a 2-core machine), whose load must not slow these backfills to a
+ * crawl. The throttle itself is tested in throttle.test.ts.
+ */
+export const RELAXED_THROTTLE = {
+  probeLatencyMs: { slow: 5_000, pause: 60_000 },
+  activeConnections: { slow: 1_000, pause: 2_000 },
+} as const;

@@ -47,7 +47,7 @@ async function rateOver(world: BackfillWorld, jobId: string, ms: number): Promis
   return ((await rowsProcessed(world.db.pool, jobId)) - before) / ((Date.now() - started) / 1000);
 }
 
-describe('backfill throttle on database health', () => {
+describe('backfill throttle on database health', { timeout: 120_000 }, () => {
   let world: BackfillWorld;
   let worker: RunningWorker;
 

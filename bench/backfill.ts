@@ -1,0 +1,277 @@
+/**
+ * Backfill benchmark: 1,000,000 campaigns, campaign-currency.
+ *
+ *   naive     one `UPDATE campaigns … FROM profiles` over every row, in one transaction
+ *   backfill  the backfill-chunk worker (child process) through SQS, default settings
+ *
+ * Both run on an identical copy of the seeded database (CREATE DATABASE … TEMPLATE), while
+ * a "production" mix runs against it at a fixed pace: campaign list by profile, campaign
+ * by id, and a budget update by id (10%). Reported: throughput as a share of the naive
+ * UPDATE's, and the mix's p99 latency relative to its idle baseline, side by side.
+ * Targets: backfill ≥ 0.5 × naive throughput; production p99 ≤ 1.5 × idle baseline.
+ *
+ * `node bench/backfill.ts` with .stack/env loaded (or via `npm run bench`).
+ */
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { createAwsClients } from '../shared/aws.ts';
+import { bootstrapTopology } from '../shared/bootstrap.ts';
+import { loadConfig } from '../shared/config.ts';
+import { createPool, migrate } from '../shared/db.ts';
+import { createFleet } from '../shared/runtime.ts';
+import { resourceNames } from '../shared/topology.ts';
+import { startBackfill } from '../workers/backfill-chunk/control.ts';
+import { loadJob } from '../workers/backfill-chunk/jobs.ts';
+import { BACKFILLS } from '../workers/backfill-chunk/registry.ts';
+import {
+  SEED_CAMPAIGN_ID_BASE,
+  SEED_PROFILE_ID_BASE,
+  seedCampaigns,
+} from '../workers/backfill-chunk/seed.ts';
+
+const ROWS = 1_000_000;
+const PROFILES = 10_000;
+const TEMPLATE = 'adfleet_bench_backfill_template';
+const IDLE_SECONDS = 8;
+/** Production clients, each issuing one query every PACE_MS. */
+const CLIENTS = 4;
+const PACE_MS = 10;
+const PREFIX = 'adfleet-bench-bf';
+/** Chain counts to measure: one chain, and one per core of this 2-core machine. */
+const PARALLEL_RUNS = [1, 2] as const;
+
+function databaseUrl(base: string, name: string): string {
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function admin(base: string, sql: string) {
+  const client = new pg.Client({ connectionString: databaseUrl(base, 'postgres') });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+function log(message: string) {
+  process.stdout.write(`bench backfill: ${message}\n`);
+}
+
+async function prepareTemplate(base: string) {
+  await admin(base, `DROP DATABASE IF EXISTS ${TEMPLATE} WITH (FORCE)`);
+  await admin(base, `CREATE DATABASE ${TEMPLATE}`);
+  const url = databaseUrl(base, TEMPLATE);
+  await migrate(url);
+  const pool = createPool(url, { max: 1 });
+  const started = performance.now();
+  await seedCampaigns(pool, { profiles: PROFILES, campaigns: ROWS });
+  await pool.query('VACUUM ANALYZE campaigns');
+  await pool.end();
+  log(
+    `seeded ${ROWS.toLocaleString('en-US')} campaigns in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
+}
+
+async function freshCopy(base: string, name: string): Promise<string> {
+  await admin(base, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin(base, `CREATE DATABASE ${name} TEMPLATE ${TEMPLATE}`);
+  return databaseUrl(base, name);
+}
+
+/** The production mix at a fixed pace until stopped; returns every latency in ms. */
+function productionMix(url: string) {
+  const latencies: number[] = [];
+  let running = true;
+  let seed = 42;
+  const random = () => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return seed / 2_147_483_648;
+  };
+  const clients = Array.from({ length: CLIENTS }, async () => {
+    const client = new pg.Client({ connectionString: url, application_name: 'bench-production' });
+    await client.connect();
+    // Open loop: each query has a scheduled start, and its latency counts from then. A
+    // client stuck behind a lock therefore reports every query it could not send in time
+    // (no coordinated omission), as production's callers would experience it.
+    let scheduled = performance.now();
+    while (running) {
+      const started = scheduled;
+      scheduled += PACE_MS;
+      const pick = random();
+      if (pick < 0.5) {
+        await client.query(
+          'SELECT id, name, state, daily_budget FROM campaigns WHERE profile_id = $1 ORDER BY id LIMIT 20',
+          [SEED_PROFILE_ID_BASE + 1 + Math.floor(random() * PROFILES)],
+        );
+      } else if (pick < 0.9) {
+        await client.query('SELECT * FROM campaigns WHERE id = $1', [
+          SEED_CAMPAIGN_ID_BASE + 1 + Math.floor(random() * ROWS),
+        ]);
+      } else {
+        await client.query('UPDATE campaigns SET daily_budget = daily_budget + 0.01 WHERE id = $1', [
+          SEED_CAMPAIGN_ID_BASE + 1 + Math.floor(random() * ROWS),
+        ]);
+      }
+      latencies.push(performance.now() - started);
+      const wait = scheduled - performance.now();
+      if (wait > 0) await sleep(wait);
+    }
+    await client.end();
+  });
+  return {
+    async stop(): Promise<number[]> {
+      running = false;
+      await Promise.all(clients);
+      return latencies;
+    },
+  };
+}
+
+function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+async function idleBaseline(url: string): Promise<number[]> {
+  const mix = productionMix(url);
+  await sleep(IDLE_SECONDS * 1000);
+  return mix.stop();
+}
+
+async function runNaive(url: string) {
+  const idle = await idleBaseline(url);
+  const mix = productionMix(url);
+  await sleep(500);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const started = performance.now();
+  await client.query(
+    'UPDATE campaigns c SET currency_code = p.currency_code FROM profiles p WHERE p.id = c.profile_id',
+  );
+  const seconds = (performance.now() - started) / 1000;
+  await client.end();
+  await sleep(500);
+  return { seconds, idle, during: await mix.stop() };
+}
+
+async function runBackfill(url: string, env: NodeJS.ProcessEnv, parallel: number) {
+  const config = loadConfig({ ...env, DATABASE_URL: url, ADFLEET_RESOURCE_PREFIX: PREFIX });
+  const clients = createAwsClients(config);
+  await bootstrapTopology(clients, resourceNames(PREFIX));
+  const { fleet } = createFleet(clients, config);
+  const worker = spawn(
+    process.execPath,
+    [fileURLToPath(new URL('../workers/backfill-chunk/main.ts', import.meta.url))],
+    {
+      env: {
+        ...env,
+        DATABASE_URL: url,
+        ADFLEET_RESOURCE_PREFIX: PREFIX,
+        OTEL_SDK_DISABLED: 'true',
+        LOG_LEVEL: 'warn',
+        ADFLEET_POLL_WAIT_SECONDS: '1',
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
+  const pool = createPool(url, { max: 2 });
+  try {
+    // Let the worker and its first long polls settle before the idle baseline.
+    await sleep(5_000);
+    const idle = await idleBaseline(url);
+    const mix = productionMix(url);
+    await sleep(500);
+    const started = performance.now();
+    const { job } = await startBackfill(pool, fleet, BACKFILLS, {
+      name: 'campaign-currency',
+      parallel,
+    });
+    const deadline = Date.now() + 10 * 60_000;
+    let state = job;
+    while (state.status !== 'completed') {
+      if (Date.now() > deadline || ['failed', 'cancelled'].includes(state.status)) {
+        throw new Error(`backfill did not complete: ${state.status}`);
+      }
+      await sleep(100);
+      state = (await loadJob(pool, job.id)) ?? state;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    await sleep(500);
+    const { rows } = await pool.query<{ filled: number }>(
+      'SELECT count(*)::int AS filled FROM campaigns WHERE currency_code IS NOT NULL',
+    );
+    if (rows[0]?.filled !== ROWS) throw new Error(`backfill filled ${rows[0]?.filled} of ${ROWS} rows`);
+    return { seconds, idle, during: await mix.stop() };
+  } finally {
+    worker.kill('SIGTERM');
+    await pool.end();
+    clients.destroy();
+  }
+}
+
+export async function runBackfillBench(): Promise<void> {
+  const env = process.env;
+  const base = env.DATABASE_URL;
+  if (base === undefined) throw new Error('DATABASE_URL is not set: load .stack/env');
+  await prepareTemplate(base);
+
+  log('naive UPDATE …');
+  const naiveUrl = await freshCopy(base, 'adfleet_bench_backfill_naive');
+  const naive = await runNaive(naiveUrl);
+  await admin(base, 'DROP DATABASE IF EXISTS adfleet_bench_backfill_naive WITH (FORCE)');
+
+  const backfills: Array<{ parallel: number; run: Awaited<ReturnType<typeof runBackfill>> }> = [];
+  for (const parallel of PARALLEL_RUNS) {
+    log(`backfill, ${parallel} chain(s) …`);
+    const backfillUrl = await freshCopy(base, 'adfleet_bench_backfill_run');
+    backfills.push({ parallel, run: await runBackfill(backfillUrl, env, parallel) });
+    await admin(base, 'DROP DATABASE IF EXISTS adfleet_bench_backfill_run WITH (FORCE)');
+  }
+  await admin(base, `DROP DATABASE IF EXISTS ${TEMPLATE} WITH (FORCE)`);
+
+  const row = (name: string, run: { seconds: number; idle: number[]; during: number[] }) => {
+    const idleP99 = percentile(run.idle, 99);
+    const p99 = percentile(run.during, 99);
+    return {
+      name,
+      seconds: run.seconds,
+      rowsPerSecond: ROWS / run.seconds,
+      idleP99,
+      p99,
+      ratio: p99 / idleP99,
+      max: Math.max(...run.during),
+    };
+  };
+  const naiveRow = row('naive UPDATE', naive);
+  const rows = [naiveRow, ...backfills.map(({ parallel, run }) => row(`backfill x${parallel}`, run))];
+  const pad = (value: string, width: number) => value.padStart(width);
+  const lines = [
+    '',
+    `campaign-currency over ${ROWS.toLocaleString('en-US')} rows; production mix: ${CLIENTS} clients, one query per ${PACE_MS} ms each`,
+    `${'run'.padEnd(14)}${pad('seconds', 9)}${pad('rows/s', 11)}${pad('idle p99', 11)}${pad('p99 during', 12)}${pad('p99 ratio', 11)}${pad('max', 10)}`,
+    ...rows.map(
+      (r) =>
+        `${r.name.padEnd(14)}${pad(r.seconds.toFixed(1), 9)}${pad(Math.round(r.rowsPerSecond).toLocaleString('en-US'), 11)}${pad(`${r.idleP99.toFixed(2)}ms`, 11)}${pad(`${r.p99.toFixed(2)}ms`, 12)}${pad(`${r.ratio.toFixed(2)}x`, 11)}${pad(`${r.max.toFixed(0)}ms`, 10)}`,
+    ),
+    '',
+    ...rows
+      .slice(1)
+      .map(
+        (r) =>
+          `${r.name}: throughput ${(r.rowsPerSecond / naiveRow.rowsPerSecond).toFixed(2)}x naive (target >= 0.50), production p99 ${r.ratio.toFixed(2)}x idle (target <= 1.50)`,
+      ),
+    `naive UPDATE: production p99 ${naiveRow.ratio.toFixed(2)}x idle`,
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await runBackfillBench();
+  process.exit(0);
+}
