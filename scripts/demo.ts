@@ -111,7 +111,8 @@ try {
   // 3a. Bulk operation (headline trace): EventBridge → bulk-item → bulk-item → EventBridge →
   //     profile-sync → profile-sync → ProfileSynced.
   const jobId = `demo-${Date.now()}`;
-  const profileIds = [1, 2, 3];
+  // Three of the Ads API sandbox's seeded profiles.
+  const profileIds = [1_000_000_000_000, 1_000_000_000_001, 1_000_000_000_002];
   const bulkTrace = await tracer.startActiveSpan('demo bulk submit', async (span) => {
     await fleet.publish('BulkJobSubmitted', { jobId, profileIds });
     span.end();
@@ -136,12 +137,25 @@ try {
     span.end();
     return span.spanContext().traceId;
   });
-  await waitFor('sync-all handled', () =>
-    logLines('profile-sync').find(
-      (line) => line.trace_id === syncTrace && line.messageType === 'SyncAllProfilesRequested',
-    ),
+  const synced = await waitFor(
+    'every profile synced',
+    () => {
+      const fanOut = logLines('profile-sync').find(
+        (line) => line.trace_id === syncTrace && line.msg === 'sync of every profile enqueued',
+      );
+      const done = logLines('profile-sync').filter(
+        (line) => line.trace_id === syncTrace && line.msg === 'profile synced',
+      );
+      return fanOut !== undefined && done.length === fanOut.profiles ? done : undefined;
+    },
+    120_000,
   );
-  summary.push({ workflow: 'nightly sync', traceId: syncTrace, result: 'request handled by profile-sync' });
+  const keywords = synced.reduce((sum, line) => sum + Number(line.keywords ?? 0), 0);
+  summary.push({
+    workflow: 'nightly sync',
+    traceId: syncTrace,
+    result: `${synced.length} profiles synced from the Ads API (${keywords} keywords)`,
+  });
 
   // 3c. Backfill, when the backfill engine is present.
   const backfillDemo = join(ROOT, 'scripts', 'demo-backfill.ts');

@@ -74,7 +74,7 @@ export async function startWorker<Deps>(
   const metrics = new WorkerMetrics(definition.name, logger);
 
   const deps = await untilAvailable('worker dependencies', logger, () =>
-    definition.setup({ config, logger, fleet, names }),
+    definition.setup({ config, logger, fleet, names, metrics }),
   );
   const [queueUrl, deadLetterQueueUrl] = await untilAvailable('queue', logger, () =>
     Promise.all([producer.queueUrl(definition.queue), producer.deadLetterQueueUrl(definition.queue)]),

@@ -5,6 +5,7 @@ import type { Logger } from './logging.ts';
 import type { BatchEntry, SendOptions } from './messaging/producer.ts';
 import type { FleetEvent } from './messaging/publisher.ts';
 import type { Dispatch, MessageInfo } from './messaging/queue-worker.ts';
+import type { WorkerMetrics } from './metrics.ts';
 import type { QueueName, ResourceNames } from './topology.ts';
 
 /**
@@ -26,6 +27,8 @@ export interface WorkerResources {
   readonly logger: Logger;
   readonly fleet: Fleet;
   readonly names: ResourceNames;
+  /** For worker-specific gauges (e.g. profile-sync freshness), written with the chassis' counters. */
+  readonly metrics: WorkerMetrics;
 }
 
 export interface HandlerContext<Deps> {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { stackEnv, workerEnv } from '../support/env.ts';
 import { type ReceivedSpan, SpanKindCode, startOtlpReceiver } from '../support/otlp-receiver.ts';
 import { eventually, type NodeProcess, spawnNode } from '../support/processes.ts';
@@ -10,12 +11,14 @@ import { createTestTopology, type TestTopology } from '../support/topology.ts';
  * span's parent is the span that sent or published its message.
  */
 
-const PROFILE_IDS = [11, 12];
+// Two of the Ads API sandbox's seeded profiles.
+const PROFILE_IDS = [1_000_000_000_000, 1_000_000_000_001];
 // BulkJobSubmitted, 2 × BulkItemBatch, BulkJobCompleted, 2 × SyncProfile.
 const EXPECTED_PROCESS_SPANS = 1 + PROFILE_IDS.length + 1 + PROFILE_IDS.length;
 
-async function runWorkflow(topology: TestTopology, otlpEndpoint: string) {
+async function runWorkflow(topology: TestTopology, databaseUrl: string, otlpEndpoint: string) {
   const env = workerEnv(topology.prefix, {
+    DATABASE_URL: databaseUrl,
     OTEL_SDK_DISABLED: 'false',
     OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint,
   });
@@ -64,20 +67,23 @@ function assertOneConnectedTrace(spans: ReceivedSpan[], traceId: string, queuePr
 
 describe('one trace across EventBridge and SQS hops', () => {
   let topology: TestTopology;
+  let database: TestDatabase;
   let workers: NodeProcess[] = [];
 
   beforeAll(async () => {
     topology = await createTestTopology('trace');
+    database = await createTestDatabase(stackEnv().DATABASE_URL as string);
   });
   afterAll(async () => {
     await Promise.all(workers.map((worker) => worker.stop()));
     await topology.destroy();
+    await database.drop();
   });
 
   it('is one trace whose consumer spans are children of their producers (OTLP receiver)', async () => {
     const receiver = await startOtlpReceiver();
     try {
-      const run = await runWorkflow(topology, receiver.url);
+      const run = await runWorkflow(topology, database.url, receiver.url);
       workers = run.workers;
       const spans = await eventually('all spans exported', async () => {
         const processSpans = receiver.spans.filter((span) => span.name.startsWith('process '));
@@ -108,7 +114,11 @@ describe('one trace across EventBridge and SQS hops', () => {
   it('is the same one trace in Jaeger, read back through its query API', async () => {
     const env = stackEnv();
     const jaeger = env.ADFLEET_JAEGER_URL ?? 'http://127.0.0.1:16686';
-    const run = await runWorkflow(topology, env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://127.0.0.1:4318');
+    const run = await runWorkflow(
+      topology,
+      database.url,
+      env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://127.0.0.1:4318',
+    );
     workers = run.workers;
     type JaegerTrace = {
       spans: Array<{

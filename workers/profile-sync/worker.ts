@@ -1,22 +1,62 @@
+import { Redis } from 'ioredis';
+import type pg from 'pg';
+import type { AdsApiClient } from '../../shared/ads/client.ts';
+import { createAdsClient } from '../../shared/ads/from-config.ts';
+import { createPool } from '../../shared/db.ts';
+import type { WorkerMetrics } from '../../shared/metrics.ts';
 import { defineWorker, on } from '../../shared/worker.ts';
 import { BulkJobCompleted, SyncAllProfilesRequested, SyncProfile } from './messages.ts';
+import { oldestSyncAgeSeconds } from './store.ts';
+import { refreshProfiles, syncProfile } from './sync.ts';
+
+interface ProfileSyncDeps {
+  readonly db: pg.Pool;
+  readonly redis: Redis;
+  readonly ads: AdsApiClient;
+  readonly metrics: WorkerMetrics;
+}
 
 /**
- * profile-sync: fans "sync all" and "a bulk job finished" out into one SyncProfile message
- * per profile, and syncs each profile.
+ * profile-sync: keeps Postgres in step with the Amazon Ads API, one profile per message.
  *
- * Walking skeleton: the per-profile sync through the Ads API (paging campaigns, ad groups
- * and keywords into Postgres within the profile's rate limit) is not wired in yet; a sync
- * announces ProfileSynced so the rest of the workflow, and its trace, are whole.
+ *  SyncAllProfilesRequested (nightly schedule, or `adfleet sync-all`) → refresh the profile
+ *    list, then one SyncProfile message per profile (batched sends);
+ *  BulkJobCompleted (a bulk job finished) → one SyncProfile per profile it touched;
+ *  SyncProfile → page campaigns, ad groups and keywords into Postgres inside the profile's
+ *    fleet-wide rate limit, record the sync, publish ProfileSynced.
  */
-export const profileSyncWorker = defineWorker({
+export const profileSyncWorker = defineWorker<ProfileSyncDeps>({
   name: 'profile-sync',
   queue: 'profile-sync',
-  setup: async () => ({}),
+  async setup({ config, metrics }) {
+    const db = createPool(config.DATABASE_URL, {
+      max: config.ADFLEET_CONCURRENCY,
+      applicationName: 'profile-sync',
+    });
+    const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2, lazyConnect: false });
+    redis.on('error', () => {}); // reconnects by itself; calls fail meanwhile and are retried as messages
+    const { client } = createAdsClient(config, redis);
+    return { db, redis, ads: client, metrics };
+  },
+  async teardown({ db, redis }) {
+    await db.end();
+    redis.disconnect();
+  },
   handlers: {
-    SyncAllProfilesRequested: on(SyncAllProfilesRequested, async (_request, { logger }) => {
-      logger.info('sync of all profiles requested: profile listing is not wired in yet');
-    }),
+    SyncAllProfilesRequested: on(
+      SyncAllProfilesRequested,
+      async (request, { deps, fleet, logger, signal }) => {
+        const profileIds = await refreshProfiles(deps.ads, deps.db, signal);
+        await fleet.sendBatch(
+          'profile-sync',
+          profileIds.map((profileId) => ({
+            type: 'SyncProfile',
+            payload: { profileId, reason: request.reason ?? 'sync all' },
+          })),
+        );
+        logger.info({ profiles: profileIds.length }, 'sync of every profile enqueued');
+      },
+    ),
     BulkJobCompleted: on(BulkJobCompleted, async (job, { fleet, logger }) => {
       await fleet.sendBatch(
         'profile-sync',
@@ -30,9 +70,16 @@ export const profileSyncWorker = defineWorker({
         're-sync of touched profiles enqueued',
       );
     }),
-    SyncProfile: on(SyncProfile, async (request, { fleet, logger }) => {
-      await fleet.publish('ProfileSynced', { profileId: request.profileId, reason: request.reason });
-      logger.info({ profileId: request.profileId }, 'profile synced');
+    SyncProfile: on(SyncProfile, async (request, { deps, fleet, logger, signal }) => {
+      const counts = await syncProfile(deps.ads, deps.db, request.profileId, signal);
+      await fleet.publish('ProfileSynced', {
+        profileId: request.profileId,
+        reason: request.reason,
+        ...counts,
+      });
+      const age = await oldestSyncAgeSeconds(deps.db);
+      if (age !== undefined) deps.metrics.gauge('OldestProfileSyncAgeSeconds', age, 'Seconds');
+      logger.info({ profileId: request.profileId, ...counts }, 'profile synced');
     }),
   },
 });

@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AdsSandbox, startAdsSandbox } from '../../sandbox/ads-api/server.ts';
+import { createLogger } from '../../shared/logging.ts';
+import { type RunningWorker, startWorker } from '../../shared/runtime.ts';
+import { profileSyncWorker } from '../../workers/profile-sync/worker.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { stackEnv, testConfig } from '../support/env.ts';
+import { eventually } from '../support/processes.ts';
+import { createTestTopology, type TestTopology } from '../support/topology.ts';
+
+/** profile-sync end to end: a sync-all event in, every profile's entities in Postgres. */
+describe('profile-sync', () => {
+  const sizes = { profiles: 4, campaignsPerProfile: 3, adGroupsPerCampaign: 2, keywordsPerAdGroup: 30 };
+  let topology: TestTopology;
+  let database: TestDatabase;
+  let sandbox: AdsSandbox;
+  let worker: RunningWorker;
+
+  beforeAll(async () => {
+    topology = await createTestTopology('profile-sync');
+    database = await createTestDatabase(stackEnv().DATABASE_URL as string);
+    sandbox = await startAdsSandbox({ sizes });
+    const config = testConfig({
+      ADFLEET_RESOURCE_PREFIX: topology.prefix,
+      DATABASE_URL: database.url,
+      ADFLEET_ADS_API_URL: sandbox.url,
+      ADFLEET_CONCURRENCY: '4',
+    });
+    worker = await startWorker(profileSyncWorker, {
+      config,
+      logger: createLogger({ level: 'silent', name: 'profile-sync' }),
+      waitTimeSeconds: 1,
+    });
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await sandbox?.close();
+    await topology?.destroy();
+    await database?.drop();
+  });
+
+  async function counts() {
+    const { rows } = await database.pool.query<Record<string, number>>(
+      `SELECT (SELECT count(*) FROM profiles WHERE last_synced_at IS NOT NULL)::int AS synced,
+              (SELECT count(*) FROM campaigns)::int AS campaigns,
+              (SELECT count(*) FROM campaigns WHERE currency_code IS NULL)::int AS without_currency,
+              (SELECT count(*) FROM ad_groups)::int AS ad_groups,
+              (SELECT count(*) FROM keywords)::int AS keywords`,
+    );
+    return rows[0] as Record<string, number>;
+  }
+
+  async function syncAllAndWait(after: Date) {
+    await worker.fleet.publish('SyncAllProfilesRequested', { reason: 'test' });
+    await eventually(
+      'every profile synced',
+      async () => {
+        const { rows } = await database.pool.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM profiles WHERE last_synced_at > $1',
+          [after],
+        );
+        return rows[0]?.n === sizes.profiles ? true : undefined;
+      },
+      60_000,
+    );
+  }
+
+  it('pages every profile’s campaigns, ad groups and keywords into Postgres', async () => {
+    await syncAllAndWait(new Date(0));
+    const campaigns = sizes.profiles * sizes.campaignsPerProfile;
+    const adGroups = campaigns * sizes.adGroupsPerCampaign;
+    expect(await counts()).toEqual({
+      synced: sizes.profiles,
+      campaigns,
+      without_currency: 0,
+      ad_groups: adGroups,
+      keywords: adGroups * sizes.keywordsPerAdGroup, // 240 per profile: more than one page
+    });
+    const listCalls = sandbox.admin.stats();
+    expect(listCalls).toBeDefined();
+  });
+
+  it('is idempotent: syncing again changes no counts', async () => {
+    const before = await counts();
+    await syncAllAndWait(new Date());
+    expect(await counts()).toEqual(before);
+  });
+});
