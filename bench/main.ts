@@ -3,12 +3,14 @@
  * Needs the local stack (`npm run stack`); choose a subset with `npm run bench -- queue ads`.
  */
 import { runAdsRateLimitBench } from './ads-rate-limit.ts';
+import { runBackfillBench } from './backfill.ts';
 import { runQueueWorkerBench } from './queue-worker.ts';
 import { benchEnv } from './support.ts';
 
 const benches: Record<string, () => Promise<void>> = {
   queue: runQueueWorkerBench,
   ads: runAdsRateLimitBench,
+  backfill: runBackfillBench,
 };
 
 benchEnv(); // fails early, with what to do, when the stack is not up
