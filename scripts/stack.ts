@@ -6,7 +6,7 @@
  * installed on first use into `.tools/` (or from Debian packages) and reused afterwards:
  *
  *   AWS emulator  127.0.0.1:4566   LocalStack 4.14.0 without Docker, or moto (ADFLEET_EMULATOR)
- *   Postgres      127.0.0.1:5432   Debian package, data in .stack/postgres
+ *   Postgres      127.0.0.1:5432   Debian package, data in .stack/postgres (as root: /var/lib/postgresql/adfleet-<checkout>)
  *   Redis         127.0.0.1:6379   Debian package
  *   Jaeger        127.0.0.1:4318 (OTLP/HTTP), 127.0.0.1:16686 (UI, query API)
  *   Ads sandbox   127.0.0.1:4580   sandbox/ads-api
@@ -16,6 +16,7 @@
  * environment a worker needs to `.stack/env` (usable with `node --env-file=.stack/env`).
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
@@ -163,6 +164,17 @@ function postgresBinDir(): string | undefined {
 
 const isRoot = process.getuid?.() === 0;
 
+/**
+ * Where the local database lives. As root the server runs as `postgres`, which may not be
+ * able to reach a checkout under /root: then the data goes under postgres's own home, one
+ * directory per checkout.
+ */
+function postgresDir(): string {
+  if (!isRoot) return join(STATE_DIR, 'postgres');
+  const checkout = createHash('sha256').update(ROOT).digest('hex').slice(0, 12);
+  return join('/var/lib/postgresql', `adfleet-${checkout}`);
+}
+
 /** Postgres refuses to run as root: as root, the server runs as the `postgres` user. */
 function asPostgresUser(command: string, args: string[]) {
   return isRoot ? run('runuser', ['-u', 'postgres', '--', command, ...args]) : run(command, args);
@@ -176,7 +188,7 @@ async function startPostgres() {
       bin = postgresBinDir();
       if (bin === undefined) throw new Error('postgresql installed but initdb not found');
     }
-    const dir = join(STATE_DIR, 'postgres');
+    const dir = postgresDir();
     const data = join(dir, 'data');
     mkdirSync(dir, { recursive: true });
     if (isRoot) run('chown', ['-R', 'postgres:postgres', dir]);
@@ -223,7 +235,7 @@ async function startPostgres() {
 
 function stopPostgres() {
   const bin = postgresBinDir();
-  const data = join(STATE_DIR, 'postgres', 'data');
+  const data = join(postgresDir(), 'data');
   if (bin === undefined || !existsSync(join(data, 'postmaster.pid'))) return;
   try {
     asPostgresUser(join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
