@@ -40,8 +40,10 @@ export async function demoBackfill(
   await migrate(databaseUrl);
   const pool = createPool(databaseUrl, { max: 2, applicationName: 'adfleet-demo' });
   try {
+    // Seeded rows, not any rows: the demo's nightly sync writes a few hundred of its own.
     const { rows } = await pool.query<{ seeded: boolean }>(
-      'SELECT EXISTS (SELECT 1 FROM campaigns) AS seeded',
+      'SELECT EXISTS (SELECT 1 FROM campaigns WHERE id > $1) AS seeded',
+      [SEED_CAMPAIGN_ID_BASE],
     );
     if (rows[0]?.seeded !== true) {
       process.stdout.write(
