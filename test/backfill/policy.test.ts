@@ -97,4 +97,21 @@ describe('partitioning the id space', () => {
     ]);
     expect(splitRange(0, 0, 4)).toEqual([]);
   });
+
+  it('follows the rows, not the id width, when quantiles are known', () => {
+    // 100 ids near 1,000 and 100 ids near 1,000,000: equal widths would give one chain everything.
+    const ids = [
+      ...Array.from({ length: 100 }, (_, index) => 1_000 + index),
+      ...Array.from({ length: 100 }, (_, index) => 1_000_000 + index),
+    ];
+    const quantiles = ids.filter((_, index) => index % 10 === 0);
+    const ranges = splitRange(999, 1_000_099, 2, quantiles);
+    expect(ranges).toHaveLength(2);
+    expect(ranges[0]?.start).toBe(999);
+    expect(ranges.at(-1)?.end).toBe(1_000_099);
+    const share = (range: { start: number; end: number }) =>
+      ids.filter((id) => id > range.start && id <= range.end).length;
+    for (const range of ranges) expect(share(range)).toBeGreaterThanOrEqual(80);
+    expect(ranges[0]?.end).toBe(ranges[1]?.start);
+  });
 });
