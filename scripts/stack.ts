@@ -235,12 +235,16 @@ async function startPostgres() {
 
 function stopPostgres() {
   const bin = postgresBinDir();
-  const data = join(postgresDir(), 'data');
-  if (bin === undefined || !existsSync(join(data, 'postmaster.pid'))) return;
-  try {
-    asPostgresUser(join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
-  } catch {
-    // Already stopped.
+  if (bin === undefined) return;
+  // Both places a cluster of this checkout may live (see postgresDir).
+  for (const dir of new Set([postgresDir(), join(STATE_DIR, 'postgres')])) {
+    const data = join(dir, 'data');
+    if (!existsSync(join(data, 'postmaster.pid'))) continue;
+    try {
+      asPostgresUser(join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
+    } catch {
+      // Already stopped.
+    }
   }
 }
 
