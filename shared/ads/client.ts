@@ -1,4 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { context, SpanStatusCode, trace } from '@opentelemetry/api';
+import { suppressTracing } from '@opentelemetry/core';
 import { type BackoffPolicy, backoffDelayMs } from '../backoff.ts';
 import { AdsApiError, AdsRetryableError, AdsThrottledError } from './errors.ts';
 import type { AccessTokenSource } from './lwa.ts';
@@ -32,6 +34,13 @@ import {
  *  - other 4xx: AdsApiError (fatal) with Amazon's code;
  *  - 207: mapped item by item (multi-status.ts).
  */
+
+const tracer = trace.getTracer('adfleet.ads');
+
+/** Runs `work` with tracing suppressed (and so do the timers it schedules). */
+function quietly<T>(work: () => T): T {
+  return context.with(suppressTracing(context.active()), work);
+}
 
 export interface AdsClientOptions {
   readonly baseUrl: string;
@@ -166,6 +175,30 @@ export class AdsApiClient {
     });
   }
 
+  /**
+   * One span for the wait in the shared rate limit, with what came of it; the limiter's own
+   * Redis round trips (several per call) stay out of the trace, where they would outnumber
+   * the Ads API calls they guard.
+   */
+  private waitForBudget(limiter: AdsRateLimiter, spec: RequestSpec, deadline: number): Promise<void> {
+    return tracer.startActiveSpan('ads rate limit', async (span) => {
+      const started = performance.now();
+      try {
+        const permit = await quietly(() =>
+          limiter.acquire(spec.profileId, { signal: spec.signal, deadline }),
+        );
+        span.setAttribute('adfleet.ads.rate_per_second', permit.ratePerSecond);
+      } catch (error) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+        throw error;
+      } finally {
+        if (spec.profileId !== undefined) span.setAttribute('adfleet.ads.profile_id', spec.profileId);
+        span.setAttribute('adfleet.ads.waited_ms', Math.round(performance.now() - started));
+        span.end();
+      }
+    });
+  }
+
   private async request(spec: RequestSpec): Promise<unknown> {
     const { limiter, tokens, timeoutMs, maxAttempts, backoff } = this.options;
     const throttleDeadline = Date.now() + this.options.maxThrottleWaitMs;
@@ -173,10 +206,7 @@ export class AdsApiClient {
     let refreshedAfter401 = false;
     for (;;) {
       spec.signal?.throwIfAborted();
-      await limiter?.acquire(spec.profileId, {
-        signal: spec.signal,
-        deadline: throttleDeadline,
-      });
+      if (limiter !== undefined) await this.waitForBudget(limiter, spec, throttleDeadline);
       const token = await tokens.accessToken(spec.signal);
       let response: Response;
       try {
@@ -208,14 +238,14 @@ export class AdsApiClient {
       if (response.status === 429) {
         await response.body?.cancel();
         const retryAfterMs = parseRetryAfterMs(response.headers.get('retry-after'));
-        await limiter?.recordThrottle(spec.profileId, retryAfterMs);
+        await quietly(() => limiter?.recordThrottle(spec.profileId, retryAfterMs));
         if (Date.now() + retryAfterMs > throttleDeadline)
           throw new AdsThrottledError(spec.profileId, retryAfterMs);
         // With a limiter, acquire() waits out the scope's block; without one, wait here.
         if (limiter === undefined) await sleep(retryAfterMs, undefined, { signal: spec.signal });
         continue;
       }
-      limiter?.recordSuccess(spec.profileId);
+      quietly(() => limiter?.recordSuccess(spec.profileId));
 
       if (response.status === 401 && !refreshedAfter401) {
         await response.body?.cancel();

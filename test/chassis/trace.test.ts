@@ -61,6 +61,12 @@ function assertOneConnectedTrace(spans: ReceivedSpan[], traceId: string, queuePr
   }
   const origins = processSpans.map((span) => span.attributes['adfleet.message.origin']);
   expect(origins.filter((origin) => origin === 'eventbridge')).toHaveLength(2);
+  // The profile syncs went through the shared rate limit: one span per wait, and none of the
+  // limiter's own Redis round trips.
+  expect(spans.some((span) => span.name === 'ads rate limit')).toBe(true);
+  const isRedis = (span: ReceivedSpan) =>
+    span.attributes['db.system.name'] === 'redis' || span.attributes['db.system'] === 'redis';
+  expect(spans.filter(isRedis).map((span) => span.name)).toEqual([]);
   const root = spans.filter((span) => span.parentSpanId === '');
   expect(root.map((span) => span.name)).toEqual(['test submit']);
 }
