@@ -1,19 +1,16 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-
-const ENV_FILE = fileURLToPath(new URL('../.stack/env', import.meta.url));
+import { readStackEnv } from '../scripts/stack-env.ts';
 
 /**
  * The local stack's environment (`npm run stack` writes it), under the caller's own; also
  * filled into process.env so in-process AWS clients find the emulator's credentials.
  */
 export function benchEnv(): Record<string, string> {
-  if (!existsSync(ENV_FILE)) throw new Error('the local stack is not up: run `npm run stack` first');
-  const env: Record<string, string> = {};
-  for (const line of readFileSync(ENV_FILE, 'utf8').split('\n')) {
-    const match = /^([A-Z0-9_]+)=(.*)$/.exec(line);
-    if (match?.[1] !== undefined && match[2] !== undefined) env[match[1]] = process.env[match[1]] ?? match[2];
-  }
+  const fromFile = readStackEnv();
+  if (Object.keys(fromFile).length === 0)
+    throw new Error('the local stack is not up: run `npm run stack` first');
+  const env = Object.fromEntries(
+    Object.entries(fromFile).map(([key, value]) => [key, process.env[key] ?? value]),
+  );
   for (const [key, value] of Object.entries(env)) process.env[key] ??= value;
   return env;
 }

@@ -6,6 +6,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readStackEnv } from './stack-env.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKERS = ['profile-sync', 'bulk-item', 'backfill-chunk'] as const;
@@ -16,11 +17,7 @@ function say(message: string) {
 
 // 1. The stack (idempotent), before anything reads its environment.
 execFileSync(process.execPath, [join(ROOT, 'scripts', 'stack.ts'), 'up'], { stdio: 'inherit', cwd: ROOT });
-const env: Record<string, string> = {};
-for (const line of readFileSync(join(ROOT, '.stack', 'env'), 'utf8').split('\n')) {
-  const match = /^([A-Z0-9_]+)=(.*)$/.exec(line);
-  if (match?.[1] !== undefined && match[2] !== undefined) env[match[1]] = match[2];
-}
+const env = readStackEnv();
 Object.assign(process.env, env, { OTEL_SERVICE_NAME: 'adfleet-demo' });
 const jaeger = env.ADFLEET_JAEGER_URL ?? 'http://127.0.0.1:16686';
 

@@ -27,22 +27,22 @@ import { createAwsClients } from '../shared/aws.ts';
 import { bootstrapTopology } from '../shared/bootstrap.ts';
 import { migrate } from '../shared/db.ts';
 import { resourceNames } from '../shared/topology.ts';
+import { STACK_ENV_FILE } from './stack-env.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const STATE_DIR = join(ROOT, '.stack');
 const TOOLS_DIR = join(ROOT, '.tools');
 const LOG_DIR = join(STATE_DIR, 'logs');
 const PID_DIR = join(STATE_DIR, 'pids');
-const ENV_FILE = join(STATE_DIR, 'env');
 
 const JAEGER_VERSION = 'v1.76.0';
 const MOTO_VERSION = '5.2.1';
 const HOST = '127.0.0.1';
 
-export const Emulator = { LocalStack: 'localstack', Moto: 'moto' } as const;
-export type Emulator = (typeof Emulator)[keyof typeof Emulator];
+const Emulator = { LocalStack: 'localstack', Moto: 'moto' } as const;
+type Emulator = (typeof Emulator)[keyof typeof Emulator];
 
-export const PORTS = {
+const PORTS = {
   emulator: 4566,
   postgres: 5432,
   redis: 6379,
@@ -52,7 +52,7 @@ export const PORTS = {
 } as const;
 
 /** The environment a worker, the CLI and the tests need against this stack. */
-export function stackEnvironment(emulator: Emulator): Record<string, string> {
+function stackEnvironment(emulator: Emulator): Record<string, string> {
   return {
     AWS_ENDPOINT_URL: `http://${HOST}:${PORTS.emulator}`,
     AWS_REGION: 'us-east-1',
@@ -503,7 +503,7 @@ async function up() {
   }
 
   const lines = Object.entries(env).map(([key, value]) => `${key}=${value}`);
-  writeFileSync(ENV_FILE, `${lines.join('\n')}\n`);
+  writeFileSync(STACK_ENV_FILE, `${lines.join('\n')}\n`);
   log(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s; environment (also in .stack/env):`);
   process.stdout.write(`\n${lines.map((line) => `export ${line}`).join('\n')}\n`);
 }

@@ -1,23 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readStackEnv } from '../../scripts/stack-env.ts';
 import { type Config, loadConfig } from '../../shared/config.ts';
-
-const ENV_FILE = fileURLToPath(new URL('../../.stack/env', import.meta.url));
 
 /**
  * The local stack's environment: what `npm run stack` wrote to .stack/env, under whatever
  * the caller's environment sets explicitly (so CI or a developer can aim tests elsewhere).
  */
 export function stackEnv(): Record<string, string> {
-  const fromFile: Record<string, string> = {};
-  if (existsSync(ENV_FILE)) {
-    for (const line of readFileSync(ENV_FILE, 'utf8').split('\n')) {
-      const match = /^([A-Z0-9_]+)=(.*)$/.exec(line);
-      if (match?.[1] !== undefined && match[2] !== undefined) fromFile[match[1]] = match[2];
-    }
-  }
-  const merged: Record<string, string> = { ...fromFile };
+  const merged = readStackEnv();
   for (const [key, value] of Object.entries(process.env)) {
     if (
       value !== undefined &&
