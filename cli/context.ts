@@ -1,9 +1,10 @@
 import { trace } from '@opentelemetry/api';
 import type pg from 'pg';
-import { createAwsClients } from '../shared/aws.ts';
+import { type AwsClients, createAwsClients } from '../shared/aws.ts';
 import { type Config, ConfigError, loadConfig } from '../shared/config.ts';
 import { createPool } from '../shared/db.ts';
 import { describeError } from '../shared/errors.ts';
+import type { QueueProducer } from '../shared/messaging/producer.ts';
 import { createFleet } from '../shared/runtime.ts';
 import { telemetry } from '../shared/telemetry/start.ts';
 import type { Fleet } from '../shared/worker.ts';
@@ -11,6 +12,10 @@ import type { Fleet } from '../shared/worker.ts';
 export interface CommandContext {
   readonly config: Config;
   readonly fleet: Fleet;
+  /** The AWS clients behind `fleet`, for commands that work on queues directly. */
+  readonly clients: AwsClients;
+  /** Queue URLs by logical name, and raw sends. */
+  readonly producer: QueueProducer;
   /** Opened on first use. */
   db(): pg.Pool;
   readonly traceId: string;
@@ -38,11 +43,13 @@ export async function runCommand(
   let pool: pg.Pool | undefined;
   let exitCode = 0;
   await tracer.startActiveSpan(`adfleet ${name}`, async (span) => {
-    const { fleet } = createFleet(clients, config);
+    const { fleet, producer } = createFleet(clients, config);
     try {
       const result = await command({
         config,
         fleet,
+        clients,
+        producer,
         db: () => {
           pool ??= createPool(config.DATABASE_URL, { max: 2, applicationName: 'adfleet-cli' });
           return pool;

@@ -5,10 +5,9 @@ import {
   ReceiveMessageCommand,
 } from '@aws-sdk/client-sqs';
 import { Command, Option } from 'commander';
-import { createAwsClients } from '../../shared/aws.ts';
-import { QueueProducer } from '../../shared/messaging/producer.ts';
+import type { AwsClients } from '../../shared/aws.ts';
 import { FLEET_ATTRIBUTES } from '../../shared/messaging/trace-context.ts';
-import { QUEUE_NAMES, type QueueName, resourceNames } from '../../shared/topology.ts';
+import { QUEUE_NAMES, type QueueName } from '../../shared/topology.ts';
 import { runCommand } from '../context.ts';
 
 /**
@@ -25,11 +24,7 @@ const queueArgument = new Option('--queue <queue>', 'worker queue')
   .choices(QUEUE_NAMES)
   .makeOptionMandatory();
 
-async function receiveBatch(
-  sqs: ReturnType<typeof createAwsClients>['sqs'],
-  QueueUrl: string,
-  visibility: number,
-) {
+async function receiveBatch(sqs: AwsClients['sqs'], QueueUrl: string, visibility: number) {
   const { Messages = [] } = await sqs.send(
     new ReceiveMessageCommand({
       QueueUrl,
@@ -59,9 +54,7 @@ export function dlqCommand(): Command {
     .addOption(queueArgument)
     .option('--limit <n>', 'at most this many', '50')
     .action((options: { queue: QueueName; limit: string }) =>
-      runCommand('dlq list', async ({ config }) => {
-        const clients = createAwsClients(config);
-        const producer = new QueueProducer(clients.sqs, resourceNames(config.ADFLEET_RESOURCE_PREFIX));
+      runCommand('dlq list', async ({ clients, producer }) => {
         const url = await producer.deadLetterQueueUrl(options.queue);
         const seen = new Map<string, Message>();
         // Received with a short visibility, released again below.
@@ -82,7 +75,6 @@ export function dlqCommand(): Command {
             ),
           ),
         );
-        clients.destroy();
         const lines = [...seen.values()].map((message) => {
           const record = deadLetterRecord(message);
           return `${message.MessageId}  ${record.type ?? '?'}  receives=${record.receiveCount ?? '?'}  ${record.at ?? ''}\n    ${record.reason ?? '(no reason recorded: moved by SQS redrive)'}`;
@@ -96,9 +88,7 @@ export function dlqCommand(): Command {
     .description('Send dead letters back to their queue')
     .addOption(queueArgument)
     .action((options: { queue: QueueName }) =>
-      runCommand('dlq redrive', async ({ config }) => {
-        const clients = createAwsClients(config);
-        const producer = new QueueProducer(clients.sqs, resourceNames(config.ADFLEET_RESOURCE_PREFIX));
+      runCommand('dlq redrive', async ({ clients, producer }) => {
         const [source, dead] = await Promise.all([
           producer.queueUrl(options.queue),
           producer.deadLetterQueueUrl(options.queue),
@@ -120,7 +110,6 @@ export function dlqCommand(): Command {
             moved += 1;
           }
         }
-        clients.destroy();
         return `${moved} message(s) sent back to ${options.queue}`;
       }),
     );
