@@ -3,7 +3,7 @@
 // Environment: the stack's, plus ADFLEET_RESOURCE_PREFIX naming a preloaded topology.
 import '../shared/telemetry/start.ts';
 
-const { DeleteMessageCommand, ReceiveMessageCommand } = await import('@aws-sdk/client-sqs');
+const { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand } = await import('@aws-sdk/client-sqs');
 const { loadConfig } = await import('../shared/config.ts');
 const { createAwsClients } = await import('../shared/aws.ts');
 const { createLogger } = await import('../shared/logging.ts');
@@ -23,7 +23,7 @@ async function bareLoop(): Promise<number> {
   // message once "handled", as many loops as it takes to keep `concurrency` messages busy.
   const clients = createAwsClients(config);
   const { QueueUrl } = await clients.sqs.send(
-    new (await import('@aws-sdk/client-sqs')).GetQueueUrlCommand({
+    new GetQueueUrlCommand({
       QueueName: resourceNames(config.ADFLEET_RESOURCE_PREFIX).queue('bulk-item'),
     }),
   );

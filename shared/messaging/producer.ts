@@ -84,7 +84,8 @@ export class QueueProducer {
   async sendBatch(queue: QueueName, messages: readonly BatchEntry[]): Promise<void> {
     const entries = messages.map((message, index) => this.#entry(String(index), message, message));
     const QueueUrl = await this.queueUrl(queue);
-    for (const chunk of chunkEntries(entries)) await this.#sendChunk(QueueUrl, chunk);
+    for (const chunk of chunkEntries(entries, (entry) => entry.MessageBody))
+      await this.#sendChunk(QueueUrl, chunk);
   }
 
   /** A raw send, for re-delivering or dead-lettering a received message as it was. */
@@ -146,13 +147,17 @@ export class QueueProducer {
   }
 }
 
-/** Splits entries into SendMessageBatch calls: at most 10 entries and 256 KiB each. */
-export function chunkEntries<T extends { MessageBody?: string | undefined }>(entries: readonly T[]): T[][] {
+/**
+ * Splits entries into batch calls of at most 10 entries and 256 KiB — the limits SQS's
+ * SendMessageBatch and EventBridge's PutEvents share. `payloadOf` says which field is the
+ * entry's payload.
+ */
+export function chunkEntries<T>(entries: readonly T[], payloadOf: (entry: T) => string | undefined): T[][] {
   const chunks: T[][] = [];
   let current: T[] = [];
   let bytes = 0;
   for (const entry of entries) {
-    const size = Buffer.byteLength(entry.MessageBody ?? '') + 512; // attributes and envelope
+    const size = Buffer.byteLength(payloadOf(entry) ?? '') + 512; // attributes and envelope
     if (current.length === MAX_BATCH_ENTRIES || (current.length > 0 && bytes + size > MAX_BATCH_BYTES)) {
       chunks.push(current);
       current = [];

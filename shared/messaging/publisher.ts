@@ -61,8 +61,7 @@ export class EventPublisher {
             DetailType: event.detailType,
             Detail: JSON.stringify({ ...event.detail, [TRACE_DETAIL_FIELD]: carrier }),
           }));
-          const chunks = chunkEntries(entries.map((entry) => ({ ...entry, MessageBody: entry.Detail })));
-          for (const chunk of chunks) await this.#put(chunk.map(({ MessageBody: _, ...entry }) => entry));
+          for (const chunk of chunkEntries(entries, (entry) => entry.Detail)) await this.#put(chunk);
         } catch (error) {
           span.recordException(error as Error);
           span.setStatus({ code: SpanStatusCode.ERROR, message: describeError(error) });

@@ -63,7 +63,9 @@ export function startTelemetry(): Telemetry {
       new AwsInstrumentation({ suppressInternalInstrumentation: true }),
       new PgInstrumentation({ requireParentSpan: true }),
       new IORedisInstrumentation({ requireParentSpan: true }),
-      new HttpInstrumentation({ disableIncomingRequestInstrumentation: false }),
+      // Outgoing calls only: a worker's one server is its health endpoint, and a trace per
+      // ECS health check would bury the real ones.
+      new HttpInstrumentation({ disableIncomingRequestInstrumentation: true }),
       new UndiciInstrumentation({ requireParentforSpans: true }),
     ],
   });
