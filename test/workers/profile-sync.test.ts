@@ -74,10 +74,15 @@ describe('profile-sync', () => {
       campaigns,
       without_currency: 0,
       ad_groups: adGroups,
-      keywords: adGroups * sizes.keywordsPerAdGroup, // 240 per profile: more than one page
+      keywords: adGroups * sizes.keywordsPerAdGroup,
     });
-    const listCalls = sandbox.admin.stats();
-    expect(listCalls).toBeDefined();
+    // 60 keywords per campaign, 180 per profile, in pages of 100: each profile took two
+    // keyword pages plus one campaign and one ad-group page, all inside its rate limit.
+    const { profiles } = sandbox.admin.stats();
+    for (const profileId of sandbox.admin.profileIds()) {
+      expect(profiles[String(profileId)]?.requests).toBeGreaterThanOrEqual(4);
+      expect(profiles[String(profileId)]?.throttled ?? 0).toBe(0);
+    }
   });
 
   it('is idempotent: syncing again changes no counts', async () => {
