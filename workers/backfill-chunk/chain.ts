@@ -53,7 +53,21 @@ export async function runChunk(
   const { pool } = deps;
   const job = await loadJob(pool, payload.jobId);
   if (job === undefined) throw new FatalError(`no backfill job ${payload.jobId}`);
-  const definition = backfillNamed(deps.registry, job.name);
+  let definition: ReturnType<typeof backfillNamed>;
+  try {
+    definition = backfillNamed(deps.registry, job.name);
+  } catch (error) {
+    // Fail the partition, or the watchdog would restart this chain forever.
+    const claim = {
+      jobId: job.id,
+      partition: payload.partition,
+      cursor: payload.cursor,
+      messageId: context.messageId,
+    };
+    if (await failPartition(pool, { ...claim, mayAdopt: true }, describeError(error)))
+      await settleJob(pool, job.id);
+    throw error;
+  }
   const logger = context.logger.child({ jobId: job.id, backfill: job.name, partition: payload.partition });
   const span = trace.getActiveSpan();
   span?.setAttributes({
@@ -95,9 +109,11 @@ export async function runChunk(
       claim = { ...claim, cursor: claimed.cursor, mayAdopt: false };
       logger.warn({ reason: decision.reason, waitMs: policy.pauseMs }, 'backfill paused by database health');
       if (policy.pauseMs > policy.maxInlineWaitMs) {
-        return sendNext(deps, job, payload, claim.cursor, policy.pauseMs, context);
+        // recordWait counted this wait and moved the stall deadline already.
+        return sendNext(deps, job, payload, claim.cursor, policy.pauseMs, context, { waitRecorded: true });
       }
       await sleep(policy.pauseMs, undefined, { signal: context.signal });
+      waitedMs = 0; // counted by recordWait, not to be counted again with the next batch
       lastBatchEnd = performance.now();
       continue;
     }
@@ -188,8 +204,11 @@ async function sendNext(
   cursor: number,
   delayMs: number,
   context: ChunkContext,
+  { waitRecorded = false }: { waitRecorded?: boolean } = {},
 ): Promise<void> {
-  if (delayMs > 0) await recordDelay(deps.pool, job.id, payload.partition, cursor, delayMs, job.stallAfterMs);
+  if (delayMs > 0 && !waitRecorded) {
+    await recordDelay(deps.pool, job.id, payload.partition, cursor, delayMs, job.stallAfterMs);
+  }
   await refreshJobSummary(deps.pool, job.id);
   const next: BackfillChunk = {
     jobId: job.id,

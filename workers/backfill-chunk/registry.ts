@@ -1,10 +1,11 @@
+import { FatalError } from '../../shared/errors.ts';
 import { campaignCurrency } from './backfills/campaign-currency.ts';
 import type { AnyBackfill } from './definition.ts';
 
 /** Every backfill the fleet can run, by name. */
 export type BackfillRegistry = ReadonlyMap<string, AnyBackfill>;
 
-export function createRegistry(definitions: readonly AnyBackfill[]): BackfillRegistry {
+function createRegistry(definitions: readonly AnyBackfill[]): BackfillRegistry {
   const registry = new Map<string, AnyBackfill>();
   for (const definition of definitions) {
     if (registry.has(definition.name)) throw new Error(`backfill "${definition.name}" is declared twice`);
@@ -15,7 +16,8 @@ export function createRegistry(definitions: readonly AnyBackfill[]): BackfillReg
 
 export const BACKFILLS: BackfillRegistry = createRegistry([campaignCurrency]);
 
-export class UnknownBackfillError extends Error {
+/** A job names a backfill this build does not have (removed, renamed): retrying cannot help. */
+export class UnknownBackfillError extends FatalError {
   override readonly name = 'UnknownBackfillError';
 }
 
