@@ -245,7 +245,10 @@ export class AdsApiClient {
         if (limiter === undefined) await sleep(retryAfterMs, undefined, { signal: spec.signal });
         continue;
       }
-      quietly(() => limiter?.recordSuccess(spec.profileId));
+      // Anything but a 429, 401 or 5xx is the API answering within its limit: that, and only
+      // that, feeds the limiter's estimate of the profile's capacity.
+      if (response.status !== 401 && response.status < 500)
+        quietly(() => limiter?.recordSuccess(spec.profileId));
 
       if (response.status === 401 && !refreshedAfter401) {
         await response.body?.cancel();

@@ -1,5 +1,6 @@
-import { RetryableError } from '../errors.ts';
+import { RetryableError, ThrottledError } from '../errors.ts';
 import { AdsAuthError } from './errors.ts';
+import { parseRetryAfterMs } from './retry-after.ts';
 
 /**
  * Login with Amazon access tokens, cached per process. Every Ads call needs a bearer token;
@@ -82,7 +83,14 @@ export class LwaTokenProvider implements AccessTokenSource {
     if (!response.ok) {
       // LWA's `error` is a code like invalid_grant: safe to log, unlike the request that caused it.
       const code = typeof body.error === 'string' ? body.error : 'unknown_error';
-      if (response.status >= 500 || response.status === 429) {
+      if (response.status === 429) {
+        // Rate limited like any Ads call: deferred by the chassis, not spent from the DLQ budget.
+        throw new ThrottledError(
+          `LWA token exchange rate limited (${code})`,
+          parseRetryAfterMs(response.headers.get('retry-after')),
+        );
+      }
+      if (response.status >= 500) {
         throw new RetryableError(`LWA token exchange failed with ${response.status} (${code})`);
       }
       throw new AdsAuthError(`LWA refused the app's credentials with ${response.status} (${code})`);

@@ -221,8 +221,13 @@ export class AdsRateLimiter {
 
   /** A call admitted by `acquire` got an answer that was not a 429. */
   recordSuccess(profileId: number | undefined): void {
-    if (profileId !== undefined) this.countSuccess(this.profileScope(profileId));
-    this.countSuccess(this.clientScope);
+    // Successes feed only the estimates of scopes that adapt (profiles): counting the
+    // client's would cost Redis writes nobody reads.
+    const scopes =
+      profileId === undefined ? [this.clientScope] : [this.profileScope(profileId), this.clientScope];
+    const adapting = scopes.filter((scope) => this.adapts(scope));
+    if (adapting.length === 0) return;
+    for (const scope of adapting) this.countSuccess(scope);
     this.flushTimer ??= setTimeout(() => {
       this.flushTimer = undefined;
       // Success counts feed the estimates only; losing a batch to a Redis blip is harmless.
