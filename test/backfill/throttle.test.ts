@@ -115,19 +115,12 @@ describe('backfill throttle on database health', { timeout: 120_000 }, () => {
       'recovery',
       20_000,
     );
+    const remaining = CAMPAIGNS - (await rowsProcessed(world.db.pool, job.id));
     const recovered = await rateOver(world, job.id, 1_000);
-    const finished = await waitForJob(
-      world.db.pool,
-      job.id,
-      (j) => j.status === JobStatus.Completed,
-      'completion',
-      60_000,
-    );
-    expect(finished.status).toBe(JobStatus.Completed);
-    // Either it ran at full speed again or it had already finished inside the window.
-    if ((await rowsProcessed(world.db.pool, job.id)) < CAMPAIGNS || recovered > 0) {
-      expect(recovered === 0 || recovered > loaded * 3).toBe(true);
-    }
+    // Back at full speed: several times the loaded rate — unless it ran out of rows inside
+    // the one-second window, which takes full speed too.
+    if (remaining > loaded * 3) expect(recovered).toBeGreaterThan(loaded * 3);
+    await waitForJob(world.db.pool, job.id, (j) => j.status === JobStatus.Completed, 'completion', 60_000);
     const { rows: after } = await world.db.pool.query<{ state: string }>(
       'SELECT state FROM backfill_throttle_events WHERE job_id = $1 ORDER BY id',
       [job.id],
