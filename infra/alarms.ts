@@ -4,6 +4,7 @@ import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { METRIC_NAMES, METRICS_NAMESPACE } from '../shared/metrics.ts';
 import { QUEUE_NAMES, type ResourceNames, topology } from '../shared/topology.ts';
 import type { FleetQueues } from './queues.ts';
 import { WORKER_NAMES } from './workers.ts';
@@ -28,9 +29,6 @@ export const slo = {
   /** Minutes the oldest message must stay too old: a single slow message is not a backlog. */
   queueAgeMinutesToAlarm: 3,
 } as const;
-
-/** The chassis's Embedded Metric Format namespace and its dimension. */
-export const METRICS_NAMESPACE = 'adfleet';
 
 function fleetMetric(worker: string, metricName: string, period: Duration, statistic = 'Sum') {
   return new cloudwatch.Metric({
@@ -103,8 +101,8 @@ export class FleetAlarms extends Construct {
           label: `${worker} handler error rate (%)`,
           expression: `IF(processed >= ${slo.errorRateMinimumMessages}, 100 * failed / processed, 0)`,
           usingMetrics: {
-            processed: fleetMetric(worker, 'MessagesProcessed', period),
-            failed: fleetMetric(worker, 'MessagesFailed', period),
+            processed: fleetMetric(worker, METRIC_NAMES.processed, period),
+            failed: fleetMetric(worker, METRIC_NAMES.failed, period),
           },
           period,
         }),
@@ -118,7 +116,7 @@ export class FleetAlarms extends Construct {
     this.add('profile-sync-freshness', {
       alarmName: `${names.prefix}-profile-sync-freshness`,
       alarmDescription: `Some profile's last good sync is older than ${slo.profileSyncFreshnessSeconds / 3_600} h: it missed the nightly sync.`,
-      metric: fleetMetric('profile-sync', 'OldestProfileSyncAgeSeconds', Duration.minutes(15), 'Maximum'),
+      metric: fleetMetric('profile-sync', METRIC_NAMES.oldestProfileSyncAge, Duration.minutes(15), 'Maximum'),
       threshold: slo.profileSyncFreshnessSeconds,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 1,

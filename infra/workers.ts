@@ -1,4 +1,5 @@
-import { type QueueName, topology } from '../shared/topology.ts';
+import { DEFAULT_DRAIN_TIMEOUT_MS } from '../shared/config.ts';
+import { QUEUE_NAMES, type QueueName, topology } from '../shared/topology.ts';
 
 /**
  * How each worker is deployed: what it may touch (IAM is derived from `sendsTo` and
@@ -6,11 +7,8 @@ import { type QueueName, topology } from '../shared/topology.ts';
  * one of the same name in the topology.
  */
 
-export const WORKER_NAMES = [
-  'profile-sync',
-  'bulk-item',
-  'backfill-chunk',
-] as const satisfies readonly QueueName[];
+/** One worker per queue, named after it. */
+export const WORKER_NAMES = QUEUE_NAMES;
 export type WorkerName = (typeof WORKER_NAMES)[number];
 
 export interface WorkerDeployment {
@@ -70,7 +68,7 @@ export const workers = {
 } as const satisfies Record<WorkerName, WorkerDeployment>;
 
 /** What the worker is told (`ADFLEET_DRAIN_TIMEOUT_MS`): finish or release in-flight messages within this. */
-export const DRAIN_TIMEOUT_MS = 25_000;
+export const DRAIN_TIMEOUT_MS = DEFAULT_DRAIN_TIMEOUT_MS;
 
 /**
  * Seconds ECS waits after SIGTERM before SIGKILL. The drain deadline plus time to flush

@@ -13,6 +13,9 @@ const url = z.url({ protocol: /^(https?|postgres(ql)?|rediss?)$/ });
 const positiveInt = z.coerce.number().int().positive();
 const flag = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
 
+/** What a worker waits for in-flight handlers on SIGTERM; infra fits the ECS stop timeout to it. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 25_000;
+
 export const configSchema = z.object({
   AWS_ENDPOINT_URL: url.optional(),
   AWS_REGION: z.string().min(1).default('us-east-1'),
@@ -47,7 +50,7 @@ export const configSchema = z.object({
   /** Messages handled at once by one worker process. */
   ADFLEET_CONCURRENCY: positiveInt.max(500).default(20),
   /** How long SIGTERM waits for in-flight handlers before releasing their messages. */
-  ADFLEET_DRAIN_TIMEOUT_MS: positiveInt.default(25_000),
+  ADFLEET_DRAIN_TIMEOUT_MS: positiveInt.default(DEFAULT_DRAIN_TIMEOUT_MS),
   /** SQS long-poll wait; a stopping worker lets its last poll finish, so this bounds the stop too. */
   ADFLEET_POLL_WAIT_SECONDS: z.coerce.number().int().min(0).max(20).default(20),
   /** Port of the /healthz and /readyz endpoint; 0 disables it. */

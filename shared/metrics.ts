@@ -3,6 +3,16 @@ import { type HandledEvent, Outcome } from './messaging/queue-worker.ts';
 
 export const METRICS_NAMESPACE = 'adfleet';
 
+/** The metric names the workers emit and the alarms in infra/ watch: one list for both. */
+export const METRIC_NAMES = {
+  processed: 'MessagesProcessed',
+  failed: 'MessagesFailed',
+  deadLettered: 'MessagesDeadLettered',
+  deferred: 'MessagesDeferred',
+  handlerDuration: 'HandlerDurationMs',
+  oldestProfileSyncAge: 'OldestProfileSyncAgeSeconds',
+} as const;
+
 /**
  * Per-worker counters, written every interval as one CloudWatch Embedded Metric Format log
  * line: on ECS the awslogs driver turns it into metrics (namespace `adfleet`, dimension
@@ -44,11 +54,11 @@ export class WorkerMetrics {
   flush(): void {
     if (this.#processed === 0 && this.#gauges.size === 0) return;
     const counters = {
-      MessagesProcessed: { value: this.#processed, unit: 'Count' },
-      MessagesFailed: { value: this.#failed, unit: 'Count' },
-      MessagesDeadLettered: { value: this.#deadLettered, unit: 'Count' },
-      MessagesDeferred: { value: this.#deferred, unit: 'Count' },
-      HandlerDurationMs: {
+      [METRIC_NAMES.processed]: { value: this.#processed, unit: 'Count' },
+      [METRIC_NAMES.failed]: { value: this.#failed, unit: 'Count' },
+      [METRIC_NAMES.deadLettered]: { value: this.#deadLettered, unit: 'Count' },
+      [METRIC_NAMES.deferred]: { value: this.#deferred, unit: 'Count' },
+      [METRIC_NAMES.handlerDuration]: {
         value: this.#processed === 0 ? 0 : this.#totalMs / this.#processed,
         unit: 'Milliseconds',
       },

@@ -143,13 +143,6 @@ export function eventPattern(rule: RuleSpec): { source: string[]; 'detail-type':
   return { source: [EVENT_SOURCE], 'detail-type': [...rule.detailTypes] };
 }
 
-/** Which queue an event of this detail type ends up in, per the rules. */
-export function routeOf(detailType: string): QueueName[] {
-  return topology.rules
-    .filter((rule) => (rule.detailTypes as readonly string[]).includes(detailType))
-    .map((rule) => rule.target);
-}
-
 const DAY_SECONDS = 86_400;
 
 /** SQS attributes of a worker queue, as the bootstrap sets them and the CDK stack declares them. */

@@ -2,6 +2,7 @@ import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { slo } from '../../infra/alarms.ts';
 import { WORKER_NAMES } from '../../infra/workers.ts';
+import { METRICS_NAMESPACE } from '../../shared/metrics.ts';
 import { QUEUE_NAMES, resourceNames, topology } from '../../shared/topology.ts';
 import { BASE_CONTEXT, onlyResource, resourcesOf, synthesizeFleet } from './fleet-template.ts';
 
@@ -98,7 +99,7 @@ describe('worker alarms', () => {
         TreatMissingData: 'notBreaching',
       });
       const metric = (name: string) => ({
-        Namespace: 'adfleet',
+        Namespace: METRICS_NAMESPACE,
         MetricName: name,
         Dimensions: [{ Name: 'Service', Value: worker }],
       });
@@ -131,7 +132,7 @@ describe('worker alarms', () => {
 
   it('alarms when some profile has gone more than 26 h without a good sync', () => {
     expect(alarm('adfleet-profile-sync-freshness')).toMatchObject({
-      Namespace: 'adfleet',
+      Namespace: METRICS_NAMESPACE,
       MetricName: 'OldestProfileSyncAgeSeconds',
       Dimensions: [{ Name: 'Service', Value: 'profile-sync' }],
       Statistic: 'Maximum',

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import type { AdsApiClient } from '../../shared/ads/client.ts';
 import { createAdsClient } from '../../shared/ads/from-config.ts';
 import { createPool } from '../../shared/db.ts';
-import type { WorkerMetrics } from '../../shared/metrics.ts';
+import { METRIC_NAMES, type WorkerMetrics } from '../../shared/metrics.ts';
 import { defineWorker, on } from '../../shared/worker.ts';
 import { BulkJobCompleted, SyncAllProfilesRequested, SyncProfile } from './messages.ts';
 import { oldestSyncAgeSeconds } from './store.ts';
@@ -78,7 +78,7 @@ export const profileSyncWorker = defineWorker<ProfileSyncDeps>({
         ...counts,
       });
       const age = await oldestSyncAgeSeconds(deps.db);
-      if (age !== undefined) deps.metrics.gauge('OldestProfileSyncAgeSeconds', age, 'Seconds');
+      if (age !== undefined) deps.metrics.gauge(METRIC_NAMES.oldestProfileSyncAge, age, 'Seconds');
       logger.info({ profileId: request.profileId, ...counts }, 'profile synced');
     }),
   },
