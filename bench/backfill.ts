@@ -19,7 +19,7 @@ import pg from 'pg';
 import { createAwsClients } from '../shared/aws.ts';
 import { bootstrapTopology } from '../shared/bootstrap.ts';
 import { loadConfig } from '../shared/config.ts';
-import { createPool, migrate } from '../shared/db.ts';
+import { createPool, databaseUrlFor, migrate, runAdminStatement } from '../shared/db.ts';
 import { createFleet } from '../shared/runtime.ts';
 import { resourceNames } from '../shared/topology.ts';
 import { startBackfill } from '../workers/backfill-chunk/control.ts';
@@ -30,6 +30,7 @@ import {
   SEED_PROFILE_ID_BASE,
   seedCampaigns,
 } from '../workers/backfill-chunk/seed.ts';
+import { benchEnv, percentile } from './support.ts';
 
 const ROWS = 1_000_000;
 const PROFILES = 10_000;
@@ -42,30 +43,14 @@ const PREFIX = 'adfleet-bench-bf';
 /** Chain counts to measure: one chain, and one per core of this 2-core machine. */
 const PARALLEL_RUNS = [1, 2] as const;
 
-function databaseUrl(base: string, name: string): string {
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function admin(base: string, sql: string) {
-  const client = new pg.Client({ connectionString: databaseUrl(base, 'postgres') });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
 function log(message: string) {
   process.stdout.write(`bench backfill: ${message}\n`);
 }
 
 async function prepareTemplate(base: string) {
-  await admin(base, `DROP DATABASE IF EXISTS ${TEMPLATE} WITH (FORCE)`);
-  await admin(base, `CREATE DATABASE ${TEMPLATE}`);
-  const url = databaseUrl(base, TEMPLATE);
+  await runAdminStatement(base, `DROP DATABASE IF EXISTS ${TEMPLATE} WITH (FORCE)`);
+  await runAdminStatement(base, `CREATE DATABASE ${TEMPLATE}`);
+  const url = databaseUrlFor(base, TEMPLATE);
   await migrate(url);
   const pool = createPool(url, { max: 1 });
   const started = performance.now();
@@ -78,9 +63,9 @@ async function prepareTemplate(base: string) {
 }
 
 async function freshCopy(base: string, name: string): Promise<string> {
-  await admin(base, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await admin(base, `CREATE DATABASE ${name} TEMPLATE ${TEMPLATE}`);
-  return databaseUrl(base, name);
+  await runAdminStatement(base, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await runAdminStatement(base, `CREATE DATABASE ${name} TEMPLATE ${TEMPLATE}`);
+  return databaseUrlFor(base, name);
 }
 
 /** The production mix at a fixed pace until stopped; returns every latency in ms. */
@@ -130,11 +115,6 @@ function productionMix(url: string) {
       return latencies;
     },
   };
-}
-
-function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
 async function idleBaseline(url: string): Promise<number[]> {
@@ -215,7 +195,7 @@ async function runBackfill(url: string, env: NodeJS.ProcessEnv, parallel: number
 }
 
 export async function runBackfillBench(): Promise<void> {
-  const env = process.env;
+  const env = benchEnv();
   const base = env.DATABASE_URL;
   if (base === undefined) throw new Error('DATABASE_URL is not set: load .stack/env');
   await prepareTemplate(base);
@@ -223,16 +203,16 @@ export async function runBackfillBench(): Promise<void> {
   log('naive UPDATE …');
   const naiveUrl = await freshCopy(base, 'adfleet_bench_backfill_naive');
   const naive = await runNaive(naiveUrl);
-  await admin(base, 'DROP DATABASE IF EXISTS adfleet_bench_backfill_naive WITH (FORCE)');
+  await runAdminStatement(base, 'DROP DATABASE IF EXISTS adfleet_bench_backfill_naive WITH (FORCE)');
 
   const backfills: Array<{ parallel: number; run: Awaited<ReturnType<typeof runBackfill>> }> = [];
   for (const parallel of PARALLEL_RUNS) {
     log(`backfill, ${parallel} chain(s) …`);
     const backfillUrl = await freshCopy(base, 'adfleet_bench_backfill_run');
     backfills.push({ parallel, run: await runBackfill(backfillUrl, env, parallel) });
-    await admin(base, 'DROP DATABASE IF EXISTS adfleet_bench_backfill_run WITH (FORCE)');
+    await runAdminStatement(base, 'DROP DATABASE IF EXISTS adfleet_bench_backfill_run WITH (FORCE)');
   }
-  await admin(base, `DROP DATABASE IF EXISTS ${TEMPLATE} WITH (FORCE)`);
+  await runAdminStatement(base, `DROP DATABASE IF EXISTS ${TEMPLATE} WITH (FORCE)`);
 
   const row = (name: string, run: { seconds: number; idle: number[]; during: number[] }) => {
     const idleP99 = percentile(run.idle, 99);

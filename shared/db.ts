@@ -67,3 +67,24 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
     client.release();
   }
 }
+
+/** The same server, another database: `postgres://…/adfleet` → `postgres://…/<name>`. */
+export function databaseUrlFor(url: string, name: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${name}`;
+  return parsed.toString();
+}
+
+/**
+ * Runs one statement that cannot run inside a database it affects (CREATE/DROP DATABASE)
+ * from the server's `postgres` database. For tooling: tests, benchmarks, the stack.
+ */
+export async function runAdminStatement(url: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrlFor(url, 'postgres') });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}

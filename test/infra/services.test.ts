@@ -15,14 +15,7 @@ import {
 } from '../../infra/workers.ts';
 import { loadConfig } from '../../shared/config.ts';
 import { resourceNames } from '../../shared/topology.ts';
-import {
-  IMAGE_URI,
-  onlyResource,
-  referencedId,
-  resourcesOf,
-  SECRET_ARNS,
-  synthesizeFleet,
-} from './fleet-template.ts';
+import { onlyResource, referencedId, resourcesOf, SECRET_ARNS, synthesizeFleet } from './fleet-template.ts';
 
 const names = resourceNames('adfleet');
 
