@@ -4,7 +4,8 @@ import { AdsApiError, AdsAuthError, AdsRetryableError, AdsThrottledError } from 
 import { AdsRateLimiter } from '../../shared/ads/rate-limit.ts';
 import { MediaType } from '../../shared/ads/types.ts';
 import { classifyError, ErrorKind } from '../../shared/errors.ts';
-import { clientFor, collect, lwaFor, redisPrefix, testRedis } from './support.ts';
+import { uniquePrefix } from '../support/env.ts';
+import { clientFor, collect, lwaFor, testRedis } from './support.ts';
 
 let sandbox: AdsSandbox;
 let profileId: number;
@@ -214,7 +215,7 @@ describe('failures', () => {
   it('shares a Retry-After block fleet-wide through the limiter, and defers past the wait budget', async () => {
     const redis = testRedis();
     try {
-      const keyPrefix = redisPrefix('client');
+      const keyPrefix = uniquePrefix('client');
       const limiter = () => new AdsRateLimiter({ redis, keyPrefix, clientId: 'adfleet-local' });
       // Worker A got a 429 with Retry-After: 1 s for this profile.
       await limiter().recordThrottle(profileId, 1_000);

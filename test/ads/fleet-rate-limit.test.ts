@@ -3,7 +3,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startLoadWorker } from '../../bench/ads-load-fleet.ts';
 import type { LoadWorkerSpec } from '../../bench/ads-load-worker.ts';
 import { type AdsSandbox, startAdsSandbox } from '../../sandbox/ads-api/server.ts';
-import { redisPrefix } from './support.ts';
+import { stackEnv, uniquePrefix } from '../support/env.ts';
+import { eventually } from '../support/processes.ts';
 
 /**
  * The limiter as the fleet runs it: separate worker processes (bench/ads-load-worker.ts, the
@@ -35,8 +36,8 @@ afterEach(async () => {
 function workers(count: number, durationMs: number, initialRate: number) {
   const spec: LoadWorkerSpec = {
     apiUrl: sandbox.url,
-    redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-    keyPrefix: redisPrefix('fleet'),
+    redisUrl: stackEnv().REDIS_URL as string,
+    keyPrefix: uniquePrefix('fleet'),
     mode: 'shared',
     profileRate: initialRate,
     profileIds: [profileId],
@@ -72,13 +73,10 @@ function rates(from: Sample, to: Sample) {
   };
 }
 
-/** Polls `check` every 250 ms until it holds or `timeoutMs` passes; returns how long it took. */
+/** Waits (eventually) until `check` holds; returns how long that took. */
 async function within(timeoutMs: number, check: () => boolean): Promise<number> {
   const started = Date.now();
-  while (!check()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await sleep(250);
-  }
+  await eventually('rate condition', async () => (check() ? true : undefined), timeoutMs);
   return Date.now() - started;
 }
 

@@ -1,17 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { SANDBOX_DEFAULTS } from '../../sandbox/ads-api/server.ts';
 import { AdsApiClient, type AdsClientOptions } from '../../shared/ads/client.ts';
 import { LwaTokenProvider } from '../../shared/ads/lwa.ts';
+import { stackEnv } from '../support/env.ts';
 
-/** Redis for this test process: the suite's REDIS_URL, or a local default. */
+/** Redis of the local stack, for this test process. */
 export function testRedis(): Redis {
-  return new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 2 });
-}
-
-/** A key prefix no other test file (or run) shares. */
-export function redisPrefix(label: string): string {
-  return `t-ads-${label}-${randomBytes(4).toString('hex')}`;
+  return new Redis(stackEnv().REDIS_URL as string, { maxRetriesPerRequest: 2 });
 }
 
 export function lwaFor(sandboxUrl: string, overrides: { clientSecret?: string } = {}): LwaTokenProvider {
