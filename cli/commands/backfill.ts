@@ -52,7 +52,7 @@ function formatCount(value: number): string {
   return Math.round(value).toLocaleString('en-US');
 }
 
-export function formatDuration(seconds: number | undefined): string {
+function formatDuration(seconds: number | undefined): string {
   if (seconds === undefined || !Number.isFinite(seconds)) return '--';
   const total = Math.round(seconds);
   const h = Math.floor(total / 3600);
@@ -77,7 +77,7 @@ function describeThrottle(progress: Progress): string {
   })`;
 }
 
-export function renderStatus(job: BackfillJob, partitions: readonly BackfillPartition[]): string {
+function renderStatus(job: BackfillJob, partitions: readonly BackfillPartition[]): string {
   const progress = progressOf(job, partitions);
   const lines = [
     `backfill ${job.name}  ${job.id}`,
@@ -102,7 +102,7 @@ export function renderStatus(job: BackfillJob, partitions: readonly BackfillPart
 }
 
 /** Polls the job and draws a progress bar until it is finished (or paused, with --until-rest). */
-export async function watchJob(db: pg.Pool, jobId: string, options: { intervalMs?: number } = {}) {
+async function watchJob(db: pg.Pool, jobId: string, options: { intervalMs?: number } = {}) {
   const bar = new cliProgress.SingleBar(
     {
       format:

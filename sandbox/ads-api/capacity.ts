@@ -111,10 +111,6 @@ export class CapacityModel {
     return this.profileOverrides.get(profileId) ?? this.profileDefault;
   }
 
-  clientCapacity(): BucketSpec {
-    return this.clientSpec;
-  }
-
   private profileBucket(profileId: number, now: number): TokenBucket {
     let bucket = this.profileBuckets.get(profileId);
     if (bucket === undefined) {

@@ -116,10 +116,6 @@ export class SeededAdsData {
     });
   }
 
-  hasProfile(profileId: number): boolean {
-    return this.profileData(profileId) !== undefined;
-  }
-
   profileData(profileId: number): ProfileData | undefined {
     const existing = this.generated.get(profileId);
     if (existing !== undefined) return existing;
