@@ -3,7 +3,9 @@
 // Environment: the stack's, plus ADFLEET_RESOURCE_PREFIX naming a preloaded topology.
 import '../shared/telemetry/start.ts';
 
-const { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand } = await import('@aws-sdk/client-sqs');
+const { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand } = await import(
+  '@aws-sdk/client-sqs'
+);
 const { loadConfig } = await import('../shared/config.ts');
 const { createAwsClients } = await import('../shared/aws.ts');
 const { createLogger } = await import('../shared/logging.ts');
