@@ -5,7 +5,7 @@ import { createLogger, type Logger } from '../../shared/logging.ts';
 import { createFleet } from '../../shared/runtime.ts';
 import type { Fleet } from '../../shared/worker.ts';
 import { type BackfillJob, loadJob, type StartRequest } from '../../workers/backfill-chunk/jobs.ts';
-import { seedCampaigns } from '../../workers/backfill-chunk/seed.ts';
+import { SEED_MARKETPLACES, seedCampaigns } from '../../workers/backfill-chunk/seed.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { stackEnv, testConfig } from '../support/env.ts';
 import { createTestTopology, type TestTopology } from '../support/topology.ts';
@@ -64,10 +64,27 @@ export async function installWriteCounter(pool: pg.Pool): Promise<void> {
   `);
 }
 
+/**
+ * What campaign-currency must write, stated independently of its implementation: the
+ * currency of the campaign's marketplace for the marketplaces it knows; for the one seed
+ * marketplace it does not know (Egypt), the profile's own currency.
+ */
+const UNLISTED_MARKETPLACE = 'ARBP9OOSHTCHU';
+const EXPECTED_CURRENCY = SEED_MARKETPLACES.filter(
+  ([, , marketplace]) => marketplace !== UNLISTED_MARKETPLACE,
+)
+  .map(([, currency, marketplace]) => `('${marketplace}', '${currency}')`)
+  .join(', ');
+
 export interface ResultCheck {
   readonly campaigns: number;
   readonly filled: number;
+  /** Campaigns whose currency is not the expected one. */
   readonly wrong: number;
+  /** Campaigns whose expected currency is not their profile's: the transform is exercised. */
+  readonly notProfileCurrency: number;
+  /** Campaigns of the unlisted marketplace: the fallback is exercised. */
+  readonly fallback: number;
   readonly writtenRows: number;
   readonly maxWrites: number;
 }
@@ -75,10 +92,17 @@ export interface ResultCheck {
 /** What the campaign-currency backfill left behind, against what it should have. */
 export async function checkResult(pool: pg.Pool): Promise<ResultCheck> {
   const { rows } = await pool.query<ResultCheck>(`
+    WITH expected AS (
+      SELECT c.id, c.currency_code AS actual, p.currency_code AS profile_currency, p.marketplace,
+             coalesce(m.currency, p.currency_code) AS currency
+        FROM campaigns c
+        JOIN profiles p ON p.id = c.profile_id
+        LEFT JOIN (VALUES ${EXPECTED_CURRENCY}) AS m (marketplace, currency) ON m.marketplace = p.marketplace)
     SELECT (SELECT count(*) FROM campaigns)::int AS campaigns,
            (SELECT count(*) FROM campaigns WHERE currency_code IS NOT NULL)::int AS filled,
-           (SELECT count(*) FROM campaigns c JOIN profiles p ON p.id = c.profile_id
-             WHERE c.currency_code IS DISTINCT FROM p.currency_code)::int AS wrong,
+           (SELECT count(*) FROM expected WHERE actual IS DISTINCT FROM currency)::int AS wrong,
+           (SELECT count(*) FROM expected WHERE currency <> profile_currency)::int AS "notProfileCurrency",
+           (SELECT count(*) FROM expected WHERE marketplace = '${UNLISTED_MARKETPLACE}')::int AS fallback,
            (SELECT count(*) FROM campaign_currency_writes)::int AS "writtenRows",
            (SELECT coalesce(max(writes), 0) FROM campaign_currency_writes)::int AS "maxWrites"`);
   return rows[0] as ResultCheck;

@@ -7,6 +7,11 @@ import type pg from 'pg';
  * and the same arguments always give the same rows. Ids sit far above the Ads sandbox's, so
  * seeded rows never collide with synced ones. `currency_code` is left NULL: that is what
  * the campaign-currency backfill fills.
+ *
+ * So that the backfill's transform is tested and not just its plumbing, a profile's own
+ * currency is not always its marketplace's: every tenth profile is billed in US dollars
+ * (SEED_BILLED_IN_USD), and one marketplace (Egypt) is one the backfill does not list,
+ * where it must fall back to the profile's currency.
  */
 
 export const SEED_PROFILE_ID_BASE = 7_000_000_000_000;
@@ -25,7 +30,11 @@ export const SEED_MARKETPLACES: ReadonlyArray<readonly [string, string, string]>
   ['JP', 'JPY', 'A1VC38T7YXB528'],
   ['AU', 'AUD', 'A39IBJ37TRP1C6'],
   ['IN', 'INR', 'A21TJRUUN4KGV'],
+  ['EG', 'EGP', 'ARBP9OOSHTCHU'],
 ];
+
+/** Profiles whose seed index g has g % 10 = 3 are billed in USD, whatever their marketplace. */
+export const SEED_BILLED_IN_USD = { modulus: 10, remainder: 3 } as const;
 
 export interface SeedOptions {
   readonly profiles: number;
@@ -50,7 +59,9 @@ export async function seedCampaigns(
   ).join(', ');
   await db.query(
     `INSERT INTO profiles (id, country_code, currency_code, marketplace, account_name)
-     SELECT $1::bigint + g, m.country, m.currency, m.marketplace, 'Seed advertiser ' || g
+     SELECT $1::bigint + g, m.country,
+            CASE WHEN g % ${SEED_BILLED_IN_USD.modulus} = ${SEED_BILLED_IN_USD.remainder} THEN 'USD' ELSE m.currency END,
+            m.marketplace, 'Seed advertiser ' || g
        FROM generate_series(1, $2::int) AS g
        JOIN (VALUES ${marketplaces}) AS m (idx, country, currency, marketplace)
          ON m.idx = g % ${SEED_MARKETPLACES.length}
