@@ -41,28 +41,41 @@ export const campaignCurrency = defineBackfill<CampaignRow>({
   table: 'campaigns',
   async readBatch(client, { after, until, limit }) {
     // Ids only: an index-only range scan finds the batch; the write below covers it.
-    const { rows } = await client.query<CampaignRow>(
-      'SELECT id FROM campaigns WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3',
-      [after, until, limit],
-    );
+    const { rows } = await client.query<CampaignRow>({
+      name: 'campaign-currency:read',
+      text: 'SELECT id FROM campaigns WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3',
+      values: [after, until, limit],
+    });
     return rows;
   },
   async writeBatch(client, rows) {
     const first = rows[0]?.id ?? 0;
     const last = rows.at(-1)?.id ?? 0;
     // The transform (marketplace → currency, else the profile's own currency) runs in the
-    // UPDATE, over the batch's id range, as one join: a pass over 1,000 ids costs one
-    // range scan instead of 1,000 lookups. IS DISTINCT FROM: a row that already holds the
-    // right value costs no write (no WAL, no dead tuple), which keeps a re-run cheap.
-    const { rowCount } = await client.query(
-      `UPDATE campaigns c SET currency_code = coalesce(m.currency, p.currency_code)
-         FROM profiles p
-         LEFT JOIN unnest($3::text[], $4::text[]) AS m (marketplace, currency) ON m.marketplace = p.marketplace
-        WHERE c.id >= $1 AND c.id <= $2 AND p.id = c.profile_id
-          AND c.currency_code IS DISTINCT FROM coalesce(m.currency, p.currency_code)`,
-      [first, last, MARKETPLACES, CURRENCIES],
-    );
+    // UPDATE over the batch's id range: one statement, one round trip. Each campaign's
+    // profile is looked up by primary key (LATERAL … OFFSET 0 keeps it a lookup): a batch
+    // needs at most batch-size profiles, while the hash of the whole profiles table the
+    // planner picks for a small one costs more than a small batch's writes. The currency
+    // is an array lookup, not a join, for the same reason. IS DISTINCT FROM: a row that
+    // already holds the right value costs no write (no WAL, no dead tuple), which keeps a
+    // re-run cheap.
+    const { rowCount } = await client.query({
+      name: 'campaign-currency:write',
+      text: `WITH target AS (
+               SELECT c.id,
+                      coalesce(($4::text[])[array_position($3::text[], p.marketplace)], p.currency_code)
+                        AS currency
+                 FROM campaigns c
+                 CROSS JOIN LATERAL (
+                   SELECT currency_code, marketplace FROM profiles WHERE id = c.profile_id OFFSET 0
+                 ) p
+                WHERE c.id >= $1 AND c.id <= $2)
+             UPDATE campaigns c SET currency_code = t.currency
+               FROM target t
+              WHERE c.id = t.id AND c.currency_code IS DISTINCT FROM t.currency`,
+      values: [first, last, MARKETPLACES, CURRENCIES],
+    });
     return rowCount ?? 0;
   },
-  defaults: { batchSize: 2_000, batchesPerChunk: 10 },
+  defaults: { batchSize: 1_000, batchesPerChunk: 20 },
 });
