@@ -7,8 +7,8 @@ import { BACKFILLS } from '../../workers/backfill-chunk/registry.ts';
 import { createBackfillChunkWorker } from '../../workers/backfill-chunk/worker.ts';
 import {
   type BackfillWorld,
-  checkResult,
   createBackfillWorld,
+  expectExactResult,
   RELAXED_THROTTLE,
   resetBackfill,
   rowsProcessed,
@@ -66,19 +66,11 @@ describe('backfill engine: campaign-currency over 100,000 rows', { timeout: 120_
       (j) => j.status === JobStatus.Completed,
       'completion',
     );
-    const result = await checkResult(world.db.pool);
-    expect(result).toMatchObject({
-      campaigns: CAMPAIGNS,
-      filled: CAMPAIGNS,
-      wrong: 0,
-      writtenRows: CAMPAIGNS,
-      maxWrites: 1,
-    });
+    const result = await expectExactResult(world.db.pool, job.id, CAMPAIGNS);
     // The seed makes the transform matter: about one campaign in ten is billed in a
     // currency other than its marketplace's, and one marketplace in twelve falls back.
     expect(result.notProfileCurrency).toBeGreaterThan(CAMPAIGNS / 20);
     expect(result.fallback).toBeGreaterThan(CAMPAIGNS / 20);
-    expect(await rowsProcessed(world.db.pool, job.id)).toBe(CAMPAIGNS);
     expect(done.rowsProcessed).toBe(CAMPAIGNS);
     expect(done.finishedAt).not.toBeNull();
     expect(done.lastThrottle?.state).toBe('healthy');
@@ -103,8 +95,7 @@ describe('backfill engine: campaign-currency over 100,000 rows', { timeout: 120_
     const done = await loadPartitions(world.db.pool, job.id);
     expect(done.map((partition) => partition.status)).toEqual(Array(4).fill('completed'));
     expect(done.reduce((sum, partition) => sum + partition.rowsProcessed, 0)).toBe(CAMPAIGNS);
-    expect((await checkResult(world.db.pool)).maxWrites).toBe(1);
-    expect((await checkResult(world.db.pool)).filled).toBe(CAMPAIGNS);
+    await expectExactResult(world.db.pool, job.id, CAMPAIGNS);
   });
 
   it('carries on when the worker fails between a commit and sending the next chunk (redelivery adopts the checkpoint)', async () => {
@@ -118,10 +109,7 @@ describe('backfill engine: campaign-currency over 100,000 rows', { timeout: 120_
     });
     await waitForJob(world.db.pool, job.id, (j) => j.status === JobStatus.Completed, 'completion', 90_000);
     expect(failNextSend).toBe(0);
-    const result = await checkResult(world.db.pool);
-    expect(result.filled).toBe(CAMPAIGNS);
-    expect(result.maxWrites).toBe(1);
-    expect(await rowsProcessed(world.db.pool, job.id)).toBe(CAMPAIGNS);
+    await expectExactResult(world.db.pool, job.id, CAMPAIGNS);
   });
 
   it('ignores duplicate and stale chunk messages: no double work, no second chain', async () => {
@@ -164,9 +152,7 @@ describe('backfill engine: campaign-currency over 100,000 rows', { timeout: 120_
     expect((await loadPartitions(world.db.pool, job.id))[0]?.batches).toBe(batchesBefore);
     // One chain: one batch per 1,000 ids plus the empty one that finds the range exhausted.
     expect(batchesBefore).toBe(CAMPAIGNS / 1_000 + 1);
-    const result = await checkResult(world.db.pool);
-    expect(result.maxWrites).toBe(1);
-    expect(result.writtenRows).toBe(CAMPAIGNS);
+    await expectExactResult(world.db.pool, job.id, CAMPAIGNS);
   });
 });
 

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
+import { expect } from 'vitest';
 import { createAwsClients } from '../../shared/aws.ts';
 import { createLogger, type Logger } from '../../shared/logging.ts';
 import { createFleet } from '../../shared/runtime.ts';
@@ -106,6 +107,23 @@ export async function checkResult(pool: pg.Pool): Promise<ResultCheck> {
            (SELECT count(*) FROM campaign_currency_writes)::int AS "writtenRows",
            (SELECT coalesce(max(writes), 0) FROM campaign_currency_writes)::int AS "maxWrites"`);
   return rows[0] as ResultCheck;
+}
+
+/**
+ * The exact result of a completed campaign-currency job over `campaigns` rows: every row
+ * filled with the expected currency, each written once, every row counted by the job.
+ */
+export async function expectExactResult(pool: pg.Pool, jobId: string, campaigns: number) {
+  const result = await checkResult(pool);
+  expect(result).toMatchObject({
+    campaigns,
+    filled: campaigns,
+    wrong: 0,
+    writtenRows: campaigns,
+    maxWrites: 1,
+  });
+  expect(await rowsProcessed(pool, jobId)).toBe(campaigns);
+  return result;
 }
 
 /** Back to before any backfill: currency NULL, no write counted, no jobs. */
