@@ -390,20 +390,41 @@ async function startEmulator(emulator: Emulator): Promise<Emulator> {
  * Jaeger's module has replace directives, so `go install …@version` refuses it; the
  * module is fetched from the Go module proxy and built as the main module instead.
  */
+/** The Go toolchain: `go` on PATH, else the official tarball's place (not on every PATH). */
+function goBinary(): string {
+  const candidates = ['go', '/usr/local/go/bin/go'];
+  const found = candidates.find((candidate) => {
+    try {
+      execFileSync(candidate, ['version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (found === undefined) {
+    throw new Error(
+      `Jaeger is built from the Go module proxy, but no Go toolchain was found (tried ${candidates.join(', ')}). ` +
+        'Install Go 1.24+ or start Jaeger yourself with OTLP/HTTP on 127.0.0.1:4318.',
+    );
+  }
+  return found;
+}
+
 function buildJaeger(binary: string) {
+  const go = goBinary();
   const work = join(TOOLS_DIR, 'jaeger-build');
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   log(`building Jaeger ${JAEGER_VERSION} from the Go module proxy (once; a few minutes)`);
   const download = JSON.parse(
-    run('go', ['mod', 'download', '-json', `github.com/jaegertracing/jaeger@${JAEGER_VERSION}`], {
+    run(go, ['mod', 'download', '-json', `github.com/jaegertracing/jaeger@${JAEGER_VERSION}`], {
       quiet: true,
     }),
   ) as { Dir: string };
   const source = join(work, 'src');
   run('cp', ['-r', download.Dir, source]);
   run('chmod', ['-R', 'u+w', source]);
-  execFileSync('go', ['build', '-o', binary, './cmd/jaeger'], {
+  execFileSync(go, ['build', '-o', binary, './cmd/jaeger'], {
     cwd: source,
     stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, GOFLAGS: '-mod=mod' },
