@@ -485,7 +485,7 @@ export async function markStarted(db: Queryable, jobId: string): Promise<void> {
 }
 
 export interface Progress {
-  /** Share of the id space behind the cursors, 0…1. */
+  /** Share done, 0…1: rows processed of the estimate at start; 1 only once completed. */
   readonly fraction: number;
   readonly rowsProcessed: number;
   /** Rows still to go, from the estimate at start (never below 0). */
@@ -499,8 +499,23 @@ export interface Progress {
   readonly partitions: { readonly running: number; readonly total: number };
 }
 
-/** Progress of a job from its partitions: id-space fraction, rows, rate, ETA, throttle state. */
-export function progressOf(job: BackfillJob, partitions: readonly BackfillPartition[]): Progress {
+/** The most a running job shows: it is not done until its chains say so. */
+const RUNNING_FRACTION_CAP = 0.999;
+
+/**
+ * Progress of a job from its partitions: rows, share done, rate, ETA, throttle state.
+ * The share counts rows against the estimate at start (as gh-ost does), not the cursors'
+ * share of the id space: ids are rarely dense — a few old rows far below the rest put
+ * nearly the whole id space behind the first cursor move. Without an estimate (an empty
+ * table at start), the id space is all there is.
+ */
+export function progressOf(
+  job: Pick<BackfillJob, 'status' | 'rowsEstimate'>,
+  partitions: readonly Pick<
+    BackfillPartition,
+    'rangeStart' | 'rangeEnd' | 'cursor' | 'rowsProcessed' | 'status' | 'currentRate' | 'lastThrottle'
+  >[],
+): Progress {
   let span = 0;
   let behind = 0;
   let rows = 0;
@@ -515,11 +530,12 @@ export function progressOf(job: BackfillJob, partitions: readonly BackfillPartit
       throttle = partition.lastThrottle;
     }
   }
-  const fraction = span === 0 ? 1 : behind / span;
   const done = job.status === JobStatus.Completed;
-  const rowsRemaining = done ? 0 : Math.max(0, Math.round(job.rowsEstimate * (1 - fraction)));
+  const share = job.rowsEstimate > 0 ? rows / job.rowsEstimate : span === 0 ? 1 : behind / span;
+  const fraction = done ? 1 : Math.min(RUNNING_FRACTION_CAP, share);
+  const rowsRemaining = done ? 0 : Math.max(0, job.rowsEstimate - rows);
   return {
-    fraction: done ? 1 : fraction,
+    fraction,
     rowsProcessed: rows,
     rowsRemaining,
     rate,
