@@ -115,38 +115,58 @@ export class AdsApiClient {
   }
 
   /** Bid/state changes; one result per update, in order, each keeping its request index. */
-  async updateKeywords(
+  updateKeywords(
     profileId: number,
     updates: readonly KeywordUpdate[],
     options: CallOptions = {},
   ): Promise<ItemResult<KeywordUpdate>[]> {
-    checkBatchSize(updates.length, MAX_ITEMS_PER_REQUEST.keywords, 'keywords');
-    const body = (await this.request({
-      method: 'PUT',
-      path: '/sp/keywords',
+    return this.update(
       profileId,
-      mediaType: MediaType.keyword,
-      body: { keywords: updates },
-      signal: options.signal,
-    })) as { keywords?: MultiStatusPart };
-    return mapMultiStatus(updates, body.keywords, 'keywordId');
+      '/sp/keywords',
+      MediaType.keyword,
+      'keywords',
+      'keywordId',
+      updates,
+      options,
+    );
   }
 
-  async updateCampaigns(
+  updateCampaigns(
     profileId: number,
     updates: readonly CampaignUpdate[],
     options: CallOptions = {},
   ): Promise<ItemResult<CampaignUpdate>[]> {
-    checkBatchSize(updates.length, MAX_ITEMS_PER_REQUEST.campaigns, 'campaigns');
+    return this.update(
+      profileId,
+      '/sp/campaigns',
+      MediaType.campaign,
+      'campaigns',
+      'campaignId',
+      updates,
+      options,
+    );
+  }
+
+  /** One v3 bulk PUT: `{ [field]: updates }` in, a 207 multi-status mapped back onto the updates. */
+  private async update<TUpdate>(
+    profileId: number,
+    path: string,
+    mediaType: string,
+    field: keyof typeof MAX_ITEMS_PER_REQUEST,
+    idField: string,
+    updates: readonly TUpdate[],
+    options: CallOptions,
+  ): Promise<ItemResult<TUpdate>[]> {
+    checkBatchSize(updates.length, MAX_ITEMS_PER_REQUEST[field], field);
     const body = (await this.request({
       method: 'PUT',
-      path: '/sp/campaigns',
+      path,
       profileId,
-      mediaType: MediaType.campaign,
-      body: { campaigns: updates },
+      mediaType,
+      body: { [field]: updates },
       signal: options.signal,
-    })) as { campaigns?: MultiStatusPart };
-    return mapMultiStatus(updates, body.campaigns, 'campaignId');
+    })) as Partial<Record<typeof field, MultiStatusPart>>;
+    return mapMultiStatus(updates, body[field], idField);
   }
 
   private list<TItem>(
