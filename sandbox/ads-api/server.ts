@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MAX_ITEMS_PER_REQUEST, MediaType } from '../../shared/ads/types.ts';
+import { type AmazonItemError, MAX_ITEMS_PER_REQUEST, MediaType } from '../../shared/ads/types.ts';
 import { AccessTokens, type LwaCredentials } from './auth.ts';
 import { type BucketSpec, CapacityModel } from './capacity.ts';
 import { type DataSizes, DEFAULT_SIZES, type ProfileData, SeededAdsData } from './data.ts';
@@ -189,6 +189,38 @@ export async function startAdsSandbox(overrides: Partial<SandboxOptions> = {}): 
     }
   };
 
+  /**
+   * A v3 bulk update: each item is checked (duplicates within the request included), valid
+   * ones applied and recorded, and the 207 multi-status names every item by its index.
+   */
+  function bulkUpdate<TCheck extends { readonly ok: true }>(
+    field: keyof typeof MAX_ITEMS_PER_REQUEST,
+    idField: string,
+    check: (
+      profile: ProfileData,
+      item: unknown,
+      seen: Set<string>,
+    ) => TCheck | { readonly ok: false; readonly error: AmazonItemError },
+    apply: (valid: TCheck) => string,
+  ): ApiRoute['handle'] {
+    return ({ data: profile, body }) => {
+      const seen = new Set<string>();
+      const success: unknown[] = [];
+      const error: unknown[] = [];
+      itemsOf(body, field, MAX_ITEMS_PER_REQUEST[field]).forEach((item, index) => {
+        const result = check(profile as ProfileData, item, seen);
+        if (!result.ok) {
+          error.push({ index, errors: [result.error] });
+          return;
+        }
+        const id = apply(result as TCheck);
+        stats.recordMutation(field, id);
+        success.push({ index, [idField]: id });
+      });
+      return { status: 207, body: { [field]: { success, error } } };
+    };
+  }
+
   const routes = new Map<string, ApiRoute>([
     ['GET /v2/profiles', { scoped: false, handle: () => ({ status: 200, body: data.profiles }) }],
     [
@@ -202,24 +234,11 @@ export async function startAdsSandbox(overrides: Partial<SandboxOptions> = {}): 
       {
         scoped: true,
         mediaType: MediaType.keyword,
-        handle: ({ data: profile, body }) => {
-          const items = itemsOf(body, 'keywords', MAX_ITEMS_PER_REQUEST.keywords);
-          const seen = new Set<string>();
-          const success: unknown[] = [];
-          const error: unknown[] = [];
-          items.forEach((item, index) => {
-            const check = checkKeywordUpdate(profile as ProfileData, item, seen);
-            if (!check.ok) {
-              error.push({ index, errors: [check.error] });
-              return;
-            }
-            if (check.bid !== undefined) check.keyword.bid = check.bid;
-            if (check.state !== undefined) check.keyword.state = check.state as 'ENABLED' | 'PAUSED';
-            stats.recordMutation('keywords', check.keyword.keywordId);
-            success.push({ index, keywordId: check.keyword.keywordId });
-          });
-          return { status: 207, body: { keywords: { success, error } } };
-        },
+        handle: bulkUpdate('keywords', 'keywordId', checkKeywordUpdate, (check) => {
+          if (check.bid !== undefined) check.keyword.bid = check.bid;
+          if (check.state !== undefined) check.keyword.state = check.state as 'ENABLED' | 'PAUSED';
+          return check.keyword.keywordId;
+        }),
       },
     ],
     [
@@ -227,25 +246,12 @@ export async function startAdsSandbox(overrides: Partial<SandboxOptions> = {}): 
       {
         scoped: true,
         mediaType: MediaType.campaign,
-        handle: ({ data: profile, body }) => {
-          const items = itemsOf(body, 'campaigns', MAX_ITEMS_PER_REQUEST.campaigns);
-          const seen = new Set<string>();
-          const success: unknown[] = [];
-          const error: unknown[] = [];
-          items.forEach((item, index) => {
-            const check = checkCampaignUpdate(profile as ProfileData, item, seen);
-            if (!check.ok) {
-              error.push({ index, errors: [check.error] });
-              return;
-            }
-            if (check.budget !== undefined)
-              check.campaign.budget = { budget: check.budget, budgetType: 'DAILY' };
-            if (check.state !== undefined) check.campaign.state = check.state as 'ENABLED' | 'PAUSED';
-            stats.recordMutation('campaigns', check.campaign.campaignId);
-            success.push({ index, campaignId: check.campaign.campaignId });
-          });
-          return { status: 207, body: { campaigns: { success, error } } };
-        },
+        handle: bulkUpdate('campaigns', 'campaignId', checkCampaignUpdate, (check) => {
+          if (check.budget !== undefined)
+            check.campaign.budget = { budget: check.budget, budgetType: 'DAILY' };
+          if (check.state !== undefined) check.campaign.state = check.state as 'ENABLED' | 'PAUSED';
+          return check.campaign.campaignId;
+        }),
       },
     ],
   ]);
