@@ -42,7 +42,7 @@ import {
   SEED_PROFILE_ID_BASE,
   seedCampaigns,
 } from '../workers/backfill-chunk/seed.ts';
-import { benchEnv, percentile } from './support.ts';
+import { benchEnv, median, percentile } from './support.ts';
 
 const ROWS = 1_000_000;
 const PROFILES = 10_000;
@@ -319,65 +319,103 @@ async function runBackfill(url: string, env: NodeJS.ProcessEnv, parallel: number
   }
 }
 
+/** Rounds of the whole comparison; the table shows medians, the ratio's range beside them. */
+function rounds(): number {
+  const value = Number(process.env.ADFLEET_BENCH_ROUNDS ?? 1);
+  if (!Number.isInteger(value) || value < 1)
+    throw new Error('ADFLEET_BENCH_ROUNDS must be a positive integer');
+  return value;
+}
+
+interface Row {
+  readonly seconds: number;
+  readonly rowsPerSecond: number;
+  readonly idleP99: number;
+  readonly p99: number;
+  readonly ratio: number;
+  readonly max: number;
+}
+
+function rowOf(run: Run, rows: number): Row {
+  const idleP99 = percentile(run.idle, 99);
+  const p99 = percentile(run.during, 99);
+  return {
+    seconds: run.seconds,
+    rowsPerSecond: rows / run.seconds,
+    idleP99,
+    p99,
+    ratio: p99 / idleP99,
+    max: Math.max(...run.during),
+  };
+}
+
+/** One round: naive, each chain count, and the spin loop, each on a fresh copy. */
+async function runRound(base: string, env: NodeJS.ProcessEnv, into: Map<string, Row[]>) {
+  const record = (name: string, row: Row) => into.set(name, [...(into.get(name) ?? []), row]);
+  const copy = 'adfleet_bench_backfill_run';
+  log('naive UPDATE …');
+  record('naive UPDATE', rowOf(await runNaive(await freshCopy(base, copy)), ROWS));
+  let x1Seconds = 10;
+  for (const parallel of PARALLEL_RUNS) {
+    log(`backfill, ${parallel} chain(s) …`);
+    const row = rowOf(await runBackfill(await freshCopy(base, copy), env, parallel), ROWS);
+    if (parallel === 1) x1Seconds = Math.max(x1Seconds, row.seconds);
+    record(`backfill x${parallel}`, row);
+  }
+  log('one core busy outside the database …');
+  record('1 core busy', rowOf(await runCoreBusy(await freshCopy(base, copy), x1Seconds), 0));
+  await runAdminStatement(base, `DROP DATABASE IF EXISTS ${copy} WITH (FORCE)`);
+}
+
 export async function runBackfillBench(): Promise<void> {
   const env = benchEnv();
   const base = env.DATABASE_URL;
   if (base === undefined) throw new Error('DATABASE_URL is not set: load .stack/env');
   await prepareTemplate(base);
-
-  log('naive UPDATE …');
-  const naiveUrl = await freshCopy(base, 'adfleet_bench_backfill_naive');
-  const naive = await runNaive(naiveUrl);
-  await runAdminStatement(base, 'DROP DATABASE IF EXISTS adfleet_bench_backfill_naive WITH (FORCE)');
-
-  const backfills: Array<{ parallel: number; run: Awaited<ReturnType<typeof runBackfill>> }> = [];
-  for (const parallel of PARALLEL_RUNS) {
-    log(`backfill, ${parallel} chain(s) …`);
-    const backfillUrl = await freshCopy(base, 'adfleet_bench_backfill_run');
-    backfills.push({ parallel, run: await runBackfill(backfillUrl, env, parallel) });
-    await runAdminStatement(base, 'DROP DATABASE IF EXISTS adfleet_bench_backfill_run WITH (FORCE)');
+  const total = rounds();
+  const results = new Map<string, Row[]>();
+  for (let round = 1; round <= total; round += 1) {
+    if (total > 1) log(`round ${round} of ${total}`);
+    await runRound(base, env, results);
   }
-  log('one core busy outside the database …');
-  const floorUrl = await freshCopy(base, 'adfleet_bench_backfill_floor');
-  const floor = await runCoreBusy(floorUrl, Math.max(10, backfills[0]?.run.seconds ?? 10));
-  await runAdminStatement(base, 'DROP DATABASE IF EXISTS adfleet_bench_backfill_floor WITH (FORCE)');
   await runAdminStatement(base, `DROP DATABASE IF EXISTS ${TEMPLATE} WITH (FORCE)`);
 
-  const row = (name: string, run: Run, rows = ROWS) => {
-    const idleP99 = percentile(run.idle, 99);
-    const p99 = percentile(run.during, 99);
+  const summary = [...results].map(([name, runs]) => {
+    const of = (pick: (row: Row) => number) => median(runs.map(pick));
+    const ratios = runs.map((row) => row.ratio);
     return {
       name,
-      seconds: run.seconds,
-      rowsPerSecond: rows / run.seconds,
-      idleP99,
-      p99,
-      ratio: p99 / idleP99,
-      max: Math.max(...run.during),
+      seconds: of((row) => row.seconds),
+      rowsPerSecond: of((row) => row.rowsPerSecond),
+      idleP99: of((row) => row.idleP99),
+      p99: of((row) => row.p99),
+      ratio: of((row) => row.ratio),
+      range: `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}`,
+      max: Math.max(...runs.map((row) => row.max)),
     };
-  };
-  const naiveRow = row('naive UPDATE', naive);
-  const rows = [naiveRow, ...backfills.map(({ parallel, run }) => row(`backfill x${parallel}`, run))];
-  const floorRow = row('1 core busy', floor, 0);
+  });
+  const naive = summary.find((row) => row.name === 'naive UPDATE');
+  if (naive === undefined) throw new Error('no naive run');
   const pad = (value: string, width: number) => value.padStart(width);
+  const count = (value: number) => (value === 0 ? '-' : Math.round(value).toLocaleString('en-US'));
   const lines = [
     '',
-    `campaign-currency over ${ROWS.toLocaleString('en-US')} rows; production mix: ${CLIENTS} clients, one query per ${PACE_MS} ms each`,
-    `${'run'.padEnd(14)}${pad('seconds', 9)}${pad('rows/s', 11)}${pad('idle p99', 11)}${pad('p99 during', 12)}${pad('p99 ratio', 11)}${pad('max', 10)}`,
-    ...[...rows, floorRow].map(
+    `campaign-currency over ${ROWS.toLocaleString('en-US')} rows; production mix: ${CLIENTS} clients, one query per ${PACE_MS} ms each; ${total === 1 ? 'one round' : `medians of ${total} rounds`}`,
+    `${'run'.padEnd(14)}${pad('seconds', 9)}${pad('rows/s', 11)}${pad('idle p99', 11)}${pad('p99 during', 12)}${pad('p99 ratio', 11)}${total > 1 ? pad('range', 16) : ''}${pad('max', 10)}`,
+    ...summary.map(
       (r) =>
-        `${r.name.padEnd(14)}${pad(r.seconds.toFixed(1), 9)}${pad(r.rowsPerSecond === 0 ? '-' : Math.round(r.rowsPerSecond).toLocaleString('en-US'), 11)}${pad(`${r.idleP99.toFixed(2)}ms`, 11)}${pad(`${r.p99.toFixed(2)}ms`, 12)}${pad(`${r.ratio.toFixed(2)}x`, 11)}${pad(`${r.max.toFixed(0)}ms`, 10)}`,
+        `${r.name.padEnd(14)}${pad(r.seconds.toFixed(1), 9)}${pad(count(r.rowsPerSecond), 11)}${pad(`${r.idleP99.toFixed(2)}ms`, 11)}${pad(`${r.p99.toFixed(2)}ms`, 12)}${pad(`${r.ratio.toFixed(2)}x`, 11)}${total > 1 ? pad(r.range, 16) : ''}${pad(`${r.max.toFixed(0)}ms`, 10)}`,
     ),
     '',
-    ...rows
-      .slice(1)
+    ...summary
+      .filter((r) => r.name.startsWith('backfill'))
       .map(
         (r) =>
-          `${r.name}: throughput ${(r.rowsPerSecond / naiveRow.rowsPerSecond).toFixed(2)}x naive (target >= 0.50), production p99 ${r.ratio.toFixed(2)}x idle (target <= 1.50)`,
+          `${r.name}: throughput ${(r.rowsPerSecond / naive.rowsPerSecond).toFixed(2)}x naive (target >= 0.50), production p99 ${r.ratio.toFixed(2)}x idle (target <= 1.50)`,
       ),
-    `naive UPDATE: production p99 ${naiveRow.ratio.toFixed(2)}x idle`,
-    `1 core busy (a spin loop, no database work; seconds = how long): production p99 ${floorRow.ratio.toFixed(2)}x idle`,
-    `(idle and loaded queries interleaved in ${WINDOW_MS / 1000} s windows; seconds and rows/s count loaded time only; the naive UPDATE's idle is the ${IDLE_SECONDS} s before it)`,
+    `naive UPDATE: production p99 ${naive.ratio.toFixed(2)}x idle`,
+    `1 core busy (a spin loop, no database work; seconds = how long): production p99 ${summary.find((r) => r.name === '1 core busy')?.ratio.toFixed(2)}x idle`,
+    `(idle and loaded queries interleaved in ${WINDOW_MS / 1000} s windows; seconds and rows/s count loaded time only; the naive UPDATE's idle is the ${IDLE_SECONDS} s before it; ADFLEET_BENCH_ROUNDS=N repeats the comparison)`,
     '',
   ];
   process.stdout.write(lines.join('\n'));
