@@ -47,7 +47,6 @@ export async function migrate(databaseUrl: string, log: (message: string) => voi
     checkOrder: true,
     advisoryLockMode: 'wait',
     log,
-    logger: { debug: () => {}, info: log, warn: log, error: log },
   });
   return { applied: applied.map((migration) => migration.name) } satisfies MigrationResult;
 }

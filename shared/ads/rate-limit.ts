@@ -223,11 +223,10 @@ export class AdsRateLimiter {
   recordSuccess(profileId: number | undefined): void {
     // Successes feed only the estimates of scopes that adapt (profiles): counting the
     // client's would cost Redis writes nobody reads.
-    const scopes =
-      profileId === undefined ? [this.clientScope] : [this.profileScope(profileId), this.clientScope];
-    const adapting = scopes.filter((scope) => this.adapts(scope));
-    if (adapting.length === 0) return;
-    for (const scope of adapting) this.countSuccess(scope);
+    if (profileId === undefined) return;
+    const scope = this.profileScope(profileId);
+    if (!this.adapts(scope)) return;
+    this.countSuccess(scope);
     this.flushTimer ??= setTimeout(() => {
       this.flushTimer = undefined;
       // Success counts feed the estimates only; losing a batch to a Redis blip is harmless.
@@ -367,12 +366,11 @@ export class AdsRateLimiter {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt += 1) {
       const now = Date.now();
       const second = Math.floor(now / 1000);
-      const results = await this.redis
-        .pipeline()
-        .hgetall(scope.stateKey)
-        .get(this.successKey(scope, second - 1))
-        .get(this.successKey(scope, second))
-        .exec();
+      const pipeline = this.redis.pipeline().hgetall(scope.stateKey);
+      // Success counts exist only for scopes that adapt (see recordSuccess).
+      if (this.adapts(scope))
+        pipeline.get(this.successKey(scope, second - 1)).get(this.successKey(scope, second));
+      const results = await pipeline.exec();
       const [stateResult, previousResult, currentResult] = results ?? [];
       if (stateResult?.[0] || previousResult?.[0] || currentResult?.[0]) {
         throw stateResult?.[0] ?? previousResult?.[0] ?? currentResult?.[0];

@@ -15,6 +15,7 @@ import {
   carrierToAttributes,
   currentCarrier,
   type MessageAttributes,
+  stringAttributes,
 } from './trace-context.ts';
 
 export interface SendOptions {
@@ -55,7 +56,7 @@ export class QueueProducer {
     return this.queueUrlByName(this.#names.deadLetterQueue(queue));
   }
 
-  queueUrlByName(name: string): Promise<string> {
+  private queueUrlByName(name: string): Promise<string> {
     let url = this.#urls.get(name);
     if (url === undefined) {
       url = this.#sqs.send(new GetQueueUrlCommand({ QueueName: name })).then(({ QueueUrl }) => {
@@ -88,13 +89,16 @@ export class QueueProducer {
       await this.#sendChunk(QueueUrl, chunk);
   }
 
-  /** A raw send, for re-delivering or dead-lettering a received message as it was. */
+  /**
+   * A raw send, for re-delivering or dead-lettering a received message as it was; the
+   * attributes may be a received message's own.
+   */
   async sendRaw(queueUrl: string, body: string, attributes: MessageAttributes, delaySeconds = 0) {
     await this.#sqs.send(
       new SendMessageCommand({
         QueueUrl: queueUrl,
         MessageBody: body,
-        MessageAttributes: attributes,
+        MessageAttributes: onlyStringAndNumberAttributes(attributes),
         DelaySeconds: delaySeconds,
       }),
     );
@@ -108,9 +112,7 @@ export class QueueProducer {
     const own = options.attributes ?? {};
     assertAttributeBudget(own);
     const MessageAttributes: MessageAttributes = {
-      ...Object.fromEntries(
-        Object.entries(own).map(([name, value]) => [name, { DataType: 'String', StringValue: value }]),
-      ),
+      ...stringAttributes(own),
       ...carrierToAttributes(currentCarrier()),
     };
     const body = encodeBody(message);
@@ -168,4 +170,17 @@ export function chunkEntries<T>(entries: readonly T[], payloadOf: (entry: T) => 
   }
   if (current.length > 0) chunks.push(current);
   return chunks;
+}
+
+/** SQS returns attribute values with both String and Binary list fields; send back what it accepts. */
+function onlyStringAndNumberAttributes(attributes: MessageAttributes = {}): MessageAttributes {
+  const kept: MessageAttributes = {};
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value.DataType === undefined) continue;
+    if (value.StringValue !== undefined)
+      kept[name] = { DataType: value.DataType, StringValue: value.StringValue };
+    else if (value.BinaryValue !== undefined)
+      kept[name] = { DataType: value.DataType, BinaryValue: value.BinaryValue };
+  }
+  return kept;
 }

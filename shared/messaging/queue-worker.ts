@@ -148,10 +148,6 @@ export class QueueWorker {
     );
   }
 
-  get inFlightCount(): number {
-    return this.#inFlight.size;
-  }
-
   start(): void {
     this.#lastReceiveAt = Date.now();
     // Polls, heartbeats, deletes and releases are the chassis' bookkeeping: no spans, so
@@ -242,7 +238,7 @@ export class QueueWorker {
         capMs: 30_000,
         minMs: 250,
       });
-      if (!this.#draining) consumer.updateOption('pollingWaitTimeMs', delay);
+      consumer.updateOption('pollingWaitTimeMs', delay);
       this.#options.logger.warn(
         { err: error, retryInMs: delay, failures: this.#consecutiveReceiveErrors },
         'receiving from SQS failed',
@@ -415,7 +411,7 @@ export class QueueWorker {
   /** The original attributes, the consumer span as the new parent, one more deferral. */
   #redeliveryAttributes(message: Message, deferrals: number): Record<string, MessageAttributeValue> {
     return {
-      ...onlyStringAndNumberAttributes(message.MessageAttributes),
+      ...message.MessageAttributes,
       ...carrierToAttributes(currentCarrier()),
       [FLEET_ATTRIBUTES.deferrals]: { DataType: 'Number', StringValue: String(deferrals) },
     };
@@ -432,7 +428,7 @@ export class QueueWorker {
       at: new Date().toISOString(),
     };
     return {
-      ...onlyStringAndNumberAttributes(message.MessageAttributes),
+      ...message.MessageAttributes,
       [FLEET_ATTRIBUTES.deadLetter]: { DataType: 'String', StringValue: JSON.stringify(record) },
     };
   }
@@ -461,19 +457,4 @@ export class QueueWorker {
       this.#options.logger.warn({ err: describeError(error) }, 'onHandled listener threw');
     }
   }
-}
-
-/** SQS returns attribute values with both String and Binary list fields; send back what it accepts. */
-function onlyStringAndNumberAttributes(
-  attributes: Message['MessageAttributes'],
-): Record<string, MessageAttributeValue> {
-  const kept: Record<string, MessageAttributeValue> = {};
-  for (const [name, value] of Object.entries(attributes ?? {})) {
-    if (value.DataType === undefined) continue;
-    if (value.StringValue !== undefined)
-      kept[name] = { DataType: value.DataType, StringValue: value.StringValue };
-    else if (value.BinaryValue !== undefined)
-      kept[name] = { DataType: value.DataType, BinaryValue: value.BinaryValue };
-  }
-  return kept;
 }

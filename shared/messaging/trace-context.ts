@@ -52,10 +52,15 @@ export function currentCarrier(ctx: Context = context.active()): Carrier {
   return carrier;
 }
 
-export function carrierToAttributes(carrier: Carrier): MessageAttributes {
+/** String values as SQS String attributes. */
+export function stringAttributes(values: Readonly<Record<string, string>>): MessageAttributes {
   return Object.fromEntries(
-    Object.entries(carrier).map(([name, value]) => [name, { DataType: 'String', StringValue: value }]),
+    Object.entries(values).map(([name, value]) => [name, { DataType: 'String', StringValue: value }]),
   );
+}
+
+export function carrierToAttributes(carrier: Carrier): MessageAttributes {
+  return stringAttributes(carrier);
 }
 
 export function attributesToCarrier(attributes: MessageAttributes | undefined): Carrier {
