@@ -2,9 +2,10 @@ import { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { AdsApiClient } from '../../shared/ads/client.ts';
 import { createAdsClient } from '../../shared/ads/from-config.ts';
+import type { AdsRateLimiter } from '../../shared/ads/rate-limit.ts';
 import { createPool } from '../../shared/db.ts';
 import { METRIC_NAMES, type WorkerMetrics } from '../../shared/metrics.ts';
-import { defineWorker, on } from '../../shared/worker.ts';
+import { defineWorker, type Fleet, on } from '../../shared/worker.ts';
 import { BulkJobCompleted, SyncAllProfilesRequested, SyncProfile } from './messages.ts';
 import { oldestSyncAgeSeconds } from './store.ts';
 import { refreshProfiles, syncProfile } from './sync.ts';
@@ -13,8 +14,17 @@ interface ProfileSyncDeps {
   readonly db: pg.Pool;
   readonly redis: Redis;
   readonly ads: AdsApiClient;
+  readonly limiter: AdsRateLimiter;
   readonly metrics: WorkerMetrics;
+  /** When the freshness gauge was last read from the database (performance.now()). */
+  freshnessSampledAt: number;
 }
+
+/**
+ * The freshness gauge is a full scan of `profiles`, and the metrics go out once a minute:
+ * read it at most that often, not once per synced profile.
+ */
+const FRESHNESS_SAMPLE_MS = 60_000;
 
 /**
  * profile-sync: keeps Postgres in step with the Amazon Ads API, one profile per message.
@@ -25,6 +35,14 @@ interface ProfileSyncDeps {
  *  SyncProfile → page campaigns, ad groups and keywords into Postgres inside the profile's
  *    fleet-wide rate limit, record the sync, publish ProfileSynced.
  */
+/** One SyncProfile message per profile, all with the same reason. */
+function enqueueSyncs(fleet: Fleet, profileIds: readonly number[], reason: string) {
+  return fleet.sendBatch(
+    'profile-sync',
+    profileIds.map((profileId) => ({ type: 'SyncProfile', payload: { profileId, reason } })),
+  );
+}
+
 export const profileSyncWorker = defineWorker<ProfileSyncDeps>({
   name: 'profile-sync',
   queue: 'profile-sync',
@@ -35,11 +53,12 @@ export const profileSyncWorker = defineWorker<ProfileSyncDeps>({
     });
     const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2, lazyConnect: false });
     redis.on('error', () => {}); // reconnects by itself; calls fail meanwhile and are retried as messages
-    const { client } = createAdsClient(config, redis);
-    return { db, redis, ads: client, metrics };
+    const { client, limiter } = createAdsClient(config, redis);
+    return { db, redis, ads: client, limiter, metrics, freshnessSampledAt: Number.NEGATIVE_INFINITY };
   },
-  async teardown({ db, redis }) {
+  async teardown({ db, redis, limiter }) {
     await db.end();
+    await limiter.close(); // flushes the success counts still pending
     redis.disconnect();
   },
   handlers: {
@@ -47,24 +66,12 @@ export const profileSyncWorker = defineWorker<ProfileSyncDeps>({
       SyncAllProfilesRequested,
       async (request, { deps, fleet, logger, signal }) => {
         const profileIds = await refreshProfiles(deps.ads, deps.db, signal);
-        await fleet.sendBatch(
-          'profile-sync',
-          profileIds.map((profileId) => ({
-            type: 'SyncProfile',
-            payload: { profileId, reason: request.reason ?? 'sync all' },
-          })),
-        );
+        await enqueueSyncs(fleet, profileIds, request.reason ?? 'sync all');
         logger.info({ profiles: profileIds.length }, 'sync of every profile enqueued');
       },
     ),
     BulkJobCompleted: on(BulkJobCompleted, async (job, { fleet, logger }) => {
-      await fleet.sendBatch(
-        'profile-sync',
-        job.profileIds.map((profileId) => ({
-          type: 'SyncProfile',
-          payload: { profileId, reason: `bulk job ${job.jobId}` },
-        })),
-      );
+      await enqueueSyncs(fleet, job.profileIds, `bulk job ${job.jobId}`);
       logger.info(
         { jobId: job.jobId, profiles: job.profileIds.length },
         're-sync of touched profiles enqueued',
@@ -77,8 +84,11 @@ export const profileSyncWorker = defineWorker<ProfileSyncDeps>({
         reason: request.reason,
         ...counts,
       });
-      const age = await oldestSyncAgeSeconds(deps.db);
-      if (age !== undefined) deps.metrics.gauge(METRIC_NAMES.oldestProfileSyncAge, age, 'Seconds');
+      if (performance.now() - deps.freshnessSampledAt >= FRESHNESS_SAMPLE_MS) {
+        deps.freshnessSampledAt = performance.now();
+        const age = await oldestSyncAgeSeconds(deps.db);
+        if (age !== undefined) deps.metrics.gauge(METRIC_NAMES.oldestProfileSyncAge, age, 'Seconds');
+      }
       logger.info({ profileId: request.profileId, ...counts }, 'profile synced');
     }),
   },
