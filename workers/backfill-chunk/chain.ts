@@ -53,19 +53,19 @@ export async function runChunk(
   const { pool } = deps;
   const job = await loadJob(pool, payload.jobId);
   if (job === undefined) throw new FatalError(`no backfill job ${payload.jobId}`);
+  let claim: Claim = {
+    jobId: job.id,
+    partition: payload.partition,
+    cursor: payload.cursor,
+    messageId: context.messageId,
+    mayAdopt: true,
+  };
   let definition: ReturnType<typeof backfillNamed>;
   try {
     definition = backfillNamed(deps.registry, job.name);
   } catch (error) {
     // Fail the partition, or the watchdog would restart this chain forever.
-    const claim = {
-      jobId: job.id,
-      partition: payload.partition,
-      cursor: payload.cursor,
-      messageId: context.messageId,
-    };
-    if (await failPartition(pool, { ...claim, mayAdopt: true }, describeError(error)))
-      await settleJob(pool, job.id);
+    await failChain(pool, claim, error);
     throw error;
   }
   const logger = context.logger.child({ jobId: job.id, backfill: job.name, partition: payload.partition });
@@ -81,13 +81,6 @@ export async function runChunk(
   const ceiling = job.maxRate === null ? null : job.maxRate / job.parallel;
   const control = await loadControl(pool, job.id, payload.partition);
 
-  let claim: Claim = {
-    jobId: job.id,
-    partition: payload.partition,
-    cursor: payload.cursor,
-    messageId: context.messageId,
-    mayAdopt: true,
-  };
   let rows = 0;
   let lastBatchEnd = performance.now();
   let waitedMs = 0;
@@ -110,7 +103,7 @@ export async function runChunk(
       logger.warn({ reason: decision.reason, waitMs: policy.pauseMs }, 'backfill paused by database health');
       if (policy.pauseMs > policy.maxInlineWaitMs) {
         // recordWait counted this wait and moved the stall deadline already.
-        return sendNext(deps, job, payload, claim.cursor, policy.pauseMs, context, { waitRecorded: true });
+        return sendNext(deps, job, payload, claim.cursor, policy.pauseMs, context);
       }
       await sleep(policy.pauseMs, undefined, { signal: context.signal });
       waitedMs = 0; // counted by recordWait, not to be counted again with the next batch
@@ -136,7 +129,7 @@ export async function runChunk(
       if (classifyError(error).kind === ErrorKind.Fatal) {
         // Bad data or a broken backfill: retrying cannot help. Record it on the job (an
         // operator fixes the cause and resumes), then let the message go to the DLQ.
-        if (await failPartition(pool, claim, describeError(error))) await settleJob(pool, job.id);
+        await failChain(pool, claim, error);
         logger.error({ err: describeError(error) }, 'backfill batch failed');
       }
       throw error;
@@ -155,6 +148,7 @@ export async function runChunk(
     }
     const waitMs = paceMs(result.rows, performance.now() - lastBatchEnd, decision.effectiveLimit);
     if (waitMs > policy.maxInlineWaitMs) {
+      await recordDelay(pool, job.id, payload.partition, claim.cursor, waitMs, job.stallAfterMs);
       return sendNext(deps, job, payload, claim.cursor, waitMs, context);
     }
     if (waitMs > 0) await sleep(waitMs, undefined, { signal: context.signal });
@@ -163,6 +157,11 @@ export async function runChunk(
   }
   span?.setAttribute('adfleet.backfill.rows', rows);
   return sendNext(deps, job, payload, claim.cursor, 0, context);
+}
+
+/** A batch that can never succeed: the partition fails (owner only), and the job settles. */
+async function failChain(pool: pg.Pool, claim: Claim, error: unknown) {
+  if (await failPartition(pool, claim, describeError(error))) await settleJob(pool, claim.jobId);
 }
 
 async function loadControl(pool: pg.Pool, jobId: string, partition: number): Promise<PartitionControl> {
@@ -204,11 +203,7 @@ async function sendNext(
   cursor: number,
   delayMs: number,
   context: ChunkContext,
-  { waitRecorded = false }: { waitRecorded?: boolean } = {},
 ): Promise<void> {
-  if (delayMs > 0 && !waitRecorded) {
-    await recordDelay(deps.pool, job.id, payload.partition, cursor, delayMs, job.stallAfterMs);
-  }
   await refreshJobSummary(deps.pool, job.id);
   const next: BackfillChunk = {
     jobId: job.id,

@@ -54,7 +54,7 @@ export type ClaimResult =
   | { readonly kind: 'stopped'; readonly status: PartitionStatus; readonly jobStatus: JobStatus };
 
 /** Locks the partition row and decides whether this message may go on (see above). */
-export async function claimPartition(client: pg.ClientBase, claim: Claim): Promise<ClaimResult> {
+async function claimPartition(client: pg.ClientBase, claim: Claim): Promise<ClaimResult> {
   const { rows } = await client.query<PartitionLock>(
     `SELECT p.status, p.cursor, p.range_end AS "rangeEnd", p.owner_message_id AS "ownerMessageId",
             p.throttle_state AS "throttleState", j.status AS "jobStatus"
@@ -71,10 +71,10 @@ export async function claimPartition(client: pg.ClientBase, claim: Claim): Promi
   if (row.status !== PartitionStatus.Running && row.status !== PartitionStatus.Paused) {
     return { kind: 'stopped', status: row.status, jobStatus: row.jobStatus };
   }
+  // Cancelling or cancelled: the chain ends for good; any other state but running (pausing,
+  // paused, failed…): the chain stops where it is and a resume carries it on.
   let stopAs: PartitionStatus | undefined;
-  if (row.jobStatus === JobStatus.Pausing || row.jobStatus === JobStatus.Paused)
-    stopAs = PartitionStatus.Paused;
-  else if (row.jobStatus === JobStatus.Cancelling || row.jobStatus === JobStatus.Cancelled) {
+  if (row.jobStatus === JobStatus.Cancelling || row.jobStatus === JobStatus.Cancelled) {
     stopAs = PartitionStatus.Cancelled;
   } else if (row.jobStatus !== JobStatus.Running) stopAs = PartitionStatus.Paused;
   if (stopAs !== undefined) {
@@ -169,7 +169,7 @@ function assertKeysetOrder(
  * is locked by this transaction already; the `cursor = from` guard states the invariant
  * anyway, and a miss aborts the whole batch.
  */
-export async function advanceCheckpoint(
+async function advanceCheckpoint(
   client: pg.ClientBase,
   claim: Claim,
   batch: Omit<BatchSettings, 'rate' | 'batchSize'> & {

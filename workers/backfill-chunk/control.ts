@@ -11,7 +11,7 @@ import {
   type StartRequest,
   type Transition,
 } from './jobs.ts';
-import type { BackfillChunk, BackfillRequested } from './messages.ts';
+import { type BackfillRequested, restartChunk } from './messages.ts';
 import type { BackfillRegistry } from './registry.ts';
 
 /**
@@ -53,13 +53,7 @@ export async function resumeBackfill(
   const resumed = await requestResume(pool, jobId);
   const entries: BatchEntry[] = resumed.partitions.map((partition) => ({
     type: 'BackfillChunk',
-    payload: {
-      jobId,
-      partition: partition.partition,
-      cursor: partition.cursor,
-      chunk: partition.chunks + 1,
-      traceChunks: 0,
-    } satisfies BackfillChunk,
+    payload: restartChunk(jobId, partition),
   }));
   if (entries.length > 0) await fleet.sendBatch('backfill-chunk', entries);
   return resumed;

@@ -18,10 +18,8 @@ const PROBE_SQL = `
   WITH beat AS (
     INSERT INTO backfill_heartbeats (job_id, partition, beat_at) VALUES ($1, $2, clock_timestamp())
     ON CONFLICT (job_id, partition) DO UPDATE SET beat_at = EXCLUDED.beat_at
-    RETURNING 1
   )
-  SELECT (SELECT count(*) FROM beat)::int AS beats,
-         (SELECT count(*) FROM pg_stat_activity
+  SELECT (SELECT count(*) FROM pg_stat_activity
            WHERE state = 'active' AND backend_type = 'client backend'
              AND pid <> pg_backend_pid())::int AS active,
          (SELECT (extract(epoch FROM max(replay_lag)) * 1000)::float8 FROM pg_stat_replication) AS lag_ms`;
@@ -29,8 +27,8 @@ const PROBE_SQL = `
 export type HealthProbe = (jobId: string, partition: number) => Promise<HealthReading>;
 
 /**
- * The probe against `pool`. `ownConnections` are the chain's own busy connections (its
- * batch transaction is not running while it probes, so none by default).
+ * The probe against `pool`. It runs between batches, so the chain's own connection is
+ * idle then and not counted as active.
  */
 export function createHealthProbe(pool: pg.Pool): HealthProbe {
   return async (jobId, partition) => {

@@ -31,3 +31,20 @@ export const BackfillChunk = z.object({
   traceChunks: z.number().int().min(0).default(0),
 });
 export type BackfillChunk = z.output<typeof BackfillChunk>;
+
+/**
+ * The chunk that (re)starts a partition's chain from its durable cursor: on start, on
+ * resume and from the watchdog. A fresh partition has no chunks yet, so it starts at 1.
+ */
+export function restartChunk(
+  jobId: string,
+  partition: { readonly partition: number; readonly cursor: number; readonly chunks: number },
+): BackfillChunk {
+  return {
+    jobId,
+    partition: partition.partition,
+    cursor: partition.cursor,
+    chunk: partition.chunks + 1,
+    traceChunks: 0,
+  };
+}

@@ -5,7 +5,7 @@ import type { Logger } from '../../shared/logging.ts';
 import { inNewTrace, linkTo } from '../../shared/telemetry/new-trace.ts';
 import type { Fleet } from '../../shared/worker.ts';
 import { settleJob } from './jobs.ts';
-import type { BackfillChunk } from './messages.ts';
+import { restartChunk } from './messages.ts';
 
 /**
  * Restarts chains that lost their message. A chain's message can be gone for good — dead-
@@ -49,13 +49,7 @@ export async function runWatchdogPass(pool: pg.Pool, fleet: Fleet, logger: Logge
                 j.trace_id AS "traceId", j.span_id AS "spanId"`,
   );
   for (const partition of stalled) {
-    const next: BackfillChunk = {
-      jobId: partition.jobId,
-      partition: partition.partition,
-      cursor: partition.cursor,
-      chunk: partition.chunks + 1,
-      traceChunks: 0,
-    };
+    const next = restartChunk(partition.jobId, partition);
     await inNewTrace(
       `backfill ${partition.name} restart stalled chain`,
       {

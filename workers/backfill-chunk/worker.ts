@@ -5,7 +5,7 @@ import { defineWorker, on, type WorkerDefinition } from '../../shared/worker.ts'
 import { type ChainDeps, DEFAULT_TRACE_CHUNK_BUDGET, runChunk } from './chain.ts';
 import { createHealthProbe, type HealthProbe } from './health-probe.ts';
 import { JobStatus, loadJob, loadPartitions, markStarted } from './jobs.ts';
-import { BackfillChunk, BackfillRequested } from './messages.ts';
+import { BackfillChunk, BackfillRequested, restartChunk } from './messages.ts';
 import { BACKFILLS, type BackfillRegistry } from './registry.ts';
 import { startWatchdog, type Watchdog } from './watchdog.ts';
 
@@ -73,16 +73,7 @@ export function createBackfillChunkWorker(options: BackfillWorkerOptions = {}): 
         );
         await fleet.sendBatch(
           'backfill-chunk',
-          fresh.map((partition) => ({
-            type: 'BackfillChunk',
-            payload: {
-              jobId,
-              partition: partition.partition,
-              cursor: partition.cursor,
-              chunk: 1,
-              traceChunks: 0,
-            } satisfies BackfillChunk,
-          })),
+          fresh.map((partition) => ({ type: 'BackfillChunk', payload: restartChunk(jobId, partition) })),
         );
         logger.info({ jobId, backfill: job.name, partitions: fresh.length }, 'backfill started');
       }),
