@@ -106,7 +106,6 @@ export async function runChunk(
         return sendNext(deps, job, payload, claim.cursor, policy.pauseMs, context);
       }
       await sleep(policy.pauseMs, undefined, { signal: context.signal });
-      waitedMs = 0; // counted by recordWait, not to be counted again with the next batch
       lastBatchEnd = performance.now();
       continue;
     }
