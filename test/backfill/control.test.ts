@@ -108,7 +108,8 @@ describe('backfill control: pause, resume, cancel, status across restarts', { ti
   it('resuming before the pause settled starts no second chain', async () => {
     const { job } = await slowJob();
     await waitForJob(world.db.pool, job.id, (j) => j.rowsProcessed >= 2_000, 'progress');
-    await pauseBackfill(world.db.pool, job.id);
+    // Still pausing: the chains have not reached their next batch, so this is the race.
+    expect((await pauseBackfill(world.db.pool, job.id)).job.status).toBe(JobStatus.Pausing);
     const resumed = await resumeBackfill(world.db.pool, world.fleet, job.id);
     expect(resumed.changed).toBe(true);
     await waitForJob(world.db.pool, job.id, (j) => j.status === JobStatus.Completed, 'completion', 60_000);

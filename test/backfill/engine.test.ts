@@ -5,6 +5,8 @@ import { JobStatus, loadPartitions } from '../../workers/backfill-chunk/jobs.ts'
 import type { BackfillChunk } from '../../workers/backfill-chunk/messages.ts';
 import { BACKFILLS } from '../../workers/backfill-chunk/registry.ts';
 import { createBackfillChunkWorker } from '../../workers/backfill-chunk/worker.ts';
+import { eventually } from '../support/processes.ts';
+import { queueDepth } from '../support/queues.ts';
 import {
   type BackfillWorld,
   createBackfillWorld,
@@ -156,26 +158,13 @@ describe('backfill engine: campaign-currency over 100,000 rows', { timeout: 120_
   });
 });
 
-/** Waits until the worker handled everything on its queue (nothing visible, nothing in flight). */
+/** Waits until the worker handled everything on its queue (nothing visible, in flight or delayed) for 1.5 s. */
 async function waitUntilQueueDrained(world: BackfillWorld) {
-  const { GetQueueAttributesCommand } = await import('@aws-sdk/client-sqs');
-  const deadline = Date.now() + 30_000;
+  const url = world.topology.state.queues['backfill-chunk'].url;
   let quietSince: number | undefined;
-  while (Date.now() < deadline) {
-    const { Attributes = {} } = await world.topology.clients.sqs.send(
-      new GetQueueAttributesCommand({
-        QueueUrl: world.topology.state.queues['backfill-chunk'].url,
-        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-      }),
-    );
-    const pending =
-      Number(Attributes.ApproximateNumberOfMessages ?? 0) +
-      Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
-    if (pending === 0) {
-      quietSince ??= Date.now();
-      if (Date.now() - quietSince > 1_500) return;
-    } else quietSince = undefined;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error('backfill-chunk queue did not drain within 30 s');
+  await eventually('backfill-chunk queue drained', async () => {
+    if ((await queueDepth(world.topology.clients.sqs, url)) > 0) quietSince = undefined;
+    else quietSince ??= Date.now();
+    return quietSince !== undefined && Date.now() - quietSince > 1_500 ? true : undefined;
+  });
 }
