@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { SANDBOX_DEFAULTS } from '../sandbox/ads-api/server.ts';
 import { AdsApiClient } from '../shared/ads/client.ts';
 import { LwaTokenProvider } from '../shared/ads/lwa.ts';
 import { AdsRateLimiter } from '../shared/ads/rate-limit.ts';
@@ -54,12 +55,10 @@ async function run(spec: LoadWorkerSpec): Promise<LoadWorkerReport> {
   });
   const client = new AdsApiClient({
     baseUrl: spec.apiUrl,
-    clientId: 'adfleet-local',
+    clientId: SANDBOX_DEFAULTS.credentials.clientId,
     tokens: new LwaTokenProvider({
       tokenUrl: new URL('/auth/o2/token', spec.apiUrl).toString(),
-      clientId: 'adfleet-local',
-      clientSecret: 'adfleet-local-secret',
-      refreshToken: 'adfleet-local-refresh',
+      ...SANDBOX_DEFAULTS.credentials,
     }),
     limiter,
   });

@@ -5,7 +5,7 @@ import { createAwsClients } from '../../shared/aws.ts';
 import { createLogger, type Logger } from '../../shared/logging.ts';
 import { createFleet } from '../../shared/runtime.ts';
 import type { Fleet } from '../../shared/worker.ts';
-import { type BackfillJob, loadJob, type StartRequest } from '../../workers/backfill-chunk/jobs.ts';
+import { type BackfillJob, loadJob } from '../../workers/backfill-chunk/jobs.ts';
 import { SEED_MARKETPLACES, seedCampaigns } from '../../workers/backfill-chunk/seed.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { stackEnv, testConfig } from '../support/env.ts';
@@ -162,8 +162,6 @@ export async function rowsProcessed(pool: pg.Pool, jobId: string): Promise<numbe
   );
   return rows[0]?.rows ?? 0;
 }
-
-export type { StartRequest };
 
 /**
  * For tests about something other than throttling: the suite shares one Postgres with

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, SECRET_ARNS, synthesizeFleet } from './fleet-template.ts';
+import { REPO_ROOT } from '../support/processes.ts';
+import { SECRET_ARNS, synthesizeFleet } from './fleet-template.ts';
 
 /**
  * The real `cdk synth`, as a deploying engineer runs it from infra/: the CLI runs

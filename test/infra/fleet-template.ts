@@ -5,13 +5,12 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { FleetStack } from '../../infra/fleet-stack.ts';
 import { readSettings } from '../../infra/settings.ts';
+import { REPO_ROOT } from '../support/processes.ts';
 
 /**
  * Synthesizes the fleet stack in-process, exactly as `infra/app.ts` does (same settings
  * parser, same stack class); `cdk-cli.test.ts` proves the CLI path gives the same result.
  */
-
-export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 
 /** Cloud assemblies of this test process, removed when it exits. */
 const OUT_ROOT = mkdtempSync(path.join(tmpdir(), 'adfleet-cdk-'));

@@ -15,6 +15,7 @@ import {
 } from '../../infra/workers.ts';
 import { loadConfig } from '../../shared/config.ts';
 import { resourceNames } from '../../shared/topology.ts';
+import { freePort } from '../support/tcp-proxy.ts';
 import { onlyResource, referencedId, resourcesOf, SECRET_ARNS, synthesizeFleet } from './fleet-template.ts';
 
 const names = resourceNames('adfleet');
@@ -210,11 +211,7 @@ describe('health check command', () => {
     expect(await runCheck(port)).toBe(0);
     status = 503;
     expect(await runCheck(port)).toBe(1);
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const closedPort = (closed.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
-    expect(await runCheck(closedPort)).toBe(1);
+    expect(await runCheck(await freePort())).toBe(1);
     expect(paths).toEqual(['/healthz', '/healthz']);
   });
 });
