@@ -6,6 +6,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { DEFAULT_DRAIN_TIMEOUT_MS } from '../shared/config.ts';
 import { EVENT_SOURCE } from '../shared/topology.ts';
 import type { FleetNetwork } from './network.ts';
 import type { FleetQueues } from './queues.ts';
@@ -13,7 +14,6 @@ import type { FleetSettings } from './settings.ts';
 import { addTelemetrySidecar, COLLECTOR_OTLP_HTTP_ENDPOINT, type TracesExport } from './telemetry-sidecar.ts';
 import {
   backlogPerTaskTarget,
-  DRAIN_TIMEOUT_MS,
   HEALTH_PORT,
   STOP_TIMEOUT_SECONDS,
   type WorkerName,
@@ -274,7 +274,7 @@ function workerEnvironment(
     LOG_LEVEL: settings.logLevel,
     ADFLEET_RESOURCE_PREFIX: settings.prefix,
     ADFLEET_CONCURRENCY: String(workers[worker].concurrency),
-    ADFLEET_DRAIN_TIMEOUT_MS: String(DRAIN_TIMEOUT_MS),
+    ADFLEET_DRAIN_TIMEOUT_MS: String(DEFAULT_DRAIN_TIMEOUT_MS),
     ADFLEET_HEALTH_PORT: String(HEALTH_PORT),
   };
   if (workers[worker].usesAdsApi) {

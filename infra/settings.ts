@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { configSchema } from '../shared/config.ts';
 
 /**
  * Everything a deploying team may choose, read from CDK context (`-c key=value` or
@@ -19,11 +20,8 @@ export const TRACES_BACKENDS = ['xray', 'jaeger', 'tempo'] as const;
 export type TracesBackend = (typeof TRACES_BACKENDS)[number];
 
 export const settingsSchema = z.object({
-  /** Prefix of every queue, DLQ, bus, rule and schedule name (as `ADFLEET_RESOURCE_PREFIX`). */
-  prefix: z
-    .string()
-    .regex(/^[a-z][a-z0-9-]{0,30}$/)
-    .default('adfleet'),
+  /** Prefix of every queue, DLQ, bus, rule and schedule name: the workers' own rule for it. */
+  prefix: configSchema.shape.ADFLEET_RESOURCE_PREFIX,
   /** A pushed image (e.g. from CI); when absent the repo's Dockerfile is built at deploy time. */
   imageUri: z.string().min(1).optional(),
   /** An existing VPC to run in; when absent the stack creates one. Needs an account and region. */

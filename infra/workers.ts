@@ -67,14 +67,11 @@ export const workers = {
   },
 } as const satisfies Record<WorkerName, WorkerDeployment>;
 
-/** What the worker is told (`ADFLEET_DRAIN_TIMEOUT_MS`): finish or release in-flight messages within this. */
-export const DRAIN_TIMEOUT_MS = DEFAULT_DRAIN_TIMEOUT_MS;
-
 /**
  * Seconds ECS waits after SIGTERM before SIGKILL. The drain deadline plus time to flush
  * spans and close pools, so a clean shutdown is never cut short; Fargate allows 120 at most.
  */
-export const STOP_TIMEOUT_SECONDS = Math.ceil(DRAIN_TIMEOUT_MS / 1000) + 15;
+export const STOP_TIMEOUT_SECONDS = Math.ceil(DEFAULT_DRAIN_TIMEOUT_MS / 1000) + 15;
 
 /** Port of the worker's /healthz and /readyz (`ADFLEET_HEALTH_PORT`); task-local, never exposed. */
 export const HEALTH_PORT = 8080;

@@ -7,13 +7,12 @@ import { healthCheckCommand } from '../../infra/service.ts';
 import { collectorConfig } from '../../infra/telemetry-sidecar.ts';
 import {
   backlogPerTaskTarget,
-  DRAIN_TIMEOUT_MS,
   STOP_TIMEOUT_SECONDS,
   WORKER_NAMES,
   type WorkerName,
   workers,
 } from '../../infra/workers.ts';
-import { loadConfig } from '../../shared/config.ts';
+import { DEFAULT_DRAIN_TIMEOUT_MS, loadConfig } from '../../shared/config.ts';
 import { resourceNames } from '../../shared/topology.ts';
 import { freePort } from '../support/tcp-proxy.ts';
 import { onlyResource, referencedId, resourcesOf, SECRET_ARNS, synthesizeFleet } from './fleet-template.ts';
@@ -111,9 +110,9 @@ describe('worker container', () => {
     '%s gets a stop timeout longer than its drain deadline, within Fargate’s 120 s',
     (worker) => {
       const definition = container(template, worker, 'worker');
-      expect(environmentOf(definition).ADFLEET_DRAIN_TIMEOUT_MS).toBe(String(DRAIN_TIMEOUT_MS));
+      expect(environmentOf(definition).ADFLEET_DRAIN_TIMEOUT_MS).toBe(String(DEFAULT_DRAIN_TIMEOUT_MS));
       expect(definition.StopTimeout).toBe(STOP_TIMEOUT_SECONDS);
-      expect((definition.StopTimeout ?? 0) * 1000).toBeGreaterThan(DRAIN_TIMEOUT_MS);
+      expect((definition.StopTimeout ?? 0) * 1000).toBeGreaterThan(DEFAULT_DRAIN_TIMEOUT_MS);
       expect(definition.StopTimeout).toBeLessThanOrEqual(120);
     },
   );
