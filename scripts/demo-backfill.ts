@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createPool, migrate } from '../shared/db.ts';
+import { createPool } from '../shared/db.ts';
 import { SEED_CAMPAIGN_ID_BASE, seedCampaigns } from '../workers/backfill-chunk/seed.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -37,7 +37,6 @@ export async function demoBackfill(
 ): Promise<{ jobId: string; traceId: string; rows: number }> {
   const databaseUrl = env.DATABASE_URL;
   if (databaseUrl === undefined) throw new Error('DATABASE_URL is not set: load .stack/env');
-  await migrate(databaseUrl);
   const pool = createPool(databaseUrl, { max: 2, applicationName: 'adfleet-demo' });
   try {
     // Seeded rows, not any rows: the demo's nightly sync writes a few hundred of its own.

@@ -6,10 +6,10 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { QUEUE_NAMES } from '../shared/topology.ts';
 import { readStackEnv } from './stack-env.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const WORKERS = ['profile-sync', 'bulk-item', 'backfill-chunk'] as const;
 
 function say(message: string) {
   process.stdout.write(`demo: ${message}\n`);
@@ -22,18 +22,17 @@ Object.assign(process.env, env, { OTEL_SERVICE_NAME: 'adfleet-demo' });
 const jaeger = env.ADFLEET_JAEGER_URL ?? 'http://127.0.0.1:16686';
 
 // Telemetry for this process (the workflows' root spans), then everything instrumented.
-await import('../shared/telemetry/start.ts');
+const { telemetry } = await import('../shared/telemetry/start.ts');
 const { trace } = await import('@opentelemetry/api');
 const { loadConfig } = await import('../shared/config.ts');
 const { createAwsClients } = await import('../shared/aws.ts');
 const { createFleet } = await import('../shared/runtime.ts');
-const { telemetry } = await import('../shared/telemetry/start.ts');
 
 // 2. The workers, as their own processes, logging to .stack/logs/demo-<worker>.log.
 const logDir = join(ROOT, '.stack', 'logs');
 mkdirSync(logDir, { recursive: true });
 const children = new Map<string, ChildProcess>();
-for (const worker of WORKERS) {
+for (const worker of QUEUE_NAMES) {
   const logFile = join(logDir, `demo-${worker}.log`);
   const out = openSync(logFile, 'w');
   const child = spawn(process.execPath, [join(ROOT, 'workers', worker, 'main.ts')], {
@@ -100,7 +99,7 @@ let exitCode = 0;
 
 try {
   await waitFor('workers started', () =>
-    WORKERS.every((worker) => logLines(worker).some((line) => line.msg === 'worker started'))
+    QUEUE_NAMES.every((worker) => logLines(worker).some((line) => line.msg === 'worker started'))
       ? true
       : undefined,
   );
@@ -137,12 +136,9 @@ try {
   const synced = await waitFor(
     'every profile synced',
     () => {
-      const fanOut = logLines('profile-sync').find(
-        (line) => line.trace_id === syncTrace && line.msg === 'sync of every profile enqueued',
-      );
-      const done = logLines('profile-sync').filter(
-        (line) => line.trace_id === syncTrace && line.msg === 'profile synced',
-      );
+      const lines = logLines('profile-sync').filter((line) => line.trace_id === syncTrace);
+      const fanOut = lines.find((line) => line.msg === 'sync of every profile enqueued');
+      const done = lines.filter((line) => line.msg === 'profile synced');
       return fanOut !== undefined && done.length === fanOut.profiles ? done : undefined;
     },
     120_000,
@@ -154,21 +150,14 @@ try {
     result: `${synced.length} profiles synced from the Ads API (${keywords} keywords)`,
   });
 
-  // 3c. Backfill, when the backfill engine is present.
-  const backfillDemo = join(ROOT, 'scripts', 'demo-backfill.ts');
-  if (existsSync(backfillDemo)) {
-    const { demoBackfill } = (await import(backfillDemo)) as {
-      demoBackfill: (
-        env: Record<string, string>,
-      ) => Promise<{ jobId: string; traceId: string; rows: number }>;
-    };
-    const backfill = await demoBackfill(env);
-    summary.push({
-      workflow: 'backfill campaign-currency',
-      traceId: backfill.traceId,
-      result: `${backfill.rows} rows filled`,
-    });
-  }
+  // 3c. Backfill (loaded only now, after telemetry started, like everything instrumented).
+  const { demoBackfill } = await import('./demo-backfill.ts');
+  const backfill = await demoBackfill(env);
+  summary.push({
+    workflow: 'backfill campaign-currency',
+    traceId: backfill.traceId,
+    result: `${backfill.rows} rows filled`,
+  });
 
   await telemetry.shutdown();
 } catch (error) {

@@ -273,6 +273,15 @@ async function startRedis() {
 
 // ---------------------------------------------------------------- AWS emulator
 
+/** Debian ships `venv`'s pip bootstrap (ensurepip) apart from python3 itself. */
+function ensureVenvSupport(python: string) {
+  try {
+    execFileSync(python, ['-c', 'import ensurepip'], { stdio: 'ignore' });
+  } catch {
+    aptInstall('python3', 'python3-venv');
+  }
+}
+
 function pythonVenv(name: string, python: string, install: (pip: string) => void) {
   const venv = join(TOOLS_DIR, name);
   const marker = join(venv, '.installed');
@@ -280,6 +289,7 @@ function pythonVenv(name: string, python: string, install: (pip: string) => void
     rmSync(venv, { recursive: true, force: true });
     mkdirSync(TOOLS_DIR, { recursive: true });
     log(`creating ${venv}`);
+    ensureVenvSupport(python);
     run(python, ['-m', 'venv', venv]);
     install(join(venv, 'bin', 'pip'));
     writeFileSync(marker, new Date().toISOString());
@@ -386,10 +396,6 @@ async function startEmulator(emulator: Emulator): Promise<Emulator> {
 
 // ---------------------------------------------------------------- Jaeger
 
-/**
- * Jaeger's module has replace directives, so `go install …@version` refuses it; the
- * module is fetched from the Go module proxy and built as the main module instead.
- */
 /** The Go toolchain: `go` on PATH, else the official tarball's place (not on every PATH). */
 function goBinary(): string {
   const candidates = ['go', '/usr/local/go/bin/go'];
@@ -410,6 +416,10 @@ function goBinary(): string {
   return found;
 }
 
+/**
+ * Jaeger's module has replace directives, so `go install …@version` refuses it; the
+ * module is fetched from the Go module proxy and built as the main module instead.
+ */
 function buildJaeger(binary: string) {
   const go = goBinary();
   const work = join(TOOLS_DIR, 'jaeger-build');
@@ -447,7 +457,6 @@ async function startJaeger() {
 
 async function startAdsSandbox() {
   const main = join(ROOT, 'sandbox', 'ads-api', 'main.ts');
-  if (!existsSync(main)) return;
   if (!(await portOpen(PORTS.adsSandbox))) {
     log('starting the Ads API sandbox');
     startDetached('ads-sandbox', process.execPath, [main], {
