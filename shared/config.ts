@@ -11,8 +11,6 @@ import { z } from 'zod';
 
 const url = z.url({ protocol: /^(https?|postgres(ql)?|rediss?)$/ });
 const positiveInt = z.coerce.number().int().positive();
-const flag = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
-
 /** What a worker waits for in-flight handlers on SIGTERM; infra fits the ECS stop timeout to it. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 25_000;
 
@@ -23,7 +21,8 @@ export const configSchema = z.object({
   REDIS_URL: url,
   OTEL_EXPORTER_OTLP_ENDPOINT: url.optional(),
   OTEL_SERVICE_NAME: z.string().min(1).optional(),
-  OTEL_SDK_DISABLED: flag.default(false),
+  // Read by the OpenTelemetry SDK itself, which takes exactly `true`: checked here by its rule.
+  OTEL_SDK_DISABLED: z.enum(['true', 'false']).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
   /** Prefix of every queue, DLQ, bus and schedule name; lets tests and stages share one account. */
