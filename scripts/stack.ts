@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createAwsClients } from '../shared/aws.ts';
 import { bootstrapTopology } from '../shared/bootstrap.ts';
+import { loadConfig } from '../shared/config.ts';
 import { migrate } from '../shared/db.ts';
 import { resourceNames } from '../shared/topology.ts';
 import { STACK_ENV_FILE } from './stack-env.ts';
@@ -517,16 +518,13 @@ async function up() {
   const { applied } = await migrate(env.DATABASE_URL as string);
   log(applied.length === 0 ? 'migrations: up to date' : `migrations applied: ${applied.join(', ')}`);
 
-  const clients = createAwsClients({
-    AWS_REGION: env.AWS_REGION as string,
-    AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL,
-  });
+  // The workers' own config, so the topology gets the names they will look for.
   Object.assign(process.env, env);
+  const config = loadConfig();
+  const clients = createAwsClients(config);
   try {
-    await bootstrapTopology(
-      clients,
-      resourceNames(process.env.ADFLEET_RESOURCE_PREFIX ?? 'adfleet'),
-      (line) => log(`topology: ${line}`),
+    await bootstrapTopology(clients, resourceNames(config.ADFLEET_RESOURCE_PREFIX), (line) =>
+      log(`topology: ${line}`),
     );
   } finally {
     clients.destroy();
