@@ -22,11 +22,10 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { createAwsClients } from '../shared/aws.ts';
 import { bootstrapTopology } from '../shared/bootstrap.ts';
 import { loadConfig } from '../shared/config.ts';
-import { migrate } from '../shared/db.ts';
+import { migrate, runAdminStatement } from '../shared/db.ts';
 import { resourceNames } from '../shared/topology.ts';
 import { STACK_ENV_FILE } from './stack-env.ts';
 
@@ -52,6 +51,8 @@ const PORTS = {
   adsSandbox: 4580,
 } as const;
 
+const DATABASE_URL = `postgres://postgres@${HOST}:${PORTS.postgres}/adfleet`;
+
 /** The environment a worker, the CLI and the tests need against this stack. */
 function stackEnvironment(emulator: Emulator): Record<string, string> {
   return {
@@ -59,7 +60,7 @@ function stackEnvironment(emulator: Emulator): Record<string, string> {
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'test',
     AWS_SECRET_ACCESS_KEY: 'test',
-    DATABASE_URL: `postgres://postgres@${HOST}:${PORTS.postgres}/adfleet`,
+    DATABASE_URL,
     REDIS_URL: `redis://${HOST}:${PORTS.redis}`,
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://${HOST}:${PORTS.otlp}`,
     ADFLEET_ADS_API_URL: `http://${HOST}:${PORTS.adsSandbox}`,
@@ -223,14 +224,9 @@ async function startPostgres() {
       'start',
     ]);
   }
-  const admin = new pg.Client({ connectionString: `postgres://postgres@${HOST}:${PORTS.postgres}/postgres` });
-  await admin.connect();
-  try {
-    const { rowCount } = await admin.query(`SELECT 1 FROM pg_database WHERE datname = 'adfleet'`);
-    if (rowCount === 0) await admin.query('CREATE DATABASE adfleet');
-  } finally {
-    await admin.end();
-  }
+  await runAdminStatement(DATABASE_URL, 'CREATE DATABASE adfleet').catch((error: { code?: string }) => {
+    if (error.code !== '42P04') throw error; // duplicate_database: it is there already
+  });
   log(`Postgres on ${HOST}:${PORTS.postgres}`);
 }
 
