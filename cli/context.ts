@@ -1,4 +1,5 @@
 import { trace } from '@opentelemetry/api';
+import { InvalidArgumentError } from 'commander';
 import type pg from 'pg';
 import { type AwsClients, createAwsClients } from '../shared/aws.ts';
 import { type Config, ConfigError, loadConfig } from '../shared/config.ts';
@@ -69,4 +70,11 @@ export async function runCommand(
   clients.destroy();
   await telemetry.shutdown();
   process.exit(exitCode);
+}
+
+/** Option parser: a positive integer, or the option's error. */
+export function positiveInt(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError('must be a positive integer');
+  return parsed;
 }

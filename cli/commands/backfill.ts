@@ -16,25 +16,20 @@ import {
   listJobs,
   loadJob,
   loadPartitions,
+  loadPartitionsOf,
   type Progress,
   progressOf,
   TERMINAL_JOB_STATUSES,
   type Transition,
 } from '../../workers/backfill-chunk/jobs.ts';
 import { BACKFILLS } from '../../workers/backfill-chunk/registry.ts';
-import { runCommand } from '../context.ts';
+import { positiveInt, runCommand } from '../context.ts';
 
 /**
  * `adfleet backfill …`: start, pause, resume, cancel, status [--watch], list. Jobs are
  * named by id or by backfill name (its latest job). Every command records first and
  * messages after (workers/backfill-chunk/control.ts).
  */
-
-function positiveInt(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError('must be a positive integer');
-  return parsed;
-}
 
 function positiveNumber(value: string): number {
   const parsed = Number(value);
@@ -260,8 +255,12 @@ export function backfillCommand(): Command {
           lines.push(`  ${definition.name.padEnd(24)} ${definition.description}`);
         lines.push('', 'jobs:');
         if (jobs.length === 0) lines.push('  (none)');
+        const partitions = await loadPartitionsOf(
+          db(),
+          jobs.map((job) => job.id),
+        );
         for (const job of jobs) {
-          const progress = progressOf(job, await loadPartitions(db(), job.id));
+          const progress = progressOf(job, partitions.get(job.id) ?? []);
           lines.push(
             `  ${job.id}  ${job.name.padEnd(20)} ${job.status.padEnd(10)} ${(progress.fraction * 100).toFixed(1).padStart(5)}%  ${formatCount(progress.rowsProcessed).padStart(12)} rows  ${job.createdAt.toISOString()}`,
           );

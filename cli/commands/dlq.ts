@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import type { AwsClients } from '../../shared/aws.ts';
 import { FLEET_ATTRIBUTES } from '../../shared/messaging/trace-context.ts';
 import { QUEUE_NAMES, type QueueName } from '../../shared/topology.ts';
-import { runCommand } from '../context.ts';
+import { positiveInt, runCommand } from '../context.ts';
 
 /**
  * `adfleet dlq list <queue>` shows what is in a queue's dead-letter queue and why;
@@ -52,13 +52,13 @@ export function dlqCommand(): Command {
     .command('list')
     .description('Show dead-lettered messages with their reasons (they stay in the DLQ)')
     .addOption(queueArgument)
-    .option('--limit <n>', 'at most this many', '50')
-    .action((options: { queue: QueueName; limit: string }) =>
+    .option('--limit <n>', 'at most this many', positiveInt, 50)
+    .action((options: { queue: QueueName; limit: number }) =>
       runCommand('dlq list', async ({ clients, producer }) => {
         const url = await producer.deadLetterQueueUrl(options.queue);
         const seen = new Map<string, Message>();
         // Received with a short visibility, released again below.
-        for (let round = 0; round < 10 && seen.size < Number(options.limit); round += 1) {
+        for (let round = 0; round < 10 && seen.size < options.limit; round += 1) {
           const batch = await receiveBatch(clients.sqs, url, 5);
           if (batch.length === 0) break;
           for (const message of batch) seen.set(message.MessageId ?? '', message);

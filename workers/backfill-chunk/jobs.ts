@@ -332,6 +332,20 @@ export async function loadPartitions(db: Queryable, jobId: string): Promise<Back
   return rows;
 }
 
+/** The partitions of several jobs in one query, by job id. */
+export async function loadPartitionsOf(
+  db: Queryable,
+  jobIds: readonly string[],
+): Promise<Map<string, BackfillPartition[]>> {
+  const { rows } = await db.query<BackfillPartition>(
+    `SELECT ${PARTITION_COLUMNS} FROM backfill_partitions WHERE job_id = ANY ($1) ORDER BY job_id, partition`,
+    [jobIds],
+  );
+  const byJob = new Map<string, BackfillPartition[]>();
+  for (const row of rows) byJob.set(row.jobId, [...(byJob.get(row.jobId) ?? []), row]);
+  return byJob;
+}
+
 export interface Transition {
   readonly job: BackfillJob;
   readonly changed: boolean;
