@@ -30,14 +30,8 @@ interface Stalled {
   readonly spanId: string | null;
 }
 
-export interface WatchdogPass {
-  readonly restarted: number;
-  readonly settled: number;
-  /** Shortest stall timeout among live jobs, ms; undefined when none is live. */
-  readonly shortestStallMs: number | undefined;
-}
-
-export async function runWatchdogPass(pool: pg.Pool, fleet: Fleet, logger: Logger): Promise<WatchdogPass> {
+/** One pass; returns the shortest stall timeout among live jobs, ms (undefined: none is live). */
+async function runWatchdogPass(pool: pg.Pool, fleet: Fleet, logger: Logger): Promise<number | undefined> {
   const { rows: stalled } = await pool.query<Stalled>(
     `UPDATE backfill_partitions p
         SET stall_deadline = now() + make_interval(secs => j.stall_after_ms::float8 / 1000)
@@ -72,17 +66,12 @@ export async function runWatchdogPass(pool: pg.Pool, fleet: Fleet, logger: Logge
       WHERE j.status IN ('running', 'pausing', 'cancelling')
         AND NOT EXISTS (SELECT 1 FROM backfill_partitions p WHERE p.job_id = j.id AND p.status = 'running')`,
   );
-  let settled = 0;
-  for (const { id } of unsettled) {
-    const before = await settleJob(pool, id);
-    if (before !== undefined) settled += 1;
-  }
+  for (const { id } of unsettled) await settleJob(pool, id);
   const { rows: live } = await pool.query<{ shortest: number | null }>(
     `SELECT min(stall_after_ms) AS shortest FROM backfill_jobs
       WHERE status IN ('running', 'pausing', 'cancelling')`,
   );
-  const shortest = live[0]?.shortest ?? null;
-  return { restarted: stalled.length, settled, shortestStallMs: shortest ?? undefined };
+  return live[0]?.shortest ?? undefined;
 }
 
 export interface Watchdog {
@@ -107,10 +96,8 @@ export function startWatchdog(pool: pg.Pool, fleet: Fleet, logger: Logger): Watc
   const pass = async () => {
     let next = 10_000;
     try {
-      const result = await runWatchdogPass(pool, fleet, logger);
-      if (result.shortestStallMs !== undefined) {
-        next = Math.min(10_000, Math.max(500, result.shortestStallMs / 2));
-      }
+      const shortestStallMs = await runWatchdogPass(pool, fleet, logger);
+      if (shortestStallMs !== undefined) next = Math.min(10_000, Math.max(500, shortestStallMs / 2));
     } catch (error) {
       logger.warn({ err: describeError(error) }, 'backfill watchdog pass failed');
     }
