@@ -1,6 +1,6 @@
 import { DescribeRuleCommand, ListTargetsByRuleCommand, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetScheduleCommand } from '@aws-sdk/client-scheduler';
-import { DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootstrapTopology } from '../../shared/bootstrap.ts';
 import {
@@ -11,6 +11,7 @@ import {
   queueAttributes,
   topology,
 } from '../../shared/topology.ts';
+import { drainMessages } from '../support/queues.ts';
 import { createTestTopology, type TestTopology } from '../support/topology.ts';
 
 describe('topology bootstrap', () => {
@@ -93,22 +94,11 @@ describe('topology bootstrap', () => {
     );
     expect(put.FailedEntryCount ?? 0).toBe(0);
 
-    // LocalStack delivers asynchronously: long-poll until the event arrives, with a deadline.
+    // LocalStack delivers asynchronously; this topology is the test's own, so the queue
+    // holds only this event.
     const queueUrl = subject.state.queues[rule.target].url;
-    const deadline = Date.now() + 20_000;
-    let body: { 'detail-type'?: string; detail?: { marker?: string } } | undefined;
-    while (body === undefined && Date.now() < deadline) {
-      const { Messages = [] } = await subject.clients.sqs.send(
-        new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 2, MaxNumberOfMessages: 10 }),
-      );
-      for (const message of Messages) {
-        const parsed = JSON.parse(message.Body ?? '{}');
-        if (parsed.detail?.marker === marker) body = parsed;
-        await subject.clients.sqs.send(
-          new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }),
-        );
-      }
-    }
+    const [message] = await drainMessages(subject.clients.sqs, queueUrl, 1, 20_000);
+    const body: { 'detail-type'?: string; detail?: { marker?: string } } = JSON.parse(message?.Body ?? '{}');
     expect(body?.['detail-type']).toBe('BackfillRequested');
     expect(body?.detail?.marker).toBe(marker);
   });
