@@ -4,7 +4,7 @@ import { slo } from '../../infra/alarms.ts';
 import { WORKER_NAMES } from '../../infra/workers.ts';
 import { METRICS_NAMESPACE } from '../../shared/metrics.ts';
 import { QUEUE_NAMES, resourceNames, topology } from '../../shared/topology.ts';
-import { BASE_CONTEXT, onlyResource, resourcesOf, synthesizeFleet } from './fleet-template.ts';
+import { BASE_CONTEXT, onlyResource, queueIdByName, resourcesOf, synthesizeFleet } from './fleet-template.ts';
 
 const names = resourceNames('adfleet');
 
@@ -17,9 +17,6 @@ beforeAll(() => {
 
 function alarm(name: string) {
   return onlyResource(template, 'AWS::CloudWatch::Alarm', (p) => p.AlarmName === name)[1].Properties;
-}
-function queueId(name: string) {
-  return onlyResource(template, 'AWS::SQS::Queue', (p) => p.QueueName === name)[0];
 }
 
 describe('alarm topic', () => {
@@ -60,7 +57,10 @@ describe('queue alarms', () => {
       Namespace: 'AWS/SQS',
       MetricName: 'ApproximateNumberOfMessagesVisible',
       Dimensions: [
-        { Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId(names.deadLetterQueue(queue)), 'QueueName'] } },
+        {
+          Name: 'QueueName',
+          Value: { 'Fn::GetAtt': [queueIdByName(template, names.deadLetterQueue(queue)), 'QueueName'] },
+        },
       ],
       Statistic: 'Maximum',
       Period: 60,
@@ -76,7 +76,10 @@ describe('queue alarms', () => {
       Namespace: 'AWS/SQS',
       MetricName: 'ApproximateAgeOfOldestMessage',
       Dimensions: [
-        { Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId(names.queue(queue)), 'QueueName'] } },
+        {
+          Name: 'QueueName',
+          Value: { 'Fn::GetAtt': [queueIdByName(template, names.queue(queue)), 'QueueName'] },
+        },
       ],
       Statistic: 'Maximum',
       Period: 60,

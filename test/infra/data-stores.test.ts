@@ -1,6 +1,6 @@
 import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { WORKER_NAMES } from '../../infra/workers.ts';
+import { WORKER_NAMES, type WorkerName } from '../../infra/workers.ts';
 import {
   IMAGE_URI,
   onlyResource,
@@ -8,6 +8,7 @@ import {
   resourcesOf,
   SECRET_ARNS,
   synthesizeFleet,
+  taskDefinitionOf,
 } from './fleet-template.ts';
 
 /**
@@ -26,12 +27,8 @@ beforeAll(() => {
   }));
 });
 
-function workerSecrets(t: Template, worker: string) {
-  const [, taskDefinition] = onlyResource(
-    t,
-    'AWS::ECS::TaskDefinition',
-    (p) => p.Family === `adfleet-${worker}`,
-  );
+function workerSecrets(t: Template, worker: WorkerName) {
+  const [, taskDefinition] = taskDefinitionOf(t, worker);
   const definitions = taskDefinition.Properties.ContainerDefinitions as {
     Name: string;
     Secrets?: { Name: string; ValueFrom: unknown }[];

@@ -5,6 +5,7 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { FleetStack } from '../../infra/fleet-stack.ts';
 import { readSettings } from '../../infra/settings.ts';
+import type { WorkerName } from '../../infra/workers.ts';
 import { REPO_ROOT } from '../support/processes.ts';
 
 /**
@@ -51,17 +52,50 @@ export function resourcesOf(template: Template, type: string): Record<string, Re
   return template.findResources(type) as Record<string, Resource>;
 }
 
-/** The one resource of `type` whose properties contain `match` (by field equality). */
+/**
+ * The one resource of `type` whose properties satisfy `match`, as [logical id, resource];
+ * throws unless exactly one does. `description` names what was looked for in that error.
+ */
 export function onlyResource(
   template: Template,
   type: string,
   match: (properties: Record<string, unknown>) => boolean,
+  description?: string,
 ): [string, Resource] {
   const found = Object.entries(resourcesOf(template, type)).filter(([, resource]) =>
     match(resource.Properties),
   );
-  if (found.length !== 1) throw new Error(`expected one ${type}, found ${found.length}`);
+  if (found.length !== 1) {
+    const what = description === undefined ? type : `${type} ${description}`;
+    throw new Error(`expected one ${what}, found ${found.length}`);
+  }
   return found[0] as [string, Resource];
+}
+
+/** A worker's task definition (family `adfleet-<worker>`), as [logical id, resource]. */
+export function taskDefinitionOf(template: Template, worker: WorkerName): [string, Resource] {
+  const family = `adfleet-${worker}`;
+  return onlyResource(
+    template,
+    'AWS::ECS::TaskDefinition',
+    (p) => p.Family === family,
+    `with Family ${family}`,
+  );
+}
+
+/** The queue named `queueName`, as [logical id, resource]. */
+export function queueByName(template: Template, queueName: string): [string, Resource] {
+  return onlyResource(
+    template,
+    'AWS::SQS::Queue',
+    (p) => p.QueueName === queueName,
+    `with QueueName ${queueName}`,
+  );
+}
+
+/** The logical id of the queue named `queueName`. */
+export function queueIdByName(template: Template, queueName: string): string {
+  return queueByName(template, queueName)[0];
 }
 
 /** The logical id a `{ "Fn::GetAtt": [id, attr] }` or `{ "Ref": id }` points to. */

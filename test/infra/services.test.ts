@@ -15,7 +15,15 @@ import {
 import { DEFAULT_DRAIN_TIMEOUT_MS, loadConfig } from '../../shared/config.ts';
 import { resourceNames } from '../../shared/topology.ts';
 import { freePort } from '../support/tcp-proxy.ts';
-import { onlyResource, referencedId, resourcesOf, SECRET_ARNS, synthesizeFleet } from './fleet-template.ts';
+import {
+  onlyResource,
+  queueIdByName,
+  referencedId,
+  resourcesOf,
+  SECRET_ARNS,
+  synthesizeFleet,
+  taskDefinitionOf,
+} from './fleet-template.ts';
 
 const names = resourceNames('adfleet');
 
@@ -40,9 +48,6 @@ beforeAll(() => {
   ({ template } = synthesizeFleet());
 });
 
-function taskDefinitionOf(t: Template, worker: WorkerName) {
-  return onlyResource(t, 'AWS::ECS::TaskDefinition', (p) => p.Family === `adfleet-${worker}`);
-}
 function containers(t: Template, worker: WorkerName): ContainerDefinition[] {
   return taskDefinitionOf(t, worker)[1].Properties.ContainerDefinitions as ContainerDefinition[];
 }
@@ -294,7 +299,7 @@ describe('autoscaling on backlog per task', () => {
       };
       expect(policy.Properties.PolicyType).toBe('TargetTrackingScaling');
       expect(configuration.TargetValue).toBe(backlogPerTaskTarget(worker));
-      const [queueId] = onlyResource(template, 'AWS::SQS::Queue', (p) => p.QueueName === names.queue(worker));
+      const queueId = queueIdByName(template, names.queue(worker));
       const [clusterId] = onlyResource(template, 'AWS::ECS::Cluster', () => true);
       const serviceName = { 'Fn::GetAtt': [serviceId, 'Name'] };
       expect(service.Properties.LaunchType).toBe('FARGATE');

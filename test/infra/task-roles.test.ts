@@ -6,10 +6,12 @@ import {
   BASE_CONTEXT,
   getAtt,
   onlyResource,
+  queueIdByName,
   referencedId,
   resourcesOf,
   SECRET_ARNS,
   synthesizeFleet,
+  taskDefinitionOf,
 } from './fleet-template.ts';
 
 /**
@@ -41,11 +43,10 @@ beforeAll(() => {
 function idOf(t: Template, type: string, match: (p: Record<string, unknown>) => boolean): string {
   return onlyResource(t, type, match)[0];
 }
-const queueId = (t: Template, name: string) => idOf(t, 'AWS::SQS::Queue', (p) => p.QueueName === name);
 const busId = (t: Template) => idOf(t, 'AWS::Events::EventBus', (p) => p.Name === names.bus);
 
 function taskDefinition(t: Template, worker: WorkerName) {
-  return onlyResource(t, 'AWS::ECS::TaskDefinition', (p) => p.Family === `adfleet-${worker}`)[1].Properties;
+  return taskDefinitionOf(t, worker)[1].Properties;
 }
 
 /** Every statement attached to a role: its inline policies and the AWS::IAM::Policy resources naming it. */
@@ -84,7 +85,7 @@ function executionRoleStatements(t: Template, worker: WorkerName): Statement[] {
 }
 
 function expectedTaskRoleStatements(t: Template, worker: WorkerName, withXRay: boolean): Statement[] {
-  const sendTargets = workers[worker].sendsTo.map((queue) => getAtt(queueId(t, names.queue(queue))));
+  const sendTargets = workers[worker].sendsTo.map((queue) => getAtt(queueIdByName(t, names.queue(queue))));
   const statements: Statement[] = [
     {
       Sid: 'ConsumeOwnQueue',
@@ -96,13 +97,13 @@ function expectedTaskRoleStatements(t: Template, worker: WorkerName, withXRay: b
         'sqs:GetQueueUrl',
         'sqs:ReceiveMessage',
       ],
-      Resource: getAtt(queueId(t, names.queue(worker))),
+      Resource: getAtt(queueIdByName(t, names.queue(worker))),
     },
     {
       Sid: 'SendToQueues',
       Effect: 'Allow',
       Action: ['sqs:GetQueueUrl', 'sqs:SendMessage'],
-      Resource: [...sendTargets, getAtt(queueId(t, names.deadLetterQueue(worker)))],
+      Resource: [...sendTargets, getAtt(queueIdByName(t, names.deadLetterQueue(worker)))],
     },
     {
       Sid: 'PublishFleetEvents',
@@ -147,8 +148,8 @@ describe('task roles', () => {
       for (const other of WORKER_NAMES.filter(
         (name) => !(workers[worker].sendsTo as readonly string[]).includes(name),
       )) {
-        expect(resources).not.toContain(`"${queueId(template, names.queue(other))}"`);
-        expect(resources).not.toContain(`"${queueId(template, names.deadLetterQueue(other))}"`);
+        expect(resources).not.toContain(`"${queueIdByName(template, names.queue(other))}"`);
+        expect(resources).not.toContain(`"${queueIdByName(template, names.deadLetterQueue(other))}"`);
       }
     }
   });

@@ -10,7 +10,14 @@ import {
   scheduleTargetParameters,
   topology,
 } from '../../shared/topology.ts';
-import { getAtt, onlyResource, referencedId, resourcesOf, synthesizeFleet } from './fleet-template.ts';
+import {
+  getAtt,
+  onlyResource,
+  queueByName,
+  referencedId,
+  resourcesOf,
+  synthesizeFleet,
+} from './fleet-template.ts';
 
 /**
  * The synthesized topology equals what the local bootstrap creates: both are computed from
@@ -28,10 +35,6 @@ beforeAll(() => {
   ({ template } = synthesizeFleet());
 });
 
-function queueByName(queueName: string) {
-  return onlyResource(template, 'AWS::SQS::Queue', (properties) => properties.QueueName === queueName);
-}
-
 describe('queues', () => {
   it('are exactly the topology queues and their dead-letter queues', () => {
     const synthesized = Object.values(resourcesOf(template, 'AWS::SQS::Queue')).map(
@@ -44,8 +47,8 @@ describe('queues', () => {
   it.each(QUEUE_NAMES)(
     '%s has the attributes queueAttributes() gives the bootstrap, redriving to its DLQ',
     (queue) => {
-      const [dlqId] = queueByName(names.deadLetterQueue(queue));
-      const [, resource] = queueByName(names.queue(queue));
+      const [dlqId] = queueByName(template, names.deadLetterQueue(queue));
+      const [, resource] = queueByName(template, names.queue(queue));
       // In a template the DLQ's ARN is a GetAtt on the DLQ resource.
       const expected = queueAttributes(topology.queues[queue], getAtt(dlqId) as unknown as string);
       const { QueueName, SqsManagedSseEnabled, Tags, ...shared } = resource.Properties;
@@ -62,7 +65,7 @@ describe('queues', () => {
   it.each(QUEUE_NAMES)(
     '%s dead-letter queue has the attributes deadLetterQueueAttributes() gives, encrypted',
     (queue) => {
-      const [, resource] = queueByName(names.deadLetterQueue(queue));
+      const [, resource] = queueByName(template, names.deadLetterQueue(queue));
       const { QueueName, SqsManagedSseEnabled, Tags, ...shared } = resource.Properties;
       expect(shared).toEqual(deadLetterQueueAttributes(topology.queues[queue]));
       expect(Tags).toEqual([{ Key: 'application', Value: 'adfleet' }]);
@@ -108,7 +111,7 @@ describe('event bus and rules', () => {
     (_name, rule) => {
       const [, resource] = onlyResource(template, 'AWS::Events::Rule', (p) => p.Name === names.rule(rule));
       const [busId] = onlyResource(template, 'AWS::Events::EventBus', (p) => p.Name === names.bus);
-      const [queueId] = queueByName(names.queue(rule.target));
+      const [queueId] = queueByName(template, names.queue(rule.target));
       expect(resource.Properties).toMatchObject({
         EventPattern: eventPattern(rule),
         Description: rule.description,
@@ -122,7 +125,7 @@ describe('event bus and rules', () => {
   );
 
   it.each(QUEUE_NAMES)('only the rules that target %s may send to it', (queue) => {
-    const [queueId] = queueByName(names.queue(queue));
+    const [queueId] = queueByName(template, names.queue(queue));
     const ruleIds = Object.entries(resourcesOf(template, 'AWS::Events::Rule'))
       .filter(([, rule]) =>
         topology.rules.some((r) => r.target === queue && names.rule(r) === rule.Properties.Name),
