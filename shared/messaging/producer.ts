@@ -127,25 +127,28 @@ export class QueueProducer {
     };
   }
 
-  async #sendChunk(QueueUrl: string, chunk: SendMessageBatchRequestEntry[]) {
-    let pending = chunk;
-    for (let attempt = 1; attempt <= BATCH_ATTEMPTS; attempt += 1) {
-      const { Failed = [] } = await this.#sqs.send(
-        new SendMessageBatchCommand({ QueueUrl, Entries: pending }),
-      );
-      if (Failed.length === 0) return;
-      const senderFaults = Failed.filter((failure) => failure.SenderFault === true);
-      if (senderFaults.length > 0) {
+  #sendChunk(QueueUrl: string, chunk: SendMessageBatchRequestEntry[]): Promise<void> {
+    return sendWithPartialRetry(
+      chunk,
+      async (pending) => {
+        const { Failed = [] } = await this.#sqs.send(
+          new SendMessageBatchCommand({ QueueUrl, Entries: pending }),
+        );
+        if (Failed.length === 0) return undefined;
+        const senderFaults = Failed.filter((failure) => failure.SenderFault === true);
         const reasons = senderFaults.map(
           (failure) => `${failure.Id}: ${failure.Code} ${failure.Message ?? ''}`,
         );
-        throw new FatalError(`SQS rejected ${senderFaults.length} message(s): ${reasons.join('; ')}`);
-      }
-      const failedIds = new Set(Failed.map((failure) => failure.Id));
-      pending = pending.filter((entry) => failedIds.has(entry.Id));
-      if (attempt < BATCH_ATTEMPTS) await sleep(backoffDelayMs(attempt, { baseMs: 100, capMs: 2_000 }));
-    }
-    throw new RetryableError(`${pending.length} message(s) of a batch were not accepted by SQS`);
+        const failedIds = new Set(Failed.map((failure) => failure.Id));
+        return {
+          failed: pending.filter((entry) => failedIds.has(entry.Id)),
+          ...(senderFaults.length > 0
+            ? { senderFault: `SQS rejected ${senderFaults.length} message(s): ${reasons.join('; ')}` }
+            : {}),
+        };
+      },
+      (unsent) => `${unsent} message(s) of a batch were not accepted by SQS`,
+    );
   }
 }
 
@@ -170,6 +173,36 @@ export function chunkEntries<T>(entries: readonly T[], payloadOf: (entry: T) => 
   }
   if (current.length > 0) chunks.push(current);
   return chunks;
+}
+
+/** What one batch call left undone, when it did not accept every entry. */
+export interface PartialFailure<T> {
+  /** The entries to send again. */
+  readonly failed: T[];
+  /** Set when any failure was the sender's fault: the FatalError's message. No retry helps. */
+  readonly senderFault?: string;
+}
+
+/**
+ * The retry loop SendMessageBatch and PutEvents share: `send` makes one batch call and
+ * returns undefined when every entry was accepted, or the failed entries otherwise. A
+ * sender fault is a FatalError at once; failed entries are sent again with backoff; anything
+ * still failing after the attempts is a RetryableError with `unsentMessage`'s text.
+ */
+export async function sendWithPartialRetry<T>(
+  entries: T[],
+  send: (pending: T[]) => Promise<PartialFailure<T> | undefined>,
+  unsentMessage: (unsent: number) => string,
+): Promise<void> {
+  let pending = entries;
+  for (let attempt = 1; attempt <= BATCH_ATTEMPTS; attempt += 1) {
+    const failure = await send(pending);
+    if (failure === undefined) return;
+    if (failure.senderFault !== undefined) throw new FatalError(failure.senderFault);
+    pending = failure.failed;
+    if (attempt < BATCH_ATTEMPTS) await sleep(backoffDelayMs(attempt, { baseMs: 100, capMs: 2_000 }));
+  }
+  throw new RetryableError(unsentMessage(pending.length));
 }
 
 /** SQS returns attribute values with both String and Binary list fields; send back what it accepts. */

@@ -1,14 +1,12 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type EventBridgeClient,
   PutEventsCommand,
   type PutEventsRequestEntry,
 } from '@aws-sdk/client-eventbridge';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import { backoffDelayMs } from '../backoff.ts';
-import { describeError, FatalError, RetryableError } from '../errors.ts';
+import { describeError } from '../errors.ts';
 import { EVENT_SOURCE } from '../topology.ts';
-import { chunkEntries } from './producer.ts';
+import { chunkEntries, sendWithPartialRetry } from './producer.ts';
 import { currentCarrier, TRACE_DETAIL_FIELD } from './trace-context.ts';
 
 export interface FleetEvent {
@@ -16,7 +14,6 @@ export interface FleetEvent {
   readonly detail: Readonly<Record<string, unknown>>;
 }
 
-const PUT_ATTEMPTS = 4;
 const tracer = trace.getTracer('adfleet.messaging');
 
 /**
@@ -73,24 +70,27 @@ export class EventPublisher {
     );
   }
 
-  async #put(entries: PutEventsRequestEntry[]) {
-    let pending = entries;
-    for (let attempt = 1; attempt <= PUT_ATTEMPTS; attempt += 1) {
-      const { FailedEntryCount = 0, Entries = [] } = await this.#events.send(
-        new PutEventsCommand({ Entries: pending }),
-      );
-      if (FailedEntryCount === 0) return;
-      // Result entries are positional: the i-th result belongs to the i-th request entry.
-      const failed = pending.filter((_, index) => Entries[index]?.ErrorCode !== undefined);
-      const invalid = Entries.filter((entry) => entry.ErrorCode?.startsWith('Invalid') === true);
-      if (invalid.length > 0) {
-        throw new FatalError(
-          `EventBridge rejected events: ${invalid.map((entry) => entry.ErrorMessage).join('; ')}`,
+  #put(entries: PutEventsRequestEntry[]): Promise<void> {
+    return sendWithPartialRetry(
+      entries,
+      async (pending) => {
+        const { FailedEntryCount = 0, Entries = [] } = await this.#events.send(
+          new PutEventsCommand({ Entries: pending }),
         );
-      }
-      pending = failed.length > 0 ? failed : pending;
-      if (attempt < PUT_ATTEMPTS) await sleep(backoffDelayMs(attempt, { baseMs: 100, capMs: 2_000 }));
-    }
-    throw new RetryableError(`${pending.length} event(s) were not accepted by EventBridge`);
+        if (FailedEntryCount === 0) return undefined;
+        // Result entries are positional: the i-th result belongs to the i-th request entry.
+        const failed = pending.filter((_, index) => Entries[index]?.ErrorCode !== undefined);
+        const invalid = Entries.filter((entry) => entry.ErrorCode?.startsWith('Invalid') === true);
+        return {
+          failed: failed.length > 0 ? failed : pending,
+          ...(invalid.length > 0
+            ? {
+                senderFault: `EventBridge rejected events: ${invalid.map((entry) => entry.ErrorMessage).join('; ')}`,
+              }
+            : {}),
+        };
+      },
+      (unsent) => `${unsent} event(s) were not accepted by EventBridge`,
+    );
   }
 }
