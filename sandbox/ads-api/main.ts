@@ -1,4 +1,4 @@
-import { startAdsSandbox } from './server.ts';
+import { SANDBOX_DEFAULTS, startAdsSandbox } from './server.ts';
 
 /**
  * The sandbox as its own process, for `npm run stack` and the demo:
@@ -20,13 +20,11 @@ function intFromEnv(name: string, fallback: number): number {
 
 const sandbox = await startAdsSandbox({
   port: intFromEnv('ADFLEET_SANDBOX_PORT', 4580),
-  host: '127.0.0.1',
-  seed: intFromEnv('ADFLEET_SANDBOX_SEED', 42),
+  host: SANDBOX_DEFAULTS.host,
+  seed: intFromEnv('ADFLEET_SANDBOX_SEED', SANDBOX_DEFAULTS.seed),
   sizes: {
-    profiles: intFromEnv('ADFLEET_SANDBOX_PROFILES', 20),
-    campaignsPerProfile: 5,
-    adGroupsPerCampaign: 3,
-    keywordsPerAdGroup: 10,
+    ...SANDBOX_DEFAULTS.sizes,
+    profiles: intFromEnv('ADFLEET_SANDBOX_PROFILES', SANDBOX_DEFAULTS.sizes.profiles),
   },
 });
 console.log(`ads-api sandbox listening on ${sandbox.url}`);

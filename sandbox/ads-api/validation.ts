@@ -3,8 +3,9 @@ import type { MutableCampaign, MutableKeyword, ProfileData } from './data.ts';
 
 /**
  * The rules Amazon applies to each item of a v3 bulk update, producing the per-item errors
- * of a 207 response. Each check returns Amazon's error shape (`errorType` plus an
- * `errorValue` keyed by that type) or undefined when the item is valid.
+ * of a 207 response. Each check returns `{ ok: true, … }` with the entity and the validated
+ * changes, or `{ ok: false, error }` with Amazon's error shape (`errorType` plus an
+ * `errorValue` keyed by that type).
  */
 
 function itemError(errorType: string, reason: string, message: string): AmazonItemError {
@@ -13,62 +14,81 @@ function itemError(errorType: string, reason: string, message: string): AmazonIt
 
 const EDITABLE_STATES = new Set(['ENABLED', 'PAUSED']);
 
-export type KeywordCheck =
-  | { readonly ok: true; readonly keyword: MutableKeyword; readonly bid?: number; readonly state?: string }
+type Checked<T> =
+  | { readonly ok: true; readonly value: T }
   | { readonly ok: false; readonly error: AmazonItemError };
 
-export function checkKeywordUpdate(data: ProfileData, item: unknown, seen: Set<string>): KeywordCheck {
+/** What differs between the editable entity kinds: names, where to look them up, their own change. */
+interface EditableKind<TEntity, TChange> {
+  /** Used in messages: `keyword`, `campaign`. */
+  readonly noun: string;
+  /** The item's id field: `keywordId`, `campaignId`. */
+  readonly idField: string;
+  /** The item's kind-specific change field: `bid`, `budget`. */
+  readonly changeField: string;
+  readonly byId: ReadonlyMap<string, TEntity>;
+  /** Validates the change field when present (after the shared steps, before the state). */
+  readonly checkChange: (change: unknown) => Checked<TChange>;
+}
+
+type Editable<TEntity, TChange> =
+  | { readonly ok: true; readonly entity: TEntity; readonly change?: TChange; readonly state?: string }
+  | { readonly ok: false; readonly error: AmazonItemError };
+
+/**
+ * The steps every update item goes through, in Amazon's order: an object, with an id, not
+ * repeated within the request, of an existing entity that is not archived, changing something;
+ * then the kind's own change and finally the state.
+ */
+function lookupEditable<TEntity extends { readonly state: string }, TChange>(
+  item: unknown,
+  seen: Set<string>,
+  kind: EditableKind<TEntity, TChange>,
+): Editable<TEntity, TChange> {
   if (typeof item !== 'object' || item === null) {
     return {
       ok: false,
       error: itemError('malformedValueError', 'MALFORMED_VALUE', 'item must be an object'),
     };
   }
-  const { keywordId, bid, state } = item as { keywordId?: unknown; bid?: unknown; state?: unknown };
-  if (typeof keywordId !== 'string' || keywordId === '') {
-    return { ok: false, error: itemError('malformedValueError', 'MISSING_VALUE', 'keywordId is required') };
-  }
-  if (seen.has(keywordId)) {
+  const fields = item as Readonly<Record<string, unknown>>;
+  const id = fields[kind.idField];
+  const change = fields[kind.changeField];
+  const { state } = fields;
+  if (typeof id !== 'string' || id === '') {
     return {
       ok: false,
-      error: itemError('duplicateValueError', 'DUPLICATE_VALUE', `keywordId ${keywordId} appears twice`),
+      error: itemError('malformedValueError', 'MISSING_VALUE', `${kind.idField} is required`),
     };
   }
-  seen.add(keywordId);
-  const keyword = data.keywordsById.get(keywordId);
-  if (keyword === undefined) {
+  if (seen.has(id)) {
     return {
       ok: false,
-      error: itemError('entityNotFoundError', 'ENTITY_NOT_FOUND', `keyword ${keywordId} not found`),
+      error: itemError('duplicateValueError', 'DUPLICATE_VALUE', `${kind.idField} ${id} appears twice`),
     };
   }
-  if (keyword.state === 'ARCHIVED') {
+  seen.add(id);
+  const entity = kind.byId.get(id);
+  if (entity === undefined) {
     return {
       ok: false,
-      error: itemError('entityStateError', 'ENTITY_IS_ARCHIVED', `keyword ${keywordId} is archived`),
+      error: itemError('entityNotFoundError', 'ENTITY_NOT_FOUND', `${kind.noun} ${id} not found`),
     };
   }
-  if (bid === undefined && state === undefined) {
+  if (entity.state === 'ARCHIVED') {
+    return {
+      ok: false,
+      error: itemError('entityStateError', 'ENTITY_IS_ARCHIVED', `${kind.noun} ${id} is archived`),
+    };
+  }
+  if (change === undefined && state === undefined) {
     return { ok: false, error: itemError('malformedValueError', 'MISSING_VALUE', 'nothing to update') };
   }
-  if (bid !== undefined) {
-    const { min, max } = data.marketplace.bid;
-    if (typeof bid !== 'number' || !Number.isFinite(bid)) {
-      return {
-        ok: false,
-        error: itemError('malformedValueError', 'MALFORMED_VALUE', 'bid must be a number'),
-      };
-    }
-    if (bid < min || bid > max) {
-      return {
-        ok: false,
-        error: itemError(
-          'bidError',
-          bid < min ? 'BID_BELOW_MINIMUM' : 'BID_ABOVE_MAXIMUM',
-          `bid must be between ${min} and ${max} ${data.marketplace.currencyCode}`,
-        ),
-      };
-    }
+  let value: TChange | undefined;
+  if (change !== undefined) {
+    const checked = kind.checkChange(change);
+    if (!checked.ok) return checked;
+    value = checked.value;
   }
   if (state !== undefined && (typeof state !== 'string' || !EDITABLE_STATES.has(state))) {
     return {
@@ -76,7 +96,42 @@ export function checkKeywordUpdate(data: ProfileData, item: unknown, seen: Set<s
       error: itemError('malformedValueError', 'INVALID_STATE', 'state must be ENABLED or PAUSED'),
     };
   }
-  return { ok: true, keyword, bid: bid as number | undefined, state: state as string | undefined };
+  return { ok: true, entity, change: value, state: state as string | undefined };
+}
+
+export type KeywordCheck =
+  | { readonly ok: true; readonly keyword: MutableKeyword; readonly bid?: number; readonly state?: string }
+  | { readonly ok: false; readonly error: AmazonItemError };
+
+export function checkKeywordUpdate(data: ProfileData, item: unknown, seen: Set<string>): KeywordCheck {
+  const result = lookupEditable(item, seen, {
+    noun: 'keyword',
+    idField: 'keywordId',
+    changeField: 'bid',
+    byId: data.keywordsById,
+    checkChange: (bid): Checked<number> => {
+      const { min, max } = data.marketplace.bid;
+      if (typeof bid !== 'number' || !Number.isFinite(bid)) {
+        return {
+          ok: false,
+          error: itemError('malformedValueError', 'MALFORMED_VALUE', 'bid must be a number'),
+        };
+      }
+      if (bid < min || bid > max) {
+        return {
+          ok: false,
+          error: itemError(
+            'bidError',
+            bid < min ? 'BID_BELOW_MINIMUM' : 'BID_ABOVE_MAXIMUM',
+            `bid must be between ${min} and ${max} ${data.marketplace.currencyCode}`,
+          ),
+        };
+      }
+      return { ok: true, value: bid };
+    },
+  });
+  if (!result.ok) return result;
+  return { ok: true, keyword: result.entity, bid: result.change, state: result.state };
 }
 
 export type CampaignCheck =
@@ -89,65 +144,33 @@ export type CampaignCheck =
   | { readonly ok: false; readonly error: AmazonItemError };
 
 export function checkCampaignUpdate(data: ProfileData, item: unknown, seen: Set<string>): CampaignCheck {
-  if (typeof item !== 'object' || item === null) {
-    return {
-      ok: false,
-      error: itemError('malformedValueError', 'MALFORMED_VALUE', 'item must be an object'),
-    };
-  }
-  const { campaignId, budget, state } = item as { campaignId?: unknown; budget?: unknown; state?: unknown };
-  if (typeof campaignId !== 'string' || campaignId === '') {
-    return { ok: false, error: itemError('malformedValueError', 'MISSING_VALUE', 'campaignId is required') };
-  }
-  if (seen.has(campaignId)) {
-    return {
-      ok: false,
-      error: itemError('duplicateValueError', 'DUPLICATE_VALUE', `campaignId ${campaignId} appears twice`),
-    };
-  }
-  seen.add(campaignId);
-  const campaign = data.campaignsById.get(campaignId);
-  if (campaign === undefined) {
-    return {
-      ok: false,
-      error: itemError('entityNotFoundError', 'ENTITY_NOT_FOUND', `campaign ${campaignId} not found`),
-    };
-  }
-  if (campaign.state === 'ARCHIVED') {
-    return {
-      ok: false,
-      error: itemError('entityStateError', 'ENTITY_IS_ARCHIVED', `campaign ${campaignId} is archived`),
-    };
-  }
-  if (budget === undefined && state === undefined) {
-    return { ok: false, error: itemError('malformedValueError', 'MISSING_VALUE', 'nothing to update') };
-  }
-  let amount: number | undefined;
-  if (budget !== undefined) {
-    amount = (budget as { budget?: unknown } | null)?.budget as number | undefined;
-    const { min, max } = data.marketplace.dailyBudget;
-    if (typeof amount !== 'number' || !Number.isFinite(amount)) {
-      return {
-        ok: false,
-        error: itemError('malformedValueError', 'MALFORMED_VALUE', 'budget.budget must be a number'),
-      };
-    }
-    if (amount < min || amount > max) {
-      return {
-        ok: false,
-        error: itemError(
-          'budgetError',
-          amount < min ? 'BUDGET_BELOW_MINIMUM' : 'BUDGET_ABOVE_MAXIMUM',
-          `daily budget must be between ${min} and ${max} ${data.marketplace.currencyCode}`,
-        ),
-      };
-    }
-  }
-  if (state !== undefined && (typeof state !== 'string' || !EDITABLE_STATES.has(state))) {
-    return {
-      ok: false,
-      error: itemError('malformedValueError', 'INVALID_STATE', 'state must be ENABLED or PAUSED'),
-    };
-  }
-  return { ok: true, campaign, budget: amount, state: state as string | undefined };
+  const result = lookupEditable(item, seen, {
+    noun: 'campaign',
+    idField: 'campaignId',
+    changeField: 'budget',
+    byId: data.campaignsById,
+    checkChange: (budget): Checked<number> => {
+      const amount = (budget as { budget?: unknown } | null)?.budget;
+      const { min, max } = data.marketplace.dailyBudget;
+      if (typeof amount !== 'number' || !Number.isFinite(amount)) {
+        return {
+          ok: false,
+          error: itemError('malformedValueError', 'MALFORMED_VALUE', 'budget.budget must be a number'),
+        };
+      }
+      if (amount < min || amount > max) {
+        return {
+          ok: false,
+          error: itemError(
+            'budgetError',
+            amount < min ? 'BUDGET_BELOW_MINIMUM' : 'BUDGET_ABOVE_MAXIMUM',
+            `daily budget must be between ${min} and ${max} ${data.marketplace.currencyCode}`,
+          ),
+        };
+      }
+      return { ok: true, value: amount };
+    },
+  });
+  if (!result.ok) return result;
+  return { ok: true, campaign: result.entity, budget: result.change, state: result.state };
 }
