@@ -26,7 +26,9 @@ ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/rds-global-bundle.pem
 WORKDIR /app
 COPY --from=dependencies /app/node_modules ./node_modules
 COPY package.json package-lock.json ./
+COPY contract ./contract
 COPY shared ./shared
+COPY domain ./domain
 COPY workers ./workers
 COPY cli ./cli
 # Files stay owned by root and read-only to the process; it runs as the image's `node` user.

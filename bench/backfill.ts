@@ -27,12 +27,12 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { loadConfig } from '../contract/config.ts';
+import { resourceNames } from '../contract/topology.ts';
 import { createAwsClients } from '../shared/aws.ts';
 import { bootstrapTopology } from '../shared/bootstrap.ts';
-import { loadConfig } from '../shared/config.ts';
 import { createPool, databaseUrlFor, migrate, runAdminStatement } from '../shared/db.ts';
-import { createFleet } from '../shared/runtime.ts';
-import { resourceNames } from '../shared/topology.ts';
+import { createMessenger } from '../shared/messaging/messenger.ts';
 import { MARKETPLACE_CURRENCY } from '../workers/backfill-chunk/backfills/campaign-currency.ts';
 import { pauseBackfill, resumeBackfill, startBackfill } from '../workers/backfill-chunk/control.ts';
 import { loadJob } from '../workers/backfill-chunk/jobs.ts';
@@ -241,7 +241,7 @@ async function runBackfill(url: string, env: NodeJS.ProcessEnv, parallel: number
   const config = loadConfig({ ...env, DATABASE_URL: url, ADFLEET_RESOURCE_PREFIX: PREFIX });
   const clients = createAwsClients(config);
   await bootstrapTopology(clients, resourceNames(PREFIX));
-  const { fleet } = createFleet(clients, config);
+  const { messenger } = createMessenger(clients, config);
   const worker = spawn(
     process.execPath,
     [fileURLToPath(new URL('../workers/backfill-chunk/main.ts', import.meta.url))],
@@ -266,7 +266,7 @@ async function runBackfill(url: string, env: NodeJS.ProcessEnv, parallel: number
     timeline.mark(false);
     await sleep(WINDOW_MS);
     timeline.mark(true);
-    const { job } = await startBackfill(pool, fleet, BACKFILLS, { name: 'campaign-currency', parallel });
+    const { job } = await startBackfill(pool, messenger, BACKFILLS, { name: 'campaign-currency', parallel });
     // The job's status, polled at one steady pace through idle and loaded windows alike, so
     // the polling (in this process, beside the mix) weighs on both percentiles the same.
     let state: string = job.status;
@@ -299,7 +299,7 @@ async function runBackfill(url: string, env: NodeJS.ProcessEnv, parallel: number
         await sleep(WINDOW_MS);
         if (state === 'completed') break;
         timeline.mark(true);
-        await resumeBackfill(pool, fleet, job.id);
+        await resumeBackfill(pool, messenger, job.id);
         state = 'running';
       }
     } finally {

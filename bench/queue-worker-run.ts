@@ -6,12 +6,12 @@ import '../shared/telemetry/start.ts';
 const { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand } = await import(
   '@aws-sdk/client-sqs'
 );
-const { loadConfig } = await import('../shared/config.ts');
+const { loadConfig } = await import('../contract/config.ts');
 const { createAwsClients } = await import('../shared/aws.ts');
 const { createLogger } = await import('../shared/logging.ts');
-const { startWorker } = await import('../shared/runtime.ts');
-const { defineWorker, on } = await import('../shared/worker.ts');
-const { resourceNames } = await import('../shared/topology.ts');
+const { startWorker } = await import('../shared/runtime/start-worker.ts');
+const { on } = await import('../shared/worker.ts');
+const { resourceNames } = await import('../contract/topology.ts');
 const { telemetry } = await import('../shared/telemetry/start.ts');
 const { z } = await import('zod');
 
@@ -70,12 +70,11 @@ async function queueWorker(): Promise<number> {
     resolveDone = resolve;
   });
   const worker = await startWorker(
-    defineWorker({
-      name: 'bench',
+    {
       queue: 'bulk-item',
       setup: async () => ({}),
       handlers: { Noop: on(z.object({ n: z.number() }), async () => {}) },
-    }),
+    },
     {
       config,
       logger: createLogger({ level: 'warn', name: 'bench', pretty: false }),

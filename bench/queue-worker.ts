@@ -7,9 +7,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { resourceNames } from '../contract/topology.ts';
 import { createAwsClients } from '../shared/aws.ts';
 import { bootstrapTopology } from '../shared/bootstrap.ts';
-import { resourceNames } from '../shared/topology.ts';
 import { benchEnv, median, printTable } from './support.ts';
 
 const run = promisify(execFile);

@@ -1,19 +1,19 @@
 import { trace } from '@opentelemetry/api';
 import { InvalidArgumentError } from 'commander';
 import type pg from 'pg';
+import { type Config, ConfigError, loadConfig } from '../contract/config.ts';
 import { type AwsClients, createAwsClients } from '../shared/aws.ts';
-import { type Config, ConfigError, loadConfig } from '../shared/config.ts';
 import { createPool } from '../shared/db.ts';
 import { describeError } from '../shared/errors.ts';
+import type { Messenger } from '../shared/messaging/messenger.ts';
+import { createMessenger } from '../shared/messaging/messenger.ts';
 import type { QueueProducer } from '../shared/messaging/producer.ts';
-import { createFleet } from '../shared/runtime.ts';
 import { telemetry } from '../shared/telemetry/start.ts';
-import type { Fleet } from '../shared/worker.ts';
 
 export interface CommandContext {
   readonly config: Config;
-  readonly fleet: Fleet;
-  /** The AWS clients behind `fleet`, for commands that work on queues directly. */
+  readonly messenger: Messenger;
+  /** The AWS clients behind `messenger`, for commands that work on queues directly. */
   readonly clients: AwsClients;
   /** Queue URLs by logical name, and raw sends. */
   readonly producer: QueueProducer;
@@ -44,11 +44,11 @@ export async function runCommand(
   let pool: pg.Pool | undefined;
   let exitCode = 0;
   await tracer.startActiveSpan(`adfleet ${name}`, async (span) => {
-    const { fleet, producer } = createFleet(clients, config);
+    const { messenger, producer } = createMessenger(clients, config);
     try {
       const result = await command({
         config,
-        fleet,
+        messenger,
         clients,
         producer,
         db: () => {

@@ -20,8 +20,8 @@ program
   .command('sync-all')
   .description('Ask profile-sync to sync every profile now (what the nightly schedule does)')
   .action(() =>
-    runCommand('sync-all', async ({ fleet }) => {
-      await fleet.publish('SyncAllProfilesRequested', { reason: 'operator' });
+    runCommand('sync-all', async ({ messenger }) => {
+      await messenger.publish('SyncAllProfilesRequested', { reason: 'operator' });
       return 'SyncAllProfilesRequested published';
     }),
   );

@@ -4,8 +4,8 @@ import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import { METRIC_NAMES, METRICS_NAMESPACE } from '../shared/metrics.ts';
-import { QUEUE_NAMES, type ResourceNames, topology } from '../shared/topology.ts';
+import { METRIC_NAMES, METRICS_NAMESPACE } from '../contract/metrics.ts';
+import { QUEUE_NAMES, type ResourceNames, topology } from '../contract/topology.ts';
 import type { FleetQueues } from './queues.ts';
 import { WORKER_NAMES } from './workers.ts';
 

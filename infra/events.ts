@@ -4,7 +4,12 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import { Construct } from 'constructs';
-import { eventPattern, type ResourceNames, scheduleTargetParameters, topology } from '../shared/topology.ts';
+import {
+  eventPattern,
+  type ResourceNames,
+  scheduleTargetParameters,
+  topology,
+} from '../contract/topology.ts';
 import type { FleetQueues } from './queues.ts';
 
 /**

@@ -4,7 +4,7 @@ import { DockerImageAsset, Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import { resourceNames } from '../shared/topology.ts';
+import { resourceNames } from '../contract/topology.ts';
 import { FleetAlarms } from './alarms.ts';
 import { CreatedDataStores, type DataStoreSecrets, referencedDataStores } from './data-stores.ts';
 import { FleetEvents } from './events.ts';

@@ -8,7 +8,7 @@ import {
   queueAttributes,
   type ResourceNames,
   topology,
-} from '../shared/topology.ts';
+} from '../contract/topology.ts';
 
 export interface FleetQueue {
   readonly queue: sqs.Queue;

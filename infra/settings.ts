@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { configSchema } from '../shared/config.ts';
+import { configSchema } from '../contract/config.ts';
 
 /**
  * Everything a deploying team may choose, read from CDK context (`-c key=value` or

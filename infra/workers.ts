@@ -1,5 +1,5 @@
-import { DEFAULT_DRAIN_TIMEOUT_MS } from '../shared/config.ts';
-import { QUEUE_NAMES, type QueueName, topology } from '../shared/topology.ts';
+import { DEFAULT_DRAIN_TIMEOUT_MS } from '../contract/config.ts';
+import { QUEUE_NAMES, type QueueName, topology } from '../contract/topology.ts';
 
 /**
  * How each worker is deployed: what it may touch (IAM is derived from `sendsTo` and

@@ -6,7 +6,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { QUEUE_NAMES } from '../shared/topology.ts';
+import { QUEUE_NAMES } from '../contract/topology.ts';
 import { readStackEnv } from './stack-env.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -24,9 +24,9 @@ const jaeger = env.ADFLEET_JAEGER_URL ?? 'http://127.0.0.1:16686';
 // Telemetry for this process (the workflows' root spans), then everything instrumented.
 const { telemetry } = await import('../shared/telemetry/start.ts');
 const { trace } = await import('@opentelemetry/api');
-const { loadConfig } = await import('../shared/config.ts');
+const { loadConfig } = await import('../contract/config.ts');
 const { createAwsClients } = await import('../shared/aws.ts');
-const { createFleet } = await import('../shared/runtime.ts');
+const { createMessenger } = await import('../shared/messaging/messenger.ts');
 
 // 2. The workers, as their own processes, logging to .stack/logs/demo-<worker>.log.
 const logDir = join(ROOT, '.stack', 'logs');
@@ -93,7 +93,7 @@ async function jaegerSpanCount(traceId: string): Promise<{ spans: number; servic
 const summary: Array<{ workflow: string; traceId: string; result: string }> = [];
 const config = loadConfig();
 const clients = createAwsClients(config);
-const { fleet } = createFleet(clients, config);
+const { messenger } = createMessenger(clients, config);
 const tracer = trace.getTracer('adfleet.demo');
 let exitCode = 0;
 
@@ -104,32 +104,11 @@ try {
       : undefined,
   );
 
-  // 3a. Bulk operation (headline trace): EventBridge → bulk-item → bulk-item → EventBridge →
-  //     profile-sync → profile-sync → ProfileSynced.
-  const jobId = `demo-${Date.now()}`;
-  // Three of the Ads API sandbox's seeded profiles.
-  const profileIds = [1_000_000_000_000, 1_000_000_000_001, 1_000_000_000_002];
-  const bulkTrace = await tracer.startActiveSpan('demo bulk submit', async (span) => {
-    await fleet.publish('BulkJobSubmitted', { jobId, profileIds });
-    span.end();
-    return span.spanContext().traceId;
-  });
-  say(`bulk job ${jobId} submitted (trace ${bulkTrace})`);
-  await waitFor('the touched profiles re-synced', () => {
-    const synced = logLines('profile-sync').filter(
-      (line) => line.msg === 'profile synced' && line.trace_id === bulkTrace,
-    );
-    return synced.length === profileIds.length ? synced : undefined;
-  });
-  summary.push({
-    workflow: 'bulk operation',
-    traceId: bulkTrace,
-    result: `${profileIds.length} profiles re-synced`,
-  });
+  // Bulk operations are not in the demo yet: the bulk-item worker is a skeleton (README).
 
   // 3b. Nightly sync, on demand.
   const syncTrace = await tracer.startActiveSpan('demo sync all', async (span) => {
-    await fleet.publish('SyncAllProfilesRequested', { reason: 'demo' });
+    await messenger.publish('SyncAllProfilesRequested', { reason: 'demo' });
     span.end();
     return span.spanContext().traceId;
   });

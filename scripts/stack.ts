@@ -22,11 +22,11 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../contract/config.ts';
+import { resourceNames } from '../contract/topology.ts';
 import { createAwsClients } from '../shared/aws.ts';
 import { bootstrapTopology } from '../shared/bootstrap.ts';
-import { loadConfig } from '../shared/config.ts';
 import { migrate, runAdminStatement } from '../shared/db.ts';
-import { resourceNames } from '../shared/topology.ts';
 import { STACK_ENV_FILE } from './stack-env.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -1,7 +1,7 @@
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import type { Config } from './config.ts';
+import type { Config } from '../contract/config.ts';
 
 export type AwsSettings = Pick<Config, 'AWS_REGION' | 'AWS_ENDPOINT_URL'>;
 

@@ -10,7 +10,6 @@ import {
   GetQueueAttributesCommand,
   SetQueueAttributesCommand,
 } from '@aws-sdk/client-sqs';
-import { type AwsClients, accountOf } from './aws.ts';
 import {
   deadLetterQueueAttributes,
   eventPattern,
@@ -20,10 +19,11 @@ import {
   type ResourceNames,
   scheduleTargetParameters,
   topology,
-} from './topology.ts';
+} from '../contract/topology.ts';
+import { type AwsClients, accountOf } from './aws.ts';
 
 /**
- * Creates the topology of `shared/topology.ts` against any SQS/EventBridge endpoint
+ * Creates the topology of `contract/topology.ts` against any SQS/EventBridge endpoint
  * (LocalStack, moto, or a sandbox account). Idempotent and converging: every call sets
  * the attributes the definition asks for, so a changed definition is applied by running
  * it again. Production uses the CDK stack built from the same definition instead.

@@ -1,17 +1,6 @@
+import { METRIC_NAMES, METRICS_NAMESPACE } from '../contract/metrics.ts';
 import type { Logger } from './logging.ts';
 import { type HandledEvent, Outcome } from './messaging/queue-worker.ts';
-
-export const METRICS_NAMESPACE = 'adfleet';
-
-/** The metric names the workers emit and the alarms in infra/ watch: one list for both. */
-export const METRIC_NAMES = {
-  processed: 'MessagesProcessed',
-  failed: 'MessagesFailed',
-  deadLettered: 'MessagesDeadLettered',
-  deferred: 'MessagesDeferred',
-  handlerDuration: 'HandlerDurationMs',
-  oldestProfileSyncAge: 'OldestProfileSyncAgeSeconds',
-} as const;
 
 /**
  * Per-worker counters, written every interval as one CloudWatch Embedded Metric Format log

@@ -1,31 +1,38 @@
 import { z } from 'zod';
-import type { Config } from './config.ts';
+import type { Config } from '../contract/config.ts';
+import { catalog, type MessageType, type messages, type Payload } from '../contract/events.ts';
+import type { QueueName, ResourceNames, topology } from '../contract/topology.ts';
 import { InvalidMessageError } from './errors.ts';
 import type { Logger } from './logging.ts';
-import type { BatchEntry, SendOptions } from './messaging/producer.ts';
-import type { FleetEvent } from './messaging/publisher.ts';
+import type { Messenger } from './messaging/messenger.ts';
 import type { Dispatch, MessageInfo } from './messaging/queue-worker.ts';
 import type { WorkerMetrics } from './metrics.ts';
-import type { QueueName, ResourceNames } from './topology.ts';
 
 /**
- * What a worker is: the queue it consumes, the message types it accepts (each with its
- * schema, validated before any handler runs) and its handlers. Everything else — config,
- * telemetry, polling, retries, dead letters, draining — is the chassis' (shared/runtime.ts).
+ * What a worker is: the queue it consumes and one handler for each catalog type that
+ * reaches that queue (contract/events.ts: events routed to it by the topology's rules,
+ * messages whose queue it is). The compiler holds a definition to exactly that set, and
+ * the dispatcher validates each payload against the catalog's schema before its handler
+ * runs. Everything else — config, telemetry, polling, retries, dead letters, draining —
+ * is the chassis' (shared/runtime/).
  */
 
-/** Producing side of the fleet, bound to this stage's queues and bus. */
-export interface Fleet {
-  send(queue: QueueName, type: string, payload: unknown, options?: SendOptions): Promise<string>;
-  sendBatch(queue: QueueName, messages: readonly BatchEntry[]): Promise<void>;
-  publish(detailType: string, detail: Readonly<Record<string, unknown>>): Promise<void>;
-  publishBatch(events: readonly FleetEvent[]): Promise<void>;
-}
+/** Catalog events the topology routes to queue Q. */
+type RoutedTo<Q extends QueueName> = Extract<
+  (typeof topology.rules)[number],
+  { readonly target: Q }
+>['detailTypes'][number];
+/** Catalog messages sent to queue Q. */
+type SentTo<Q extends QueueName> = {
+  [T in MessageType]: (typeof messages)[T]['queue'] extends Q ? T : never;
+}[MessageType];
+/** Every type that arrives on queue Q. */
+export type InboundType<Q extends QueueName> = RoutedTo<Q> | SentTo<Q>;
 
 export interface WorkerResources {
   readonly config: Config;
   readonly logger: Logger;
-  readonly fleet: Fleet;
+  readonly messenger: Messenger;
   readonly names: ResourceNames;
   /** For worker-specific gauges (e.g. profile-sync freshness), written with the chassis' counters. */
   readonly metrics: WorkerMetrics;
@@ -37,48 +44,77 @@ export interface HandlerContext<Deps> {
   /** Aborted when the worker's drain deadline passes; the message is then released. */
   readonly signal: AbortSignal;
   readonly message: MessageInfo;
-  readonly fleet: Fleet;
+  readonly messenger: Messenger;
 }
 
-export interface MessageHandler<Schema extends z.ZodType, Deps> {
-  readonly schema: Schema;
-  handle(payload: z.output<Schema>, context: HandlerContext<Deps>): Promise<void>;
-}
+export type Handler<T extends InboundType<QueueName>, Deps> = (
+  payload: Payload<T>,
+  context: HandlerContext<Deps>,
+) => Promise<void>;
 
-/** One message type: its schema and its handler (the payload is typed from the schema). */
-export function on<Schema extends z.ZodType, Deps>(
-  schema: Schema,
-  handle: (payload: z.output<Schema>, context: HandlerContext<Deps>) => Promise<void>,
-): MessageHandler<Schema, Deps> {
-  return { schema, handle };
-}
-
-export interface WorkerDefinition<Deps> {
-  /** Service name: `profile-sync`, `bulk-item`, `backfill-chunk`. */
-  readonly name: string;
-  readonly queue: QueueName;
-  // biome-ignore lint/suspicious/noExplicitAny: each handler has its own schema type
-  readonly handlers: Readonly<Record<string, MessageHandler<any, Deps>>>;
+/** A catalog-typed worker, as each worker declares itself. */
+export interface WorkerDefinition<Q extends QueueName, Deps> {
+  /** The queue it consumes; the service is named after it. */
+  readonly queue: Q;
+  readonly handlers: { readonly [T in InboundType<Q>]: Handler<T, Deps> };
   /** Opens what handlers share (pools, clients); awaited before polling starts. */
   setup(resources: WorkerResources): Promise<Deps>;
   /** Closes what setup opened; runs after the drain. */
   teardown?(deps: Deps): Promise<void>;
 }
 
-export function defineWorker<Deps>(definition: WorkerDefinition<Deps>): WorkerDefinition<Deps> {
-  return definition;
+/** One message type as the chassis runs it: its schema and its handler. */
+export interface MessageHandler<Deps> {
+  readonly schema: z.ZodType;
+  handle(payload: unknown, context: HandlerContext<Deps>): Promise<void>;
+}
+
+/**
+ * A worker as the chassis runs it (shared/runtime/): each handler with its schema.
+ * `defineWorker` builds one from the catalog; the chassis' own tests and benchmarks build
+ * one with ad-hoc types through `on`.
+ */
+export interface WorkerSpec<Deps> {
+  readonly queue: QueueName;
+  readonly handlers: Readonly<Record<string, MessageHandler<Deps>>>;
+  setup(resources: WorkerResources): Promise<Deps>;
+  teardown?(deps: Deps): Promise<void>;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the runtime takes any worker
+export type AnyWorkerSpec = WorkerSpec<any>;
+
+export function defineWorker<Q extends QueueName, Deps>(
+  definition: WorkerDefinition<Q, Deps>,
+): WorkerSpec<Deps> {
+  const handlers = Object.entries(
+    definition.handlers as Readonly<Record<string, Handler<InboundType<Q>, Deps>>>,
+  ).map(([type, handle]) => [
+    type,
+    { schema: catalog[type as InboundType<Q>].schema, handle: handle as MessageHandler<Deps>['handle'] },
+  ]);
+  return {
+    queue: definition.queue,
+    handlers: Object.fromEntries(handlers),
+    setup: definition.setup,
+    ...(definition.teardown === undefined ? {} : { teardown: definition.teardown }),
+  };
+}
+
+/** A message type outside the catalog (the chassis' own tests and benchmarks). */
+export function on<Schema extends z.ZodType, Deps>(
+  schema: Schema,
+  handle: (payload: z.output<Schema>, context: HandlerContext<Deps>) => Promise<void>,
+): MessageHandler<Deps> {
+  return { schema, handle: handle as MessageHandler<Deps>['handle'] };
 }
 
 /** Routes a parsed message to its type's handler after validating the payload. */
-export function createDispatch<Deps>(definition: WorkerDefinition<Deps>, deps: Deps, fleet: Fleet): Dispatch {
+export function createDispatch<Deps>(spec: WorkerSpec<Deps>, deps: Deps, messenger: Messenger): Dispatch {
   return async (incoming, message, signal, logger) => {
-    const handler = Object.hasOwn(definition.handlers, incoming.type)
-      ? definition.handlers[incoming.type]
-      : undefined;
+    const handler = Object.hasOwn(spec.handlers, incoming.type) ? spec.handlers[incoming.type] : undefined;
     if (handler === undefined) {
-      throw new InvalidMessageError(
-        `unknown message type "${incoming.type}" on the ${definition.queue} queue`,
-      );
+      throw new InvalidMessageError(`unknown message type "${incoming.type}" on the ${spec.queue} queue`);
     }
     const parsed = handler.schema.safeParse(incoming.payload);
     if (!parsed.success) {
@@ -86,6 +122,6 @@ export function createDispatch<Deps>(definition: WorkerDefinition<Deps>, deps: D
         `invalid ${incoming.type}: ${z.prettifyError(parsed.error).replaceAll('\n', ' ')}`,
       );
     }
-    await handler.handle(parsed.data, { deps, logger, signal, message, fleet });
+    await handler.handle(parsed.data, { deps, logger, signal, message, messenger });
   };
 }

@@ -160,9 +160,9 @@ export function backfillCommand(): Command {
     .option('--stall-after <ms>', 'restart a chain that shows no progress for this long', positiveInt)
     .option('--json', 'print the job as JSON')
     .action((name: string, options) =>
-      runCommand('backfill start', async ({ db, fleet, traceId }) => {
+      runCommand('backfill start', async ({ db, messenger, traceId }) => {
         const spanId = trace.getActiveSpan()?.spanContext().spanId;
-        const { job, partitions } = await startBackfill(db(), fleet, BACKFILLS, {
+        const { job, partitions } = await startBackfill(db(), messenger, BACKFILLS, {
           name,
           ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
           ...(options.batchesPerChunk === undefined ? {} : { batchesPerChunk: options.batchesPerChunk }),
@@ -207,9 +207,9 @@ export function backfillCommand(): Command {
     .argument('<job>', 'job id, or backfill name for its latest job')
     .description('Restart every unfinished chain from its durable checkpoint')
     .action((idOrName: string) =>
-      runCommand('backfill resume', async ({ db, fleet }) => {
+      runCommand('backfill resume', async ({ db, messenger }) => {
         const job = await jobOrThrow(db(), idOrName);
-        const resumed = await resumeBackfill(db(), fleet, job.id);
+        const resumed = await resumeBackfill(db(), messenger, job.id);
         return `${transitionMessage('resumed', resumed)}${resumed.changed ? `, ${resumed.partitions.length} chain(s) restarted` : ''}`;
       }),
     );

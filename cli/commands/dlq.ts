@@ -5,9 +5,9 @@ import {
   ReceiveMessageCommand,
 } from '@aws-sdk/client-sqs';
 import { Command, Option } from 'commander';
+import { QUEUE_NAMES, type QueueName } from '../../contract/topology.ts';
 import type { AwsClients } from '../../shared/aws.ts';
 import { FLEET_ATTRIBUTES } from '../../shared/messaging/trace-context.ts';
-import { QUEUE_NAMES, type QueueName } from '../../shared/topology.ts';
 import { positiveInt, runCommand } from '../context.ts';
 
 /**

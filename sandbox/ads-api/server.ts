@@ -50,7 +50,7 @@ export const SANDBOX_DEFAULTS = {
   host: '127.0.0.1',
   seed: 42,
   sizes: DEFAULT_SIZES,
-  // The same defaults as shared/config.ts, so a fleet with no settings talks to a fresh sandbox.
+  // The same defaults as contract/config.ts, so a fleet with no settings talks to a fresh sandbox.
   credentials: {
     clientId: 'adfleet-local',
     clientSecret: 'adfleet-local-secret',

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { type Config, lwaTokenUrl } from '../config.ts';
+import { type Config, lwaTokenUrl } from '../../contract/config.ts';
 import { AdsApiClient } from './client.ts';
 import { LwaTokenProvider } from './lwa.ts';
 import { AdsRateLimiter } from './rate-limit.ts';

@@ -6,9 +6,9 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import type { QueueName, ResourceNames } from '../../contract/topology.ts';
 import { backoffDelayMs } from '../backoff.ts';
 import { FatalError, RetryableError } from '../errors.ts';
-import type { QueueName, ResourceNames } from '../topology.ts';
 import { encodeBody, type OutgoingMessage } from './envelope.ts';
 import {
   assertAttributeBudget,

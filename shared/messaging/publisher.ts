@@ -4,8 +4,8 @@ import {
   type PutEventsRequestEntry,
 } from '@aws-sdk/client-eventbridge';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { EVENT_SOURCE } from '../../contract/topology.ts';
 import { describeError } from '../errors.ts';
-import { EVENT_SOURCE } from '../topology.ts';
 import { chunkEntries, sendWithPartialRetry } from './producer.ts';
 import { currentCarrier, TRACE_DETAIL_FIELD } from './trace-context.ts';
 

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type RunningWorker, startWorker } from '../../shared/runtime.ts';
+import { type RunningWorker, startWorker } from '../../shared/runtime/start-worker.ts';
 import {
   cancelBackfill,
   pauseBackfill,
@@ -47,7 +47,7 @@ describe('backfill control: pause, resume, cancel, status across restarts', { ti
 
   // A ceiling keeps the job running long enough to be paused and cancelled mid-way.
   const slowJob = () =>
-    startBackfill(world.db.pool, world.fleet, BACKFILLS, {
+    startBackfill(world.db.pool, world.messenger, BACKFILLS, {
       name: 'campaign-currency',
       throttle: RELAXED_THROTTLE,
       batchSize: BATCH,
@@ -91,7 +91,7 @@ describe('backfill control: pause, resume, cancel, status across restarts', { ti
     );
     await expectNoProgressFor(job.id, 1_000);
 
-    const resumed = await resumeBackfill(world.db.pool, world.fleet, job.id);
+    const resumed = await resumeBackfill(world.db.pool, world.messenger, job.id);
     expect(resumed.changed).toBe(true);
     expect(resumed.partitions).toHaveLength(PARALLEL);
     await waitForJob(world.db.pool, job.id, (j) => j.status === JobStatus.Completed, 'completion', 60_000);
@@ -101,7 +101,7 @@ describe('backfill control: pause, resume, cancel, status across restarts', { ti
     expect(await rowsProcessed(world.db.pool, job.id)).toBe(CAMPAIGNS);
 
     // A finished job cannot be resumed or paused again.
-    expect((await resumeBackfill(world.db.pool, world.fleet, job.id)).changed).toBe(false);
+    expect((await resumeBackfill(world.db.pool, world.messenger, job.id)).changed).toBe(false);
     expect((await pauseBackfill(world.db.pool, job.id)).changed).toBe(false);
   });
 
@@ -110,7 +110,7 @@ describe('backfill control: pause, resume, cancel, status across restarts', { ti
     await waitForJob(world.db.pool, job.id, (j) => j.rowsProcessed >= 2_000, 'progress');
     // Still pausing: the chains have not reached their next batch, so this is the race.
     expect((await pauseBackfill(world.db.pool, job.id)).job.status).toBe(JobStatus.Pausing);
-    const resumed = await resumeBackfill(world.db.pool, world.fleet, job.id);
+    const resumed = await resumeBackfill(world.db.pool, world.messenger, job.id);
     expect(resumed.changed).toBe(true);
     await waitForJob(world.db.pool, job.id, (j) => j.status === JobStatus.Completed, 'completion', 60_000);
     expect(await rowsProcessed(world.db.pool, job.id)).toBe(CAMPAIGNS);
@@ -137,8 +137,8 @@ describe('backfill control: pause, resume, cancel, status across restarts', { ti
     expect(result.maxWrites).toBe(1);
     expect((await loadPartitions(world.db.pool, job.id)).every((p) => p.status === 'cancelled')).toBe(true);
     // Cancelled is final; a new job of the same backfill may start now.
-    expect((await resumeBackfill(world.db.pool, world.fleet, job.id)).changed).toBe(false);
-    const again = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
+    expect((await resumeBackfill(world.db.pool, world.messenger, job.id)).changed).toBe(false);
+    const again = await startBackfill(world.db.pool, world.messenger, BACKFILLS, {
       name: 'campaign-currency',
       throttle: RELAXED_THROTTLE,
     });
@@ -149,7 +149,7 @@ describe('backfill control: pause, resume, cancel, status across restarts', { ti
   it('cancels a paused job at once, and refuses a second live job of the same backfill', async () => {
     const { job } = await slowJob();
     await expect(
-      startBackfill(world.db.pool, world.fleet, BACKFILLS, {
+      startBackfill(world.db.pool, world.messenger, BACKFILLS, {
         name: 'campaign-currency',
         throttle: RELAXED_THROTTLE,
       }),

@@ -37,7 +37,7 @@ describe('backfill survives SIGKILL', { timeout: 180_000 }, () => {
   }
 
   it(`finishes with the exact result after ${KILLS} kill -9s at random points`, async () => {
-    const { job } = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
+    const { job } = await startBackfill(world.db.pool, world.messenger, BACKFILLS, {
       name: 'campaign-currency',
       throttle: RELAXED_THROTTLE,
       batchSize: 1_000,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type RunningWorker, startWorker } from '../../shared/runtime.ts';
+import { type RunningWorker, startWorker } from '../../shared/runtime/start-worker.ts';
 import { startBackfill } from '../../workers/backfill-chunk/control.ts';
 import { JobStatus, loadPartitions } from '../../workers/backfill-chunk/jobs.ts';
 import type { BackfillChunk } from '../../workers/backfill-chunk/messages.ts';
@@ -55,7 +55,7 @@ describe('backfill engine: campaign-currency over 100,000 rows', { timeout: 120_
 
   it('fills every row exactly once, with the right currency, and completes', async () => {
     await start();
-    const { job } = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
+    const { job } = await startBackfill(world.db.pool, world.messenger, BACKFILLS, {
       name: 'campaign-currency',
       throttle: RELAXED_THROTTLE,
       batchSize: 2_000,
@@ -80,7 +80,7 @@ describe('backfill engine: campaign-currency over 100,000 rows', { timeout: 120_
 
   it('splits the id range into partitions with one chain each (--parallel 4)', async () => {
     await start();
-    const { job, partitions } = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
+    const { job, partitions } = await startBackfill(world.db.pool, world.messenger, BACKFILLS, {
       name: 'campaign-currency',
       throttle: RELAXED_THROTTLE,
       batchSize: 2_000,
@@ -103,7 +103,7 @@ describe('backfill engine: campaign-currency over 100,000 rows', { timeout: 120_
   it('carries on when the worker fails between a commit and sending the next chunk (redelivery adopts the checkpoint)', async () => {
     failNextSend = 2;
     await start();
-    const { job } = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
+    const { job } = await startBackfill(world.db.pool, world.messenger, BACKFILLS, {
       name: 'campaign-currency',
       throttle: RELAXED_THROTTLE,
       batchSize: 5_000,
@@ -116,7 +116,7 @@ describe('backfill engine: campaign-currency over 100,000 rows', { timeout: 120_
 
   it('ignores duplicate and stale chunk messages: no double work, no second chain', async () => {
     await start();
-    const { job } = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
+    const { job } = await startBackfill(world.db.pool, world.messenger, BACKFILLS, {
       name: 'campaign-currency',
       throttle: RELAXED_THROTTLE,
       batchSize: 1_000,
@@ -132,22 +132,19 @@ describe('backfill engine: campaign-currency over 100,000 rows', { timeout: 120_
       copies.push({ jobId: job.id, partition: 0, cursor: job.lowId, chunk: 1, traceChunks: 0 });
       copies.push({ jobId: job.id, partition: 0, cursor: partition.cursor, chunk: 99, traceChunks: 0 });
     }
-    await world.fleet.sendBatch(
-      'backfill-chunk',
-      copies.map((payload) => ({ type: 'BackfillChunk', payload })),
-    );
+    await world.messenger.sendBatch('BackfillChunk', copies);
     await waitForJob(world.db.pool, job.id, (j) => j.status === JobStatus.Completed, 'completion', 90_000);
     // After completion, more copies change nothing either (measured before they are sent).
     const processedBefore = await rowsProcessed(world.db.pool, job.id);
     const batchesBefore = (await loadPartitions(world.db.pool, job.id))[0]?.batches;
-    await world.fleet.send('backfill-chunk', 'BackfillChunk', {
+    await world.messenger.send('BackfillChunk', {
       jobId: job.id,
       partition: 0,
       cursor: partition.cursor,
       chunk: 7,
       traceChunks: 0,
     } satisfies BackfillChunk);
-    await world.fleet.publish('BackfillRequested', { jobId: job.id });
+    await world.messenger.publish('BackfillRequested', { jobId: job.id });
     await waitUntilQueueDrained(world);
     expect(await rowsProcessed(world.db.pool, job.id)).toBe(CAMPAIGNS);
     expect(processedBefore).toBe(CAMPAIGNS);

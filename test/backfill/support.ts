@@ -3,19 +3,18 @@ import type pg from 'pg';
 import { expect } from 'vitest';
 import { createAwsClients } from '../../shared/aws.ts';
 import { createLogger, type Logger } from '../../shared/logging.ts';
-import { createFleet } from '../../shared/runtime.ts';
-import type { Fleet } from '../../shared/worker.ts';
+import { createMessenger, type Messenger } from '../../shared/messaging/messenger.ts';
 import { type BackfillJob, loadJob } from '../../workers/backfill-chunk/jobs.ts';
 import { SEED_MARKETPLACES, seedCampaigns } from '../../workers/backfill-chunk/seed.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { stackEnv, testConfig } from '../support/env.ts';
 import { createTestTopology, type TestTopology } from '../support/topology.ts';
 
-/** One test file's world: its own queues and bus, its own seeded database, a fleet to send with. */
+/** One test file's world: its own queues and bus, its own seeded database, a messenger to send with. */
 export interface BackfillWorld {
   readonly topology: TestTopology;
   readonly db: TestDatabase;
-  readonly fleet: Fleet;
+  readonly messenger: Messenger;
   readonly logger: Logger;
   readonly config: ReturnType<typeof testConfig>;
   close(): Promise<void>;
@@ -33,11 +32,11 @@ export async function createBackfillWorld(
   await installWriteCounter(db.pool);
   const config = testConfig({ ADFLEET_RESOURCE_PREFIX: topology.prefix, DATABASE_URL: db.url });
   const clients = createAwsClients(config);
-  const { fleet } = createFleet(clients, config);
+  const { messenger } = createMessenger(clients, config);
   return {
     topology,
     db,
-    fleet,
+    messenger,
     config,
     logger: createLogger({ level: 'warn', name: `test-${label}`, pretty: false }),
     async close() {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningWorker, startWorker } from '../../shared/runtime.ts';
+import { type RunningWorker, startWorker } from '../../shared/runtime/start-worker.ts';
 import { startBackfill } from '../../workers/backfill-chunk/control.ts';
 import { JobStatus, loadPartitions } from '../../workers/backfill-chunk/jobs.ts';
 import { BACKFILLS } from '../../workers/backfill-chunk/registry.ts';
@@ -65,7 +65,7 @@ describe('backfill throttle on database health', { timeout: 120_000 }, () => {
   });
 
   it('slows down while the probe latency is high, records why, and recovers when the load stops', async () => {
-    const { job } = await startBackfill(world.db.pool, world.fleet, BACKFILLS, {
+    const { job } = await startBackfill(world.db.pool, world.messenger, BACKFILLS, {
       name: 'campaign-currency',
       batchSize: 200,
       batchesPerChunk: 10,

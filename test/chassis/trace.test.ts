@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { stackEnv, workerEnv } from '../support/env.ts';
@@ -6,15 +7,16 @@ import { eventually, type NodeProcess, spawnNode } from '../support/processes.ts
 import { createTestTopology, type TestTopology } from '../support/topology.ts';
 
 /**
- * The headline property: CLI-side span → EventBridge → SQS → bulk-item → SQS → bulk-item →
- * EventBridge → SQS → profile-sync → SQS → profile-sync is ONE trace, and every `process`
- * span's parent is the span that sent or published its message.
+ * The chassis' trace property over both carriers: a producer span → EventBridge (context in
+ * `detail._trace`) → SQS → profile-sync → SQS (context in message attributes) →
+ * profile-sync → EventBridge is ONE trace, and every `process` span's parent is the span
+ * that sent or published its message.
  */
 
 // Two of the Ads API sandbox's seeded profiles.
 const PROFILE_IDS = [1_000_000_000_000, 1_000_000_000_001];
-// BulkJobSubmitted, 2 × BulkItemBatch, BulkJobCompleted, 2 × SyncProfile.
-const EXPECTED_PROCESS_SPANS = 1 + PROFILE_IDS.length + 1 + PROFILE_IDS.length;
+// BulkJobCompleted, 2 × SyncProfile.
+const EXPECTED_PROCESS_SPANS = 1 + PROFILE_IDS.length;
 
 async function runWorkflow(topology: TestTopology, databaseUrl: string, otlpEndpoint: string) {
   const env = workerEnv(topology.prefix, {
@@ -22,17 +24,21 @@ async function runWorkflow(topology: TestTopology, databaseUrl: string, otlpEndp
     OTEL_SDK_DISABLED: 'false',
     OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint,
   });
-  const workers = [
-    spawnNode('workers/bulk-item/main.ts', { ...env, OTEL_SERVICE_NAME: 'bulk-item' }),
-    spawnNode('workers/profile-sync/main.ts', { ...env, OTEL_SERVICE_NAME: 'profile-sync' }),
-  ];
+  const workers = [spawnNode('workers/profile-sync/main.ts', { ...env, OTEL_SERVICE_NAME: 'profile-sync' })];
   try {
     await Promise.all(workers.map((worker) => worker.waitForLog((line) => line.msg === 'worker started')));
-    const job = { jobId: `job-${Date.now()}`, profileIds: PROFILE_IDS };
+    const completed = {
+      jobId: randomUUID(),
+      status: 'COMPLETED',
+      profileIds: PROFILE_IDS,
+      succeeded: PROFILE_IDS.length,
+      failed: 0,
+      cancelled: 0,
+    };
     const producer = spawnNode(
       'test/fixtures/publish-event.ts',
       { ...env, OTEL_SERVICE_NAME: 'test-producer' },
-      ['BulkJobSubmitted', JSON.stringify(job)],
+      ['BulkJobCompleted', JSON.stringify(completed)],
     );
     const published = await producer.waitForLog((line) => line.msg === 'published');
     expect((await producer.exited).code).toBe(0);
@@ -60,7 +66,7 @@ function assertOneConnectedTrace(spans: ReceivedSpan[], traceId: string, queuePr
     expect(parent?.kind).toBe(SpanKindCode.Producer);
   }
   const origins = processSpans.map((span) => span.attributes['adfleet.message.origin']);
-  expect(origins.filter((origin) => origin === 'eventbridge')).toHaveLength(2);
+  expect(origins.filter((origin) => origin === 'eventbridge')).toHaveLength(1);
   // The profile syncs went through the shared rate limit: one span per wait, and none of the
   // limiter's own Redis round trips.
   expect(spans.some((span) => span.name === 'ads rate limit')).toBe(true);

@@ -1,11 +1,11 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
+import { resourceNames } from '../../contract/topology.ts';
 import { backoffDelayMs } from '../../shared/backoff.ts';
 import { classifyError, ErrorKind, FatalError, RetryableError, ThrottledError } from '../../shared/errors.ts';
 import { parseIncoming } from '../../shared/messaging/envelope.ts';
 import { QueueProducer } from '../../shared/messaging/producer.ts';
 import { AttributeBudgetError, CALLER_ATTRIBUTE_BUDGET } from '../../shared/messaging/trace-context.ts';
-import { resourceNames } from '../../shared/topology.ts';
 
 describe('backoff', () => {
   it('grows, stays within [ceiling/2, ceiling], and is capped', () => {

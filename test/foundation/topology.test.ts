@@ -2,7 +2,6 @@ import { DescribeRuleCommand, ListTargetsByRuleCommand, PutEventsCommand } from 
 import { GetScheduleCommand } from '@aws-sdk/client-scheduler';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootstrapTopology } from '../../shared/bootstrap.ts';
 import {
   deadLetterQueueAttributes,
   EVENT_SOURCE,
@@ -10,7 +9,8 @@ import {
   QUEUE_NAMES,
   queueAttributes,
   topology,
-} from '../../shared/topology.ts';
+} from '../../contract/topology.ts';
+import { bootstrapTopology } from '../../shared/bootstrap.ts';
 import { drainMessages } from '../support/queues.ts';
 import { createTestTopology, type TestTopology } from '../support/topology.ts';
 

@@ -1,9 +1,9 @@
 import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { METRICS_NAMESPACE } from '../../contract/metrics.ts';
+import { QUEUE_NAMES, resourceNames, topology } from '../../contract/topology.ts';
 import { slo } from '../../infra/alarms.ts';
 import { WORKER_NAMES } from '../../infra/workers.ts';
-import { METRICS_NAMESPACE } from '../../shared/metrics.ts';
-import { QUEUE_NAMES, resourceNames, topology } from '../../shared/topology.ts';
 import { BASE_CONTEXT, onlyResource, queueIdByName, resourcesOf, synthesizeFleet } from './fleet-template.ts';
 
 const names = resourceNames('adfleet');

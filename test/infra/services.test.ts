@@ -3,6 +3,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_DRAIN_TIMEOUT_MS, loadConfig } from '../../contract/config.ts';
+import { resourceNames } from '../../contract/topology.ts';
 import { healthCheckCommand } from '../../infra/service.ts';
 import { collectorConfig } from '../../infra/telemetry-sidecar.ts';
 import {
@@ -12,8 +14,6 @@ import {
   type WorkerName,
   workers,
 } from '../../infra/workers.ts';
-import { DEFAULT_DRAIN_TIMEOUT_MS, loadConfig } from '../../shared/config.ts';
-import { resourceNames } from '../../shared/topology.ts';
 import { freePort } from '../support/tcp-proxy.ts';
 import {
   onlyResource,

@@ -1,7 +1,7 @@
 import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { resourceNames } from '../../contract/topology.ts';
 import { WORKER_NAMES, type WorkerName, workers } from '../../infra/workers.ts';
-import { resourceNames } from '../../shared/topology.ts';
 import {
   BASE_CONTEXT,
   getAtt,

@@ -9,7 +9,7 @@ import {
   resourceNames,
   scheduleTargetParameters,
   topology,
-} from '../../shared/topology.ts';
+} from '../../contract/topology.ts';
 import {
   getAtt,
   onlyResource,
@@ -21,7 +21,7 @@ import {
 
 /**
  * The synthesized topology equals what the local bootstrap creates: both are computed from
- * `shared/topology.ts` by the same functions (`queueAttributes`, `deadLetterQueueAttributes`,
+ * `contract/topology.ts` by the same functions (`queueAttributes`, `deadLetterQueueAttributes`,
  * `eventPattern`, `scheduleTargetParameters`), and the bootstrap's own test checks the
  * emulator against those functions. Anything the template adds on top is listed here.
  */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { type Config, loadConfig } from '../../contract/config.ts';
 import { readStackEnv } from '../../scripts/stack-env.ts';
-import { type Config, loadConfig } from '../../shared/config.ts';
 
 /**
  * The local stack's environment: what `npm run stack` wrote to .stack/env, under whatever

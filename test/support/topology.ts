@@ -1,9 +1,9 @@
 import { DeleteEventBusCommand, DeleteRuleCommand, RemoveTargetsCommand } from '@aws-sdk/client-eventbridge';
 import { DeleteScheduleCommand } from '@aws-sdk/client-scheduler';
 import { DeleteQueueCommand } from '@aws-sdk/client-sqs';
+import { QUEUE_NAMES, type ResourceNames, resourceNames, topology } from '../../contract/topology.ts';
 import { type AwsClients, createAwsClients } from '../../shared/aws.ts';
 import { bootstrapTopology, type TopologyState } from '../../shared/bootstrap.ts';
-import { QUEUE_NAMES, type ResourceNames, resourceNames, topology } from '../../shared/topology.ts';
 import { stackEnv, uniquePrefix } from './env.ts';
 
 export interface TestTopology {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AdsSandbox, startAdsSandbox } from '../../sandbox/ads-api/server.ts';
 import { createLogger } from '../../shared/logging.ts';
-import { type RunningWorker, startWorker } from '../../shared/runtime.ts';
+import { type RunningWorker, startWorker } from '../../shared/runtime/start-worker.ts';
 import { profileSyncWorker } from '../../workers/profile-sync/worker.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { stackEnv, testConfig } from '../support/env.ts';
@@ -51,7 +51,7 @@ describe('profile-sync', () => {
   }
 
   async function syncAllAndWait(after: Date) {
-    await worker.fleet.publish('SyncAllProfilesRequested', { reason: 'test' });
+    await worker.messenger.publish('SyncAllProfilesRequested', { reason: 'test' });
     await eventually(
       'every profile synced',
       async () => {

@@ -3,8 +3,8 @@ import { trace } from '@opentelemetry/api';
 import type pg from 'pg';
 import { classifyError, describeError, ErrorKind, FatalError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
+import type { Messenger } from '../../shared/messaging/messenger.ts';
 import { inNewTrace, linkTo, linkToActiveSpan } from '../../shared/telemetry/new-trace.ts';
-import type { Fleet } from '../../shared/worker.ts';
 import { type Claim, failPartition, recordDelay, recordWait, runBatch } from './checkpoint.ts';
 import type { HealthProbe } from './health-probe.ts';
 import { type BackfillJob, loadJob, refreshJobSummary, settleJob } from './jobs.ts';
@@ -35,7 +35,7 @@ export interface ChainDeps {
 
 export interface ChunkContext {
   readonly messageId: string;
-  readonly fleet: Fleet;
+  readonly messenger: Messenger;
   readonly logger: Logger;
   readonly signal: AbortSignal;
 }
@@ -214,7 +214,7 @@ async function sendNext(
   await deps.beforeSendNext?.(next);
   const options = delayMs > 0 ? { delaySeconds: Math.min(900, Math.ceil(delayMs / 1000)) } : {};
   if (next.traceChunks < deps.traceChunkBudget) {
-    await context.fleet.send('backfill-chunk', 'BackfillChunk', next, options);
+    await context.messenger.send('BackfillChunk', next, options);
     return;
   }
   await inNewTrace(
@@ -231,6 +231,6 @@ async function sendNext(
         'adfleet.backfill.chunk': next.chunk,
       },
     },
-    () => context.fleet.send('backfill-chunk', 'BackfillChunk', { ...next, traceChunks: 0 }, options),
+    () => context.messenger.send('BackfillChunk', { ...next, traceChunks: 0 }, options),
   );
 }

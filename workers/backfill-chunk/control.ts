@@ -1,6 +1,5 @@
 import type pg from 'pg';
-import type { BatchEntry } from '../../shared/messaging/producer.ts';
-import type { Fleet } from '../../shared/worker.ts';
+import type { Messenger } from '../../shared/messaging/messenger.ts';
 import {
   type BackfillJob,
   type BackfillPartition,
@@ -11,7 +10,7 @@ import {
   type StartRequest,
   type Transition,
 } from './jobs.ts';
-import { type BackfillRequested, restartChunk } from './messages.ts';
+import { restartChunk } from './messages.ts';
 import type { BackfillRegistry } from './registry.ts';
 
 /**
@@ -22,16 +21,16 @@ import type { BackfillRegistry } from './registry.ts';
 
 export async function startBackfill(
   pool: pg.Pool,
-  fleet: Fleet,
+  messenger: Messenger,
   registry: BackfillRegistry,
   request: StartRequest,
 ): Promise<{ job: BackfillJob; partitions: BackfillPartition[] }> {
   const created = await createJob(pool, registry, request);
   if (created.partitions.length > 0) {
-    await fleet.publish('BackfillRequested', {
+    await messenger.publish('BackfillRequested', {
       jobId: created.job.id,
       name: created.job.name,
-    } satisfies BackfillRequested);
+    });
   }
   return created;
 }
@@ -47,14 +46,11 @@ export function cancelBackfill(pool: pg.Pool, jobId: string): Promise<Transition
 /** Resumes a paused (or failed) job: each unfinished partition's chain restarts from its durable cursor. */
 export async function resumeBackfill(
   pool: pg.Pool,
-  fleet: Fleet,
+  messenger: Messenger,
   jobId: string,
 ): Promise<Transition & { partitions: BackfillPartition[] }> {
   const resumed = await requestResume(pool, jobId);
-  const entries: BatchEntry[] = resumed.partitions.map((partition) => ({
-    type: 'BackfillChunk',
-    payload: restartChunk(jobId, partition),
-  }));
-  if (entries.length > 0) await fleet.sendBatch('backfill-chunk', entries);
+  const chunks = resumed.partitions.map((partition) => restartChunk(jobId, partition));
+  if (chunks.length > 0) await messenger.sendBatch('BackfillChunk', chunks);
   return resumed;
 }

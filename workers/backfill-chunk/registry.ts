@@ -2,7 +2,7 @@ import { FatalError } from '../../shared/errors.ts';
 import { campaignCurrency } from './backfills/campaign-currency.ts';
 import type { AnyBackfill } from './definition.ts';
 
-/** Every backfill the fleet can run, by name. */
+/** Every backfill the messenger can run, by name. */
 export type BackfillRegistry = ReadonlyMap<string, AnyBackfill>;
 
 function createRegistry(definitions: readonly AnyBackfill[]): BackfillRegistry {

@@ -2,8 +2,8 @@ import { SpanKind } from '@opentelemetry/api';
 import type pg from 'pg';
 import { describeError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
+import type { Messenger } from '../../shared/messaging/messenger.ts';
 import { inNewTrace, linkTo } from '../../shared/telemetry/new-trace.ts';
-import type { Fleet } from '../../shared/worker.ts';
 import { settleJob } from './jobs.ts';
 import { restartChunk } from './messages.ts';
 
@@ -31,7 +31,11 @@ interface Stalled {
 }
 
 /** One pass; returns the shortest stall timeout among live jobs, ms (undefined: none is live). */
-async function runWatchdogPass(pool: pg.Pool, fleet: Fleet, logger: Logger): Promise<number | undefined> {
+async function runWatchdogPass(
+  pool: pg.Pool,
+  messenger: Messenger,
+  logger: Logger,
+): Promise<number | undefined> {
   const { rows: stalled } = await pool.query<Stalled>(
     `UPDATE backfill_partitions p
         SET stall_deadline = now() + make_interval(secs => j.stall_after_ms::float8 / 1000)
@@ -54,7 +58,7 @@ async function runWatchdogPass(pool: pg.Pool, fleet: Fleet, logger: Logger): Pro
           'adfleet.backfill.partition': partition.partition,
         },
       },
-      () => fleet.send('backfill-chunk', 'BackfillChunk', next),
+      () => messenger.send('BackfillChunk', next),
     );
     logger.warn(
       { jobId: partition.jobId, partition: partition.partition, cursor: partition.cursor },
@@ -82,7 +86,7 @@ export interface Watchdog {
  * Runs a pass now and then: every half of the shortest live stall timeout, between 0.5 s
  * and 10 s. Failures are logged and the next pass tries again.
  */
-export function startWatchdog(pool: pg.Pool, fleet: Fleet, logger: Logger): Watchdog {
+export function startWatchdog(pool: pg.Pool, messenger: Messenger, logger: Logger): Watchdog {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = false;
@@ -96,7 +100,7 @@ export function startWatchdog(pool: pg.Pool, fleet: Fleet, logger: Logger): Watc
   const pass = async () => {
     let next = 10_000;
     try {
-      const shortestStallMs = await runWatchdogPass(pool, fleet, logger);
+      const shortestStallMs = await runWatchdogPass(pool, messenger, logger);
       if (shortestStallMs !== undefined) next = Math.min(10_000, Math.max(500, shortestStallMs / 2));
     } catch (error) {
       logger.warn({ err: describeError(error) }, 'backfill watchdog pass failed');

@@ -1,11 +1,11 @@
 import type pg from 'pg';
 import { createPool } from '../../shared/db.ts';
 import { FatalError } from '../../shared/errors.ts';
-import { defineWorker, on, type WorkerDefinition } from '../../shared/worker.ts';
+import { defineWorker, type WorkerSpec } from '../../shared/worker.ts';
 import { type ChainDeps, DEFAULT_TRACE_CHUNK_BUDGET, runChunk } from './chain.ts';
 import { createHealthProbe, type HealthProbe } from './health-probe.ts';
 import { JobStatus, loadJob, loadPartitions, markStarted } from './jobs.ts';
-import { BackfillChunk, BackfillRequested, restartChunk } from './messages.ts';
+import { restartChunk } from './messages.ts';
 import { BACKFILLS, type BackfillRegistry } from './registry.ts';
 import { startWatchdog, type Watchdog } from './watchdog.ts';
 
@@ -30,11 +30,10 @@ interface Deps extends ChainDeps {
   readonly watchdog: Watchdog | undefined;
 }
 
-export function createBackfillChunkWorker(options: BackfillWorkerOptions = {}): WorkerDefinition<Deps> {
-  return defineWorker<Deps>({
-    name: 'backfill-chunk',
+export function createBackfillChunkWorker(options: BackfillWorkerOptions = {}): WorkerSpec<Deps> {
+  return defineWorker<'backfill-chunk', Deps>({
     queue: 'backfill-chunk',
-    async setup({ config, logger, fleet }) {
+    async setup({ config, logger, messenger }) {
       // One batch transaction and one probe per chain at a time: a few connections go far.
       const pool = createPool(config.DATABASE_URL, {
         max: Math.min(10, config.ADFLEET_CONCURRENCY + 2),
@@ -47,7 +46,7 @@ export function createBackfillChunkWorker(options: BackfillWorkerOptions = {}): 
         probe: (options.probe ?? createHealthProbe)(pool),
         traceChunkBudget: options.traceChunkBudget ?? DEFAULT_TRACE_CHUNK_BUDGET,
         ...(options.beforeSendNext === undefined ? {} : { beforeSendNext: options.beforeSendNext }),
-        watchdog: options.watchdog === false ? undefined : startWatchdog(pool, fleet, logger),
+        watchdog: options.watchdog === false ? undefined : startWatchdog(pool, messenger, logger),
       };
     },
     async teardown(deps) {
@@ -55,7 +54,7 @@ export function createBackfillChunkWorker(options: BackfillWorkerOptions = {}): 
       await deps.pool.end();
     },
     handlers: {
-      BackfillRequested: on(BackfillRequested, async ({ jobId }, { deps, fleet, logger }) => {
+      BackfillRequested: async ({ jobId }, { deps, messenger, logger }) => {
         const job = await loadJob(deps.pool, jobId);
         if (job === undefined) throw new FatalError(`no backfill job ${jobId}`);
         if (job.status !== JobStatus.Running) {
@@ -71,15 +70,15 @@ export function createBackfillChunkWorker(options: BackfillWorkerOptions = {}): 
             partition.batches === 0 &&
             partition.cursor === partition.rangeStart,
         );
-        await fleet.sendBatch(
-          'backfill-chunk',
-          fresh.map((partition) => ({ type: 'BackfillChunk', payload: restartChunk(jobId, partition) })),
+        await messenger.sendBatch(
+          'BackfillChunk',
+          fresh.map((partition) => restartChunk(jobId, partition)),
         );
         logger.info({ jobId, backfill: job.name, partitions: fresh.length }, 'backfill started');
-      }),
-      BackfillChunk: on(BackfillChunk, async (chunk, { deps, fleet, logger, signal, message }) => {
-        await runChunk(deps, chunk, { messageId: message.id, fleet, logger, signal });
-      }),
+      },
+      BackfillChunk: async (chunk, { deps, messenger, logger, signal, message }) => {
+        await runChunk(deps, chunk, { messageId: message.id, messenger, logger, signal });
+      },
     },
   });
 }

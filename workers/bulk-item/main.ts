@@ -1,6 +1,6 @@
 // Telemetry first: everything after it is loaded through the instrumentation hook.
 import '../../shared/telemetry/start.ts';
 
-const { runWorker } = await import('../../shared/runtime.ts');
+const { runWorker } = await import('../../shared/runtime/run-worker.ts');
 const { bulkItemWorker } = await import('./worker.ts');
 await runWorker(bulkItemWorker);

@@ -1,12 +1,13 @@
 import { Redis } from 'ioredis';
 import type pg from 'pg';
+import { METRIC_NAMES } from '../../contract/metrics.ts';
 import type { AdsApiClient } from '../../shared/ads/client.ts';
 import { createAdsClient } from '../../shared/ads/from-config.ts';
 import type { AdsRateLimiter } from '../../shared/ads/rate-limit.ts';
 import { createPool } from '../../shared/db.ts';
-import { METRIC_NAMES, type WorkerMetrics } from '../../shared/metrics.ts';
-import { defineWorker, type Fleet, on } from '../../shared/worker.ts';
-import { BulkJobCompleted, SyncAllProfilesRequested, SyncProfile } from './messages.ts';
+import type { Messenger } from '../../shared/messaging/messenger.ts';
+import type { WorkerMetrics } from '../../shared/metrics.ts';
+import { defineWorker } from '../../shared/worker.ts';
 import { oldestSyncAgeSeconds } from './store.ts';
 import { refreshProfiles, syncProfile } from './sync.ts';
 
@@ -36,15 +37,14 @@ const FRESHNESS_SAMPLE_MS = 60_000;
  *    fleet-wide rate limit, record the sync, publish ProfileSynced.
  */
 /** One SyncProfile message per profile, all with the same reason. */
-function enqueueSyncs(fleet: Fleet, profileIds: readonly number[], reason: string) {
-  return fleet.sendBatch(
-    'profile-sync',
-    profileIds.map((profileId) => ({ type: 'SyncProfile', payload: { profileId, reason } })),
+function enqueueSyncs(messenger: Messenger, profileIds: readonly number[], reason: string) {
+  return messenger.sendBatch(
+    'SyncProfile',
+    profileIds.map((profileId) => ({ profileId, reason })),
   );
 }
 
-export const profileSyncWorker = defineWorker<ProfileSyncDeps>({
-  name: 'profile-sync',
+export const profileSyncWorker = defineWorker<'profile-sync', ProfileSyncDeps>({
   queue: 'profile-sync',
   async setup({ config, metrics }) {
     const db = createPool(config.DATABASE_URL, {
@@ -62,24 +62,21 @@ export const profileSyncWorker = defineWorker<ProfileSyncDeps>({
     redis.disconnect();
   },
   handlers: {
-    SyncAllProfilesRequested: on(
-      SyncAllProfilesRequested,
-      async (request, { deps, fleet, logger, signal }) => {
-        const profileIds = await refreshProfiles(deps.ads, deps.db, signal);
-        await enqueueSyncs(fleet, profileIds, request.reason ?? 'sync all');
-        logger.info({ profiles: profileIds.length }, 'sync of every profile enqueued');
-      },
-    ),
-    BulkJobCompleted: on(BulkJobCompleted, async (job, { fleet, logger }) => {
-      await enqueueSyncs(fleet, job.profileIds, `bulk job ${job.jobId}`);
+    SyncAllProfilesRequested: async (request, { deps, messenger, logger, signal }) => {
+      const profileIds = await refreshProfiles(deps.ads, deps.db, signal);
+      await enqueueSyncs(messenger, profileIds, request.reason ?? 'sync all');
+      logger.info({ profiles: profileIds.length }, 'sync of every profile enqueued');
+    },
+    BulkJobCompleted: async (job, { messenger, logger }) => {
+      await enqueueSyncs(messenger, job.profileIds, `bulk job ${job.jobId}`);
       logger.info(
         { jobId: job.jobId, profiles: job.profileIds.length },
         're-sync of touched profiles enqueued',
       );
-    }),
-    SyncProfile: on(SyncProfile, async (request, { deps, fleet, logger, signal }) => {
+    },
+    SyncProfile: async (request, { deps, messenger, logger, signal }) => {
       const counts = await syncProfile(deps.ads, deps.db, request.profileId, signal);
-      await fleet.publish('ProfileSynced', {
+      await messenger.publish('ProfileSynced', {
         profileId: request.profileId,
         reason: request.reason,
         ...counts,
@@ -90,6 +87,6 @@ export const profileSyncWorker = defineWorker<ProfileSyncDeps>({
         if (age !== undefined) deps.metrics.gauge(METRIC_NAMES.oldestProfileSyncAge, age, 'Seconds');
       }
       logger.info({ profileId: request.profileId, ...counts }, 'profile synced');
-    }),
+    },
   },
 });

@@ -8,8 +8,10 @@
  * stages and test files can share one account without seeing each other.
  */
 
-export const QUEUE_NAMES = ['profile-sync', 'bulk-item', 'backfill-chunk'] as const;
-export type QueueName = (typeof QUEUE_NAMES)[number];
+import type { EventType } from './events.ts';
+import { QUEUE_NAMES, type QueueName } from './queues.ts';
+
+export { QUEUE_NAMES, type QueueName };
 
 /** `source` of every event the fleet publishes; rules match on it and on `detail-type`. */
 export const EVENT_SOURCE = 'adfleet';
@@ -28,7 +30,8 @@ export interface QueueSpec {
 export interface RuleSpec {
   readonly name: string;
   readonly description: string;
-  readonly detailTypes: readonly string[];
+  /** Catalog events (events.ts) the rule routes. */
+  readonly detailTypes: readonly EventType[];
   readonly target: QueueName;
 }
 
@@ -39,7 +42,7 @@ export interface ScheduleSpec {
   readonly expression: string;
   readonly timezone: string;
   /** The event the schedule puts on the fleet's bus. */
-  readonly detailType: string;
+  readonly detailType: EventType;
   readonly detail: Readonly<Record<string, unknown>>;
 }
 
