@@ -1,9 +1,21 @@
-import { randomBytes } from 'node:crypto';
-import type pg from 'pg';
-import { createPool, databaseUrlFor, runAdminStatement } from '../../shared/db.ts';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { createPool, databaseUrlFor, MIGRATIONS_DIR, runAdminStatement } from '../../shared/db.ts';
 
-/** Migrated once per run by the global setup; each test file clones it (fast, isolated). */
-export const TEMPLATE_DATABASE = 'adfleet_test_template';
+/**
+ * Migrated once by the global setup; each test file clones it (fast, isolated). Named after
+ * the migrations it holds, so checkouts with different migrations can share one server
+ * without seeing each other's schema, and an unchanged schema is not rebuilt per run.
+ */
+export const TEMPLATE_DATABASE = (() => {
+  const hash = createHash('sha256');
+  for (const file of readdirSync(MIGRATIONS_DIR).sort()) {
+    hash.update(file).update(readFileSync(join(MIGRATIONS_DIR, file)));
+  }
+  return `adfleet_test_template_${hash.digest('hex').slice(0, 12)}`;
+})();
 
 export interface TestDatabase {
   readonly url: string;
@@ -37,8 +49,26 @@ export async function createEmptyDatabase(databaseUrl: string) {
   };
 }
 
-export async function recreateTemplate(databaseUrl: string, migrateInto: (url: string) => Promise<unknown>) {
-  await runAdminStatement(databaseUrl, `DROP DATABASE IF EXISTS ${TEMPLATE_DATABASE} WITH (FORCE)`);
-  await runAdminStatement(databaseUrl, `CREATE DATABASE ${TEMPLATE_DATABASE}`);
-  await migrateInto(databaseUrlFor(databaseUrl, TEMPLATE_DATABASE));
+/**
+ * Creates the template unless a complete one is there. It is built under a temporary name
+ * and renamed when migrated, so a run that died half-way never leaves a template that looks
+ * complete; an advisory lock keeps two runs from building it at once.
+ */
+export async function ensureTemplate(databaseUrl: string, migrateInto: (url: string) => Promise<unknown>) {
+  const admin = new pg.Client({ connectionString: databaseUrlFor(databaseUrl, 'postgres') });
+  await admin.connect();
+  try {
+    await admin.query("SELECT pg_advisory_lock(hashtext('adfleet test template'))");
+    const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [
+      TEMPLATE_DATABASE,
+    ]);
+    if (rowCount === 1) return;
+    const building = `${TEMPLATE_DATABASE}_building`;
+    await admin.query(`DROP DATABASE IF EXISTS ${building} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${building}`);
+    await migrateInto(databaseUrlFor(databaseUrl, building));
+    await admin.query(`ALTER DATABASE ${building} RENAME TO ${TEMPLATE_DATABASE}`);
+  } finally {
+    await admin.end();
+  }
 }
