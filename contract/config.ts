@@ -54,6 +54,15 @@ export const configSchema = z.object({
   ADFLEET_POLL_WAIT_SECONDS: z.coerce.number().int().min(0).max(20).default(20),
   /** Port of the /healthz and /readyz endpoint; 0 disables it. */
   ADFLEET_HEALTH_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
+  /** How often a worker process writes its heartbeat row (worker_heartbeats); 0 disables it. */
+  ADFLEET_HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(0).default(5_000),
+  /** Jaeger's UI, for the trace links `adfleet status` and the dashboard print. */
+  ADFLEET_JAEGER_URL: url.default('http://127.0.0.1:16686'),
+  /**
+   * Token every dashboard request must carry (`Authorization: Bearer`, or `?token=` once in
+   * a browser). Required to bind the dashboard to anything but loopback.
+   */
+  ADFLEET_DASHBOARD_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -148,6 +148,16 @@ export class QueueWorker {
     );
   }
 
+  /** Messages whose handlers are running now. */
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  /** When a receive last answered (or the worker started): the heartbeat's "last poll". */
+  get lastReceiveAt(): Date {
+    return new Date(this.#lastReceiveAt);
+  }
+
   start(): void {
     this.#lastReceiveAt = Date.now();
     // Polls, heartbeats, deletes and releases are the chassis' bookkeeping: no spans, so

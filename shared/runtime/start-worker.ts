@@ -9,6 +9,7 @@ import { createMessenger, type Messenger } from '../messaging/messenger.ts';
 import { type HandledEvent, QueueWorker } from '../messaging/queue-worker.ts';
 import { WorkerMetrics } from '../metrics.ts';
 import { type AnyWorkerSpec, createDispatch } from '../worker.ts';
+import { Heartbeat } from './heartbeat.ts';
 
 /**
  * A worker in this process: its AWS clients, its messenger, its dependencies (setup), the
@@ -18,6 +19,8 @@ import { type AnyWorkerSpec, createDispatch } from '../worker.ts';
 
 export interface RunningWorker {
   readonly queueWorker: QueueWorker;
+  /** This process's row in worker_heartbeats; undefined when ADFLEET_HEARTBEAT_INTERVAL_MS is 0. */
+  readonly heartbeat: Heartbeat | undefined;
   readonly metrics: WorkerMetrics;
   readonly messenger: Messenger;
   /** Drains (see QueueWorker.stop), then closes the worker's resources. Idempotent. */
@@ -75,10 +78,29 @@ export async function startWorker(definition: AnyWorkerSpec, options: StartOptio
     waitTimeSeconds: options.waitTimeSeconds ?? config.ADFLEET_POLL_WAIT_SECONDS,
     onHandled: (event) => {
       metrics.record(event);
+      heartbeat?.record(event);
       options.onHandled?.(event);
     },
   });
+  const heartbeat =
+    config.ADFLEET_HEARTBEAT_INTERVAL_MS > 0
+      ? new Heartbeat({
+          databaseUrl: config.DATABASE_URL,
+          service: definition.queue,
+          intervalMs: config.ADFLEET_HEARTBEAT_INTERVAL_MS,
+          logger,
+          state: () => ({
+            ready: queueWorker.ready,
+            notReadyReason: queueWorker.running
+              ? `no successful SQS receive since ${queueWorker.lastReceiveAt.toISOString()}`
+              : 'not polling',
+            inFlight: queueWorker.inFlight,
+            lastPollAt: queueWorker.lastReceiveAt,
+          }),
+        })
+      : undefined;
   queueWorker.start();
+  heartbeat?.start();
   logger.info(
     { queue: names.queue(definition.queue), concurrency: config.ADFLEET_CONCURRENCY },
     'worker started',
@@ -87,13 +109,16 @@ export async function startWorker(definition: AnyWorkerSpec, options: StartOptio
   let stopping: Promise<void> | undefined;
   return {
     queueWorker,
+    heartbeat,
     metrics,
     messenger,
     stop() {
       stopping ??= (async () => {
         // Every step runs even if one before it failed.
         const steps: Array<[string, () => Promise<void> | void]> = [
+          ['heartbeat: draining', () => heartbeat?.draining()],
           ['drain', () => queueWorker.stop(config.ADFLEET_DRAIN_TIMEOUT_MS)],
+          ['heartbeat', () => heartbeat?.stop()],
           ['teardown', () => definition.teardown?.(deps)],
           ['metrics', () => metrics.close()],
           ['aws clients', () => clients.destroy()],
