@@ -20,6 +20,8 @@ export class AccessTokens {
   private readonly credentials: LwaCredentials;
   private readonly tokenTtlSeconds: number;
   private readonly expiries = new Map<string, number>();
+  /** While set, the refresh token is treated as revoked and no issued token works. */
+  private refusing = false;
 
   constructor(credentials: LwaCredentials, tokenTtlSeconds: number) {
     this.credentials = credentials;
@@ -44,7 +46,7 @@ export class AccessTokens {
         body: { error: 'invalid_client', error_description: 'Client authentication failed' },
       };
     }
-    if (form.get('refresh_token') !== this.credentials.refreshToken) {
+    if (this.refusing || form.get('refresh_token') !== this.credentials.refreshToken) {
       return {
         ok: false,
         status: 400,
@@ -66,6 +68,7 @@ export class AccessTokens {
 
   /** True when the Authorization header carries a live token issued here. */
   isValid(authorization: string | undefined, now: number): boolean {
+    if (this.refusing) return false;
     const match = /^Bearer (.+)$/.exec(authorization ?? '');
     const expiresAt = match?.[1] === undefined ? undefined : this.expiries.get(match[1]);
     return expiresAt !== undefined && expiresAt > now;
@@ -74,6 +77,14 @@ export class AccessTokens {
   /** Every token issued so far stops working now (a test's "token expired mid-run"). */
   expireAll(now: number): void {
     for (const token of this.expiries.keys()) this.expiries.set(token, now);
+  }
+
+  /**
+   * Plays an advertiser revoking the app's access: grants answer `invalid_grant` and every
+   * token, issued before or not, is refused until this is turned off again.
+   */
+  refuse(refusing: boolean): void {
+    this.refusing = refusing;
   }
 
   clientId(): string {

@@ -32,10 +32,13 @@ function included<T>(filter: { include: readonly T[] } | undefined, value: T): b
 
 function page<T>(
   all: readonly T[],
+  removed: ReadonlySet<string>,
+  idOf: (entity: T) => string,
   request: PageRequest,
   keep: (entity: T) => boolean,
 ): { items: T[]; nextToken?: string; totalResults: number } {
-  const matching = all.filter(keep);
+  // Removed entities are gone as at Amazon: later pages shift, as they would there.
+  const matching = all.filter((entity) => (removed.size === 0 || !removed.has(idOf(entity))) && keep(entity));
   const offset = decodeToken(request.nextToken);
   const size = request.maxResults ?? DEFAULT_PAGE_SIZE;
   const items = matching.slice(offset, offset + size);
@@ -46,6 +49,8 @@ function page<T>(
 export function listCampaigns(data: ProfileData, request: PageRequest) {
   const { items, ...rest } = page(
     data.campaigns,
+    data.removed.campaign,
+    (campaign) => campaign.campaignId,
     request,
     (campaign) =>
       included(request.stateFilter, campaign.state) &&
@@ -57,6 +62,8 @@ export function listCampaigns(data: ProfileData, request: PageRequest) {
 export function listAdGroups(data: ProfileData, request: PageRequest) {
   const { items, ...rest } = page(
     data.adGroups,
+    data.removed.adGroup,
+    (adGroup) => adGroup.adGroupId,
     request,
     (adGroup) =>
       included(request.stateFilter, adGroup.state) &&
@@ -69,6 +76,8 @@ export function listAdGroups(data: ProfileData, request: PageRequest) {
 export function listKeywords(data: ProfileData, request: PageRequest) {
   const { items, ...rest } = page(
     data.keywords,
+    data.removed.keyword,
+    (keyword) => keyword.keywordId,
     request,
     (keyword) =>
       included(request.stateFilter, keyword.state) &&

@@ -1,10 +1,38 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type AmazonItemError, MAX_ITEMS_PER_REQUEST, MediaType } from '../../shared/ads/types.ts';
+import type { z } from 'zod';
+import { type AmazonItemError, MediaType } from '../../shared/ads/types.ts';
+import {
+  capacityBody,
+  clientCapacityBody,
+  credentialsBody,
+  describeIssues,
+  entityIdsBody,
+  entityKind,
+  entityUpdatesBody,
+  faultsBody,
+  profileBody,
+} from './admin-bodies.ts';
 import { AccessTokens, type LwaCredentials } from './auth.ts';
 import { type BucketSpec, CapacityModel } from './capacity.ts';
-import { type DataSizes, DEFAULT_SIZES, type ProfileData, SeededAdsData } from './data.ts';
+import {
+  type DataSizes,
+  DEFAULT_SIZES,
+  type EntityKind,
+  type ProfileData,
+  type ProfileSizes,
+  SeededAdsData,
+} from './data.ts';
+import {
+  applyChanges,
+  type EntityChange,
+  type EntityView,
+  entityView,
+  InapplicableChangeError,
+  setRemoved,
+  UnknownEntityError,
+} from './entities.ts';
 import { listAdGroups, listCampaigns, listKeywords, type PageRequest } from './listing.ts';
 import { type MutationCounts, type SandboxStats, StatsRecorder } from './stats.ts';
 import { checkCampaignUpdate, checkKeywordUpdate } from './validation.ts';
@@ -62,6 +90,17 @@ export const SANDBOX_DEFAULTS = {
   maxPageSize: 1_000,
 } as const satisfies SandboxOptions;
 
+/** Limits Amazon enforces on every request, whatever the capacity. */
+export const SANDBOX_LIMITS = {
+  /**
+   * Items per call of the SP v3 bulk updates (`PUT /sp/keywords`, `PUT /sp/campaigns`): the
+   * `keywords` and `campaigns` arrays of Amazon's SponsoredProducts v3 OpenAPI document carry
+   * `maxItems: 1000` (as in the request models generated from it). A larger request is refused
+   * whole with 400 before any item is looked at.
+   */
+  maxItemsPerUpdate: 1_000,
+} as const;
+
 /** What a test (in-process) or the admin HTTP routes (out of process) can do to the sandbox. */
 export interface SandboxAdmin {
   stats(): SandboxStats;
@@ -73,7 +112,22 @@ export interface SandboxAdmin {
   setClientCapacity(spec: BucketSpec): void;
   injectFaults(spec: FaultSpec): void;
   expireTokens(): void;
-  /** Counters and faults back to zero; data and capacity stay as they are. */
+  /**
+   * While on, the LWA grant answers 400 `invalid_grant` and API calls with any token answer
+   * 401, as when an advertiser revokes the app. Off again, unexpired tokens work again.
+   */
+  refuseCredentials(refuse: boolean): void;
+  /** The entity as the API would return it now; undefined if unknown or removed. */
+  entity<K extends EntityKind>(kind: K, id: number): EntityView[K] | undefined;
+  /** As if deleted at Amazon: lists skip them, updates answer ENTITY_NOT_FOUND. Unknown ids throw. */
+  removeEntities(kind: EntityKind, ids: readonly number[]): void;
+  /** Undoes `removeEntities`. */
+  restoreEntities(kind: EntityKind, ids: readonly number[]): void;
+  /** Edits made outside the fleet (not counted as mutations); all or none are applied. */
+  updateEntities(kind: EntityKind, changes: readonly EntityChange[]): void;
+  /** A new profile of the given shape (entities generated on first use); returns its id. */
+  addProfile(sizes: ProfileSizes & { readonly countryCode?: string }): number;
+  /** Counters, faults and credential refusal back to normal; data and capacity stay as they are. */
   reset(): void;
 }
 
@@ -194,7 +248,7 @@ export async function startAdsSandbox(overrides: Partial<SandboxOptions> = {}): 
    * ones applied and recorded, and the 207 multi-status names every item by its index.
    */
   function bulkUpdate<TCheck extends { readonly ok: true }>(
-    field: keyof typeof MAX_ITEMS_PER_REQUEST,
+    field: 'keywords' | 'campaigns',
     idField: string,
     check: (
       profile: ProfileData,
@@ -207,7 +261,7 @@ export async function startAdsSandbox(overrides: Partial<SandboxOptions> = {}): 
       const seen = new Set<string>();
       const success: unknown[] = [];
       const error: unknown[] = [];
-      itemsOf(body, field, MAX_ITEMS_PER_REQUEST[field]).forEach((item, index) => {
+      itemsOf(body, field, SANDBOX_LIMITS.maxItemsPerUpdate).forEach((item, index) => {
         const result = check(profile as ProfileData, item, seen);
         if (!result.ok) {
           error.push({ index, errors: [result.error] });
@@ -267,9 +321,16 @@ export async function startAdsSandbox(overrides: Partial<SandboxOptions> = {}): 
       faults = { ...spec, remaining: spec.failNext ?? 0 };
     },
     expireTokens: () => tokens.expireAll(Date.now()),
+    refuseCredentials: (refuse) => tokens.refuse(refuse),
+    entity: (kind, id) => entityView(data, kind, id),
+    removeEntities: (kind, ids) => setRemoved(data, kind, ids, true),
+    restoreEntities: (kind, ids) => setRemoved(data, kind, ids, false),
+    updateEntities: (kind, changes) => applyChanges(data, kind, changes),
+    addProfile: (sizes) => data.addProfile(sizes).profileId,
     reset: () => {
       stats.reset();
       faults = { remaining: 0 };
+      tokens.refuse(false);
     },
   };
 
@@ -344,37 +405,68 @@ export async function startAdsSandbox(overrides: Partial<SandboxOptions> = {}): 
     send(response, result.ok ? 200 : result.status, result.body);
   }
 
+  const ok = { ok: true };
+
   async function handleAdmin(request: IncomingMessage, response: ServerResponse, path: string) {
     const method = request.method ?? 'GET';
-    const body = method === 'POST' ? parseJson(await readBody(request)) : {};
+    const raw = method === 'POST' ? parseJson(await readBody(request)) : {};
+    const body = <T>(schema: z.ZodType<T>): T => {
+      const parsed = schema.safeParse(raw);
+      if (!parsed.success) throw new HttpError(400, 'INVALID_ARGUMENT', describeIssues(parsed.error));
+      return parsed.data;
+    };
+    const entityRoute = /^\/_sandbox\/entities\/([^/]+)\/(\d+)$/.exec(path);
+    if (method === 'GET' && entityRoute !== null) {
+      const kind = entityKind.safeParse(entityRoute[1]);
+      if (!kind.success) throw new HttpError(400, 'INVALID_ARGUMENT', `kind: ${describeIssues(kind.error)}`);
+      const entity = admin.entity(kind.data, Number(entityRoute[2]));
+      if (entity === undefined) throw new HttpError(404, 'NOT_FOUND', `no ${kind.data} ${entityRoute[2]}`);
+      return send(response, 200, entity);
+    }
     switch (`${method} ${path}`) {
       case 'GET /_sandbox/stats':
         return send(response, 200, admin.stats());
       case 'GET /_sandbox/mutations':
         return send(response, 200, admin.mutations());
       case 'POST /_sandbox/capacity': {
-        const { profileId, ratePerSecond, burst } = body as {
-          profileId?: number;
-          ratePerSecond: number;
-          burst?: number;
-        };
+        const { profileId, ratePerSecond, burst } = body(capacityBody);
         admin.setProfileCapacity({ ratePerSecond, burst: burst ?? ratePerSecond }, profileId);
-        return send(response, 200, { ok: true });
+        return send(response, 200, ok);
       }
       case 'POST /_sandbox/client-capacity': {
-        const { ratePerSecond, burst } = body as { ratePerSecond: number; burst?: number };
+        const { ratePerSecond, burst } = body(clientCapacityBody);
         admin.setClientCapacity({ ratePerSecond, burst: burst ?? ratePerSecond });
-        return send(response, 200, { ok: true });
+        return send(response, 200, ok);
       }
       case 'POST /_sandbox/faults':
-        admin.injectFaults(body as FaultSpec);
-        return send(response, 200, { ok: true });
+        admin.injectFaults(body(faultsBody));
+        return send(response, 200, ok);
       case 'POST /_sandbox/tokens/expire':
         admin.expireTokens();
-        return send(response, 200, { ok: true });
+        return send(response, 200, ok);
+      case 'POST /_sandbox/credentials':
+        admin.refuseCredentials(body(credentialsBody).refuse);
+        return send(response, 200, ok);
+      case 'POST /_sandbox/entities/remove': {
+        const { kind, ids } = body(entityIdsBody);
+        admin.removeEntities(kind, ids);
+        return send(response, 200, ok);
+      }
+      case 'POST /_sandbox/entities/restore': {
+        const { kind, ids } = body(entityIdsBody);
+        admin.restoreEntities(kind, ids);
+        return send(response, 200, ok);
+      }
+      case 'POST /_sandbox/entities/update': {
+        const { kind, changes } = body(entityUpdatesBody);
+        admin.updateEntities(kind, changes);
+        return send(response, 200, ok);
+      }
+      case 'POST /_sandbox/profiles':
+        return send(response, 201, { profileId: admin.addProfile(body(profileBody)) });
       case 'POST /_sandbox/reset':
         admin.reset();
-        return send(response, 200, { ok: true });
+        return send(response, 200, ok);
       default:
         throw new HttpError(404, 'NOT_FOUND', `no admin route ${method} ${path}`);
     }
@@ -393,6 +485,12 @@ export async function startAdsSandbox(overrides: Partial<SandboxOptions> = {}): 
             : Promise.reject(new HttpError(404, 'NOT_FOUND', `no route ${request.method} ${path}`));
     handled.catch((error: unknown) => {
       if (response.headersSent) return response.destroy();
+      if (error instanceof UnknownEntityError) {
+        return send(response, 404, { code: 'NOT_FOUND', details: error.message });
+      }
+      if (error instanceof InapplicableChangeError) {
+        return send(response, 400, { code: 'INVALID_ARGUMENT', details: error.message });
+      }
       if (error instanceof HttpError) {
         return send(
           response,

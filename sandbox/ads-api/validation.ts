@@ -1,5 +1,5 @@
 import type { AmazonItemError } from '../../shared/ads/types.ts';
-import type { MutableCampaign, MutableKeyword, ProfileData } from './data.ts';
+import { liveEntity, type MutableCampaign, type MutableKeyword, type ProfileData } from './data.ts';
 
 /**
  * The rules Amazon applies to each item of a v3 bulk update, producing the per-item errors
@@ -26,7 +26,8 @@ interface EditableKind<TEntity, TChange> {
   readonly idField: string;
   /** The item's kind-specific change field: `bid`, `budget`. */
   readonly changeField: string;
-  readonly byId: ReadonlyMap<string, TEntity>;
+  /** The entity the API can see (not removed), or undefined. */
+  readonly find: (id: string) => TEntity | undefined;
   /** Validates the change field when present (after the shared steps, before the state). */
   readonly checkChange: (change: unknown) => Checked<TChange>;
 }
@@ -68,7 +69,7 @@ function lookupEditable<TEntity extends { readonly state: string }, TChange>(
     };
   }
   seen.add(id);
-  const entity = kind.byId.get(id);
+  const entity = kind.find(id);
   if (entity === undefined) {
     return {
       ok: false,
@@ -108,7 +109,7 @@ export function checkKeywordUpdate(data: ProfileData, item: unknown, seen: Set<s
     noun: 'keyword',
     idField: 'keywordId',
     changeField: 'bid',
-    byId: data.keywordsById,
+    find: (id) => liveEntity(data, 'keyword', id),
     checkChange: (bid): Checked<number> => {
       const { min, max } = data.marketplace.bid;
       if (typeof bid !== 'number' || !Number.isFinite(bid)) {
@@ -148,7 +149,7 @@ export function checkCampaignUpdate(data: ProfileData, item: unknown, seen: Set<
     noun: 'campaign',
     idField: 'campaignId',
     changeField: 'budget',
-    byId: data.campaignsById,
+    find: (id) => liveEntity(data, 'campaign', id),
     checkChange: (budget): Checked<number> => {
       const amount = (budget as { budget?: unknown } | null)?.budget;
       const { min, max } = data.marketplace.dailyBudget;
