@@ -61,7 +61,10 @@ export function startTelemetry(): Telemetry {
     textMapPropagator: new W3CTraceContextPropagator(),
     instrumentations: [
       new AwsInstrumentation({ suppressInternalInstrumentation: true }),
-      new PgInstrumentation({ requireParentSpan: true }),
+      // A trace shows the queries, not the pool: a connect span per checkout outnumbered the
+      // queries of a backfill trace (445 of 1,937 spans). Pool waits still show as the gap
+      // before a query span.
+      new PgInstrumentation({ requireParentSpan: true, ignoreConnectSpans: true }),
       new IORedisInstrumentation({ requireParentSpan: true }),
       // Outgoing calls only: a worker's one server is its health endpoint, and a trace per
       // ECS health check would bury the real ones.

@@ -49,6 +49,10 @@ async function runWorkflow(topology: TestTopology, databaseUrl: string, otlpEndp
   }
 }
 
+const isPostgres = (span: ReceivedSpan) =>
+  span.attributes['db.system.name'] === 'postgresql' || span.attributes['db.system'] === 'postgresql';
+const isConnect = (span: ReceivedSpan) => span.name === 'pg-pool.connect' || span.name === 'pg.connect';
+
 function assertOneConnectedTrace(spans: ReceivedSpan[], traceId: string, queuePrefix: string) {
   expect(new Set(spans.map((span) => span.traceId))).toEqual(new Set([traceId]));
   const byId = new Map(spans.map((span) => [span.spanId, span]));
@@ -73,6 +77,9 @@ function assertOneConnectedTrace(spans: ReceivedSpan[], traceId: string, queuePr
   const isRedis = (span: ReceivedSpan) =>
     span.attributes['db.system.name'] === 'redis' || span.attributes['db.system'] === 'redis';
   expect(spans.filter(isRedis).map((span) => span.name)).toEqual([]);
+  // The handlers' queries are in the trace, the pool's connection checkouts are not.
+  expect(spans.some(isPostgres)).toBe(true);
+  expect(spans.filter(isConnect).map((span) => span.name)).toEqual([]);
   const root = spans.filter((span) => span.parentSpanId === '');
   expect(root.map((span) => span.name)).toEqual(['test submit']);
 }
@@ -119,6 +126,29 @@ describe('one trace across EventBridge and SQS hops', () => {
     } finally {
       await Promise.all(workers.map((worker) => worker.stop()));
       workers = [];
+      await receiver.close();
+    }
+  });
+
+  it('shows a traced query, not the pool connection it waited for', async () => {
+    const receiver = await startOtlpReceiver();
+    try {
+      const queries = spawnNode('test/fixtures/traced-query.ts', {
+        ...stackEnv(),
+        DATABASE_URL: database.url,
+        OTEL_SDK_DISABLED: 'false',
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_SERVICE_NAME: 'test-queries',
+      });
+      const { trace_id: traceId } = await queries.waitForLog((line) => line.msg === 'queried');
+      expect((await queries.exited).code).toBe(0);
+      // The process flushed its spans before exiting: what the receiver holds is all of them.
+      const spans = receiver.spans.filter((span) => span.traceId === traceId);
+      expect(spans.some((span) => span.name === 'test queries')).toBe(true);
+      // pool.query and a client checked out for a transaction: SELECT 1, BEGIN, SELECT 2, COMMIT.
+      expect(spans.filter(isPostgres).length).toBeGreaterThanOrEqual(4);
+      expect(spans.filter(isConnect).map((span) => span.name)).toEqual([]);
+    } finally {
       await receiver.close();
     }
   });
