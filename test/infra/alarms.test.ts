@@ -1,9 +1,13 @@
 import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { METRICS_NAMESPACE } from '../../contract/metrics.ts';
+import { METRIC_NAMES, METRICS_NAMESPACE } from '../../contract/metrics.ts';
 import { QUEUE_NAMES, resourceNames, topology } from '../../contract/topology.ts';
 import { slo } from '../../infra/alarms.ts';
 import { WORKER_NAMES } from '../../infra/workers.ts';
+import { createLogger } from '../../shared/logging.ts';
+import { Outcome } from '../../shared/messaging/queue-worker.ts';
+import { WorkerMetrics } from '../../shared/metrics.ts';
+import { emfLinesOf } from '../support/emf.ts';
 import { BASE_CONTEXT, onlyResource, queueIdByName, resourcesOf, synthesizeFleet } from './fleet-template.ts';
 
 const names = resourceNames('adfleet');
@@ -144,5 +148,53 @@ describe('worker alarms', () => {
     });
     // The nightly schedule is what keeps profiles fresh; the objective assumes it runs daily.
     expect(topology.schedules.map((schedule) => schedule.expression)).toEqual(['cron(0 3 * * ? *)']);
+  });
+});
+
+describe('what the alarms read is what the chassis writes', () => {
+  type AlarmMetric = {
+    Namespace: string;
+    MetricName: string;
+    Dimensions: Array<{ Name: string; Value: string }>;
+  };
+
+  function fleetMetricsAlarmsRead(): AlarmMetric[] {
+    const read: AlarmMetric[] = [];
+    for (const resource of Object.values(resourcesOf(template, 'AWS::CloudWatch::Alarm'))) {
+      const properties = resource.Properties as AlarmMetric & {
+        Metrics?: Array<{ MetricStat?: { Metric: AlarmMetric } }>;
+      };
+      const metrics = properties.Metrics?.flatMap((query) =>
+        query.MetricStat ? [query.MetricStat.Metric] : [],
+      );
+      for (const metric of metrics ?? [properties]) {
+        if (metric.Namespace === METRICS_NAMESPACE) read.push(metric);
+      }
+    }
+    return read;
+  }
+
+  it('every adfleet metric an alarm reads appears in the EMF line of its Service, under that one dimension', async () => {
+    const lines = await emfLinesOf(async () => {
+      for (const worker of WORKER_NAMES) {
+        const metrics = new WorkerMetrics(worker, createLogger({ name: 'test', level: 'silent' }));
+        metrics.record({ outcome: Outcome.Succeeded, type: 'Any', durationMs: 1 });
+        if (worker === 'profile-sync') metrics.gauge(METRIC_NAMES.oldestProfileSyncAge, 60, 'Seconds');
+        await metrics.close();
+      }
+    });
+    const read = fleetMetricsAlarmsRead();
+    // Error rate (2 metrics) per worker, and freshness.
+    expect(read).toHaveLength(2 * WORKER_NAMES.length + 1);
+    for (const metric of read) {
+      const service = metric.Dimensions.find((dimension) => dimension.Name === 'Service')?.Value;
+      expect(metric.Dimensions.map((dimension) => dimension.Name)).toEqual(['Service']);
+      const line = lines.find((candidate) => candidate.Service === service);
+      expect(line, `EMF line of ${service}`).toBeDefined();
+      const [directive] = line?._aws.CloudWatchMetrics ?? [];
+      expect(directive?.Namespace).toBe(METRICS_NAMESPACE);
+      expect(directive?.Dimensions).toEqual([['Service']]);
+      expect(directive?.Metrics.map((written) => written.Name)).toContain(metric.MetricName);
+    }
   });
 });
