@@ -33,15 +33,15 @@ import { createAwsClients } from '../shared/aws.ts';
 import { bootstrapTopology } from '../shared/bootstrap.ts';
 import { createPool, databaseUrlFor, migrate, runAdminStatement } from '../shared/db.ts';
 import { createMessenger } from '../shared/messaging/messenger.ts';
-import { MARKETPLACE_CURRENCY } from '../workers/backfill-chunk/backfills/campaign-currency.ts';
-import { pauseBackfill, resumeBackfill, startBackfill } from '../workers/backfill-chunk/control.ts';
-import { loadJob } from '../workers/backfill-chunk/jobs.ts';
-import { BACKFILLS } from '../workers/backfill-chunk/registry.ts';
+import { MARKETPLACE_CURRENCY } from '../domain/backfill/backfills/campaign-currency.ts';
+import { pauseBackfill, resumeBackfill, startBackfill } from '../domain/backfill/lifecycle.ts';
+import { loadJob } from '../domain/backfill/jobs.ts';
+import { BACKFILLS } from '../domain/backfill/registry.ts';
 import {
   SEED_CAMPAIGN_ID_BASE,
   SEED_PROFILE_ID_BASE,
   seedCampaigns,
-} from '../workers/backfill-chunk/seed.ts';
+} from '../scripts/fixtures/seed-campaigns.ts';
 import { benchEnv, median, percentile } from './support.ts';
 
 const ROWS = 1_000_000;

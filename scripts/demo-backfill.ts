@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createPool } from '../shared/db.ts';
-import { SEED_CAMPAIGN_ID_BASE, seedCampaigns } from '../workers/backfill-chunk/seed.ts';
+import { SEED_CAMPAIGN_ID_BASE, seedCampaigns } from './fixtures/seed-campaigns.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));

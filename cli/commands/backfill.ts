@@ -8,7 +8,7 @@ import {
   pauseBackfill,
   resumeBackfill,
   startBackfill,
-} from '../../workers/backfill-chunk/control.ts';
+} from '../../domain/backfill/lifecycle.ts';
 import {
   type BackfillJob,
   type BackfillPartition,
@@ -21,8 +21,8 @@ import {
   progressOf,
   TERMINAL_JOB_STATUSES,
   type Transition,
-} from '../../workers/backfill-chunk/jobs.ts';
-import { BACKFILLS } from '../../workers/backfill-chunk/registry.ts';
+} from '../../domain/backfill/jobs.ts';
+import { BACKFILLS } from '../../domain/backfill/registry.ts';
 import { positiveInt, runCommand } from '../context.ts';
 
 /**

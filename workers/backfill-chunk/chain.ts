@@ -5,12 +5,12 @@ import { classifyError, describeError, ErrorKind, FatalError } from '../../share
 import type { Logger } from '../../shared/logging.ts';
 import type { Messenger } from '../../shared/messaging/messenger.ts';
 import { inNewTrace, linkTo, linkToActiveSpan } from '../../shared/telemetry/new-trace.ts';
-import { type Claim, failPartition, recordDelay, recordWait, runBatch } from './checkpoint.ts';
-import type { HealthProbe } from './health-probe.ts';
-import { type BackfillJob, loadJob, refreshJobSummary, settleJob } from './jobs.ts';
-import type { BackfillChunk } from './messages.ts';
-import { type BackfillRegistry, backfillNamed } from './registry.ts';
-import { decideThrottle, paceMs, smoothRate, ThrottleState } from './throttle.ts';
+import { type Claim, failPartition, recordDelay, recordWait, runBatch } from '../../domain/backfill/checkpoint.ts';
+import type { HealthProbe } from '../../domain/backfill/health-probe.ts';
+import { type BackfillJob, loadJob, refreshJobSummary, settleJob } from '../../domain/backfill/jobs.ts';
+import type { BackfillChunk } from '../../domain/backfill/messages.ts';
+import { type BackfillRegistry, backfillNamed } from '../../domain/backfill/registry.ts';
+import { decideThrottle, paceMs, smoothRate, ThrottleState } from '../../domain/backfill/throttle.ts';
 
 /**
  * One chunk message of a partition's chain: up to `batchesPerChunk` batches, each probed,

@@ -4,8 +4,8 @@ import { describeError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { Messenger } from '../../shared/messaging/messenger.ts';
 import { inNewTrace, linkTo } from '../../shared/telemetry/new-trace.ts';
-import { settleJob } from './jobs.ts';
-import { restartChunk } from './messages.ts';
+import { settleJob } from '../../domain/backfill/jobs.ts';
+import { restartChunk } from '../../domain/backfill/messages.ts';
 
 /**
  * Restarts chains that lost their message. A chain's message can be gone for good — dead-

@@ -3,10 +3,10 @@ import { createPool } from '../../shared/db.ts';
 import { FatalError } from '../../shared/errors.ts';
 import { defineWorker, type WorkerSpec } from '../../shared/worker.ts';
 import { type ChainDeps, DEFAULT_TRACE_CHUNK_BUDGET, runChunk } from './chain.ts';
-import { createHealthProbe, type HealthProbe } from './health-probe.ts';
-import { JobStatus, loadJob, loadPartitions, markStarted } from './jobs.ts';
-import { restartChunk } from './messages.ts';
-import { BACKFILLS, type BackfillRegistry } from './registry.ts';
+import { createHealthProbe, type HealthProbe } from '../../domain/backfill/health-probe.ts';
+import { JobStatus, loadJob, loadPartitions, markStarted } from '../../domain/backfill/jobs.ts';
+import { restartChunk } from '../../domain/backfill/messages.ts';
+import { BACKFILLS, type BackfillRegistry } from '../../domain/backfill/registry.ts';
 import { startWatchdog, type Watchdog } from './watchdog.ts';
 
 /**

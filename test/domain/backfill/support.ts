@@ -1,14 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { expect } from 'vitest';
-import { createAwsClients } from '../../shared/aws.ts';
-import { createLogger, type Logger } from '../../shared/logging.ts';
-import { createMessenger, type Messenger } from '../../shared/messaging/messenger.ts';
-import { type BackfillJob, loadJob } from '../../workers/backfill-chunk/jobs.ts';
-import { SEED_MARKETPLACES, seedCampaigns } from '../../workers/backfill-chunk/seed.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { stackEnv, testConfig } from '../support/env.ts';
-import { createTestTopology, type TestTopology } from '../support/topology.ts';
+import { createAwsClients } from '../../../shared/aws.ts';
+import { createLogger, type Logger } from '../../../shared/logging.ts';
+import { createMessenger, type Messenger } from '../../../shared/messaging/messenger.ts';
+import { type BackfillJob, loadJob } from '../../../domain/backfill/jobs.ts';
+import { SEED_MARKETPLACES, seedCampaigns } from '../../../scripts/fixtures/seed-campaigns.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { stackEnv, testConfig } from '../../support/env.ts';
+import { createTestTopology, type TestTopology } from '../../support/topology.ts';
 
 /** One test file's world: its own queues and bus, its own seeded database, a messenger to send with. */
 export interface BackfillWorld {

@@ -1,15 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type RunningWorker, startWorker } from '../../shared/runtime/start-worker.ts';
+import { type RunningWorker, startWorker } from '../../../shared/runtime/start-worker.ts';
 import {
   cancelBackfill,
   pauseBackfill,
   resumeBackfill,
   startBackfill,
-} from '../../workers/backfill-chunk/control.ts';
-import { JobStatus, loadJob, loadPartitions } from '../../workers/backfill-chunk/jobs.ts';
-import { BACKFILLS } from '../../workers/backfill-chunk/registry.ts';
-import { createBackfillChunkWorker } from '../../workers/backfill-chunk/worker.ts';
+} from '../../../domain/backfill/lifecycle.ts';
+import { JobStatus, loadJob, loadPartitions } from '../../../domain/backfill/jobs.ts';
+import { BACKFILLS } from '../../../domain/backfill/registry.ts';
+import { createBackfillChunkWorker } from '../../../workers/backfill-chunk/worker.ts';
 import {
   type BackfillWorld,
   checkResult,

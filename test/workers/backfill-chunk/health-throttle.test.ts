@@ -1,17 +1,17 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningWorker, startWorker } from '../../shared/runtime/start-worker.ts';
-import { startBackfill } from '../../workers/backfill-chunk/control.ts';
-import { JobStatus, loadPartitions } from '../../workers/backfill-chunk/jobs.ts';
-import { BACKFILLS } from '../../workers/backfill-chunk/registry.ts';
-import { createBackfillChunkWorker } from '../../workers/backfill-chunk/worker.ts';
+import { type RunningWorker, startWorker } from '../../../shared/runtime/start-worker.ts';
+import { startBackfill } from '../../../domain/backfill/lifecycle.ts';
+import { JobStatus, loadPartitions } from '../../../domain/backfill/jobs.ts';
+import { BACKFILLS } from '../../../domain/backfill/registry.ts';
+import { createBackfillChunkWorker } from '../../../workers/backfill-chunk/worker.ts';
 import {
   type BackfillWorld,
   checkResult,
   createBackfillWorld,
   rowsProcessed,
   waitForJob,
-} from './support.ts';
+} from '../../domain/backfill/support.ts';
 
 const CAMPAIGNS = 30_000;
 

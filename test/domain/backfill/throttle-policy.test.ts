@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { JobStatus, PartitionStatus, progressOf, splitRange } from '../../workers/backfill-chunk/jobs.ts';
+import { JobStatus, PartitionStatus, progressOf, splitRange } from '../../../domain/backfill/jobs.ts';
 import {
   DEFAULT_THROTTLE_POLICY,
   decideThrottle,
   paceMs,
   resolvePolicy,
   smoothRate,
-} from '../../workers/backfill-chunk/throttle.ts';
+} from '../../../domain/backfill/throttle.ts';
 
 const healthy = { probeMs: 2, activeConnections: 3, replicationLagMs: null };
 const policy = resolvePolicy({ minRowsPerSecond: 100 });

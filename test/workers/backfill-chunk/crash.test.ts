@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBackfill } from '../../workers/backfill-chunk/control.ts';
-import { JobStatus } from '../../workers/backfill-chunk/jobs.ts';
-import { BACKFILLS } from '../../workers/backfill-chunk/registry.ts';
-import { workerEnv } from '../support/env.ts';
-import { type NodeProcess, spawnNode } from '../support/processes.ts';
+import { startBackfill } from '../../../domain/backfill/lifecycle.ts';
+import { JobStatus } from '../../../domain/backfill/jobs.ts';
+import { BACKFILLS } from '../../../domain/backfill/registry.ts';
+import { workerEnv } from '../../support/env.ts';
+import { type NodeProcess, spawnNode } from '../../support/processes.ts';
 import {
   type BackfillWorld,
   createBackfillWorld,
@@ -12,7 +12,7 @@ import {
   RELAXED_THROTTLE,
   rowsProcessed,
   waitForJob,
-} from './support.ts';
+} from '../../domain/backfill/support.ts';
 
 const CAMPAIGNS = 100_000;
 const KILLS = 3;

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type RunningWorker, startWorker } from '../../shared/runtime/start-worker.ts';
-import { startBackfill } from '../../workers/backfill-chunk/control.ts';
-import { JobStatus, loadPartitions } from '../../workers/backfill-chunk/jobs.ts';
-import type { BackfillChunk } from '../../workers/backfill-chunk/messages.ts';
-import { BACKFILLS } from '../../workers/backfill-chunk/registry.ts';
-import { createBackfillChunkWorker } from '../../workers/backfill-chunk/worker.ts';
-import { eventually } from '../support/processes.ts';
-import { queueDepth } from '../support/queues.ts';
+import { type RunningWorker, startWorker } from '../../../shared/runtime/start-worker.ts';
+import { startBackfill } from '../../../domain/backfill/lifecycle.ts';
+import { JobStatus, loadPartitions } from '../../../domain/backfill/jobs.ts';
+import type { BackfillChunk } from '../../../domain/backfill/messages.ts';
+import { BACKFILLS } from '../../../domain/backfill/registry.ts';
+import { createBackfillChunkWorker } from '../../../workers/backfill-chunk/worker.ts';
+import { eventually } from '../../support/processes.ts';
+import { queueDepth } from '../../support/queues.ts';
 import {
   type BackfillWorld,
   createBackfillWorld,
@@ -15,7 +15,7 @@ import {
   resetBackfill,
   rowsProcessed,
   waitForJob,
-} from './support.ts';
+} from '../../domain/backfill/support.ts';
 
 const CAMPAIGNS = 100_000;
 
