@@ -29,19 +29,19 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { loadConfig } from '../contract/config.ts';
 import { resourceNames } from '../contract/topology.ts';
-import { createAwsClients } from '../shared/aws.ts';
-import { bootstrapTopology } from '../shared/bootstrap.ts';
-import { createPool, databaseUrlFor, migrate, runAdminStatement } from '../shared/db.ts';
-import { createMessenger } from '../shared/messaging/messenger.ts';
 import { MARKETPLACE_CURRENCY } from '../domain/backfill/backfills/campaign-currency.ts';
-import { pauseBackfill, resumeBackfill, startBackfill } from '../domain/backfill/lifecycle.ts';
 import { loadJob } from '../domain/backfill/jobs.ts';
+import { pauseBackfill, resumeBackfill, startBackfill } from '../domain/backfill/lifecycle.ts';
 import { BACKFILLS } from '../domain/backfill/registry.ts';
 import {
   SEED_CAMPAIGN_ID_BASE,
   SEED_PROFILE_ID_BASE,
   seedCampaigns,
 } from '../scripts/fixtures/seed-campaigns.ts';
+import { createAwsClients } from '../shared/aws.ts';
+import { bootstrapTopology } from '../shared/bootstrap.ts';
+import { createPool, databaseUrlFor, migrate, runAdminStatement } from '../shared/db.ts';
+import { createMessenger } from '../shared/messaging/messenger.ts';
 import { benchEnv, median, percentile } from './support.ts';
 
 const ROWS = 1_000_000;

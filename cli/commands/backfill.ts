@@ -3,32 +3,25 @@ import { trace } from '@opentelemetry/api';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import type pg from 'pg';
+import { findJob, listJobs, loadJob } from '../../domain/backfill/jobs.ts';
 import {
   cancelBackfill,
   pauseBackfill,
   resumeBackfill,
   startBackfill,
-} from '../../domain/backfill/lifecycle.ts';
-import {
-  type BackfillJob,
-  type BackfillPartition,
-  findJob,
-  listJobs,
-  loadJob,
-  loadPartitions,
-  loadPartitionsOf,
-  type Progress,
-  progressOf,
-  TERMINAL_JOB_STATUSES,
   type Transition,
-} from '../../domain/backfill/jobs.ts';
+} from '../../domain/backfill/lifecycle.ts';
+import { loadPartitions, loadPartitionsOf } from '../../domain/backfill/partitions.ts';
+import { type Progress, progressOf } from '../../domain/backfill/progress.ts';
+import type { BackfillJob, BackfillPartition } from '../../domain/backfill/records.ts';
 import { BACKFILLS } from '../../domain/backfill/registry.ts';
+import { isTerminal, JobStatus } from '../../domain/backfill/status.ts';
 import { positiveInt, runCommand } from '../context.ts';
 
 /**
  * `adfleet backfill …`: start, pause, resume, cancel, status [--watch], list. Jobs are
  * named by id or by backfill name (its latest job). Every command records first and
- * messages after (workers/backfill-chunk/control.ts).
+ * messages after (domain/backfill/lifecycle.ts).
  */
 
 function positiveNumber(value: string): number {
@@ -128,7 +121,7 @@ async function watchJob(db: pg.Pool, jobId: string, options: { intervalMs?: numb
       bar.start(1000, value, payload);
       started = true;
     } else bar.update(value, payload);
-    if (TERMINAL_JOB_STATUSES.includes(job.status) || job.status === 'paused') {
+    if (isTerminal(job.status) || job.status === JobStatus.Paused) {
       bar.update(value, payload);
       bar.stop();
       return job;

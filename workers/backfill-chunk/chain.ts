@@ -1,22 +1,28 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { trace } from '@opentelemetry/api';
 import type pg from 'pg';
+import type { Payload } from '../../contract/events.ts';
+import { type Claim, type RateState, runStep, type StepResult } from '../../domain/backfill/checkpoint.ts';
+import type { HealthProbe } from '../../domain/backfill/health-probe.ts';
+import { loadJob, refreshJobSummary } from '../../domain/backfill/jobs.ts';
+import { settleJob } from '../../domain/backfill/lifecycle.ts';
+import { failPartition, recordDelay } from '../../domain/backfill/partitions.ts';
+import type { BackfillJob } from '../../domain/backfill/records.ts';
+import { type BackfillRegistry, backfillNamed } from '../../domain/backfill/registry.ts';
+import { decideThrottle, paceMs, smoothRate } from '../../domain/backfill/throttle.ts';
 import { classifyError, describeError, ErrorKind, FatalError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { Messenger } from '../../shared/messaging/messenger.ts';
 import { inNewTrace, linkTo, linkToActiveSpan } from '../../shared/telemetry/new-trace.ts';
-import { type Claim, failPartition, recordDelay, recordWait, runBatch } from '../../domain/backfill/checkpoint.ts';
-import type { HealthProbe } from '../../domain/backfill/health-probe.ts';
-import { type BackfillJob, loadJob, refreshJobSummary, settleJob } from '../../domain/backfill/jobs.ts';
-import type { BackfillChunk } from '../../domain/backfill/messages.ts';
-import { type BackfillRegistry, backfillNamed } from '../../domain/backfill/registry.ts';
-import { decideThrottle, paceMs, smoothRate, ThrottleState } from '../../domain/backfill/throttle.ts';
+
+type BackfillChunk = Payload<'BackfillChunk'>;
 
 /**
- * One chunk message of a partition's chain: up to `batchesPerChunk` batches, each probed,
- * throttled and committed with its checkpoint (checkpoint.ts), then the next chunk is sent
- * — by the chain's owner only. Waits the throttle asks for happen inline when short, or as
- * the next chunk's SQS delay when long, so a slowed or paused backfill holds no handler.
+ * One chunk message of a partition's chain: up to `batchesPerChunk` steps, each probed,
+ * throttled and committed with its checkpoint (domain/backfill/checkpoint.ts), then the
+ * next chunk is sent — by the chain's owner only. Waits the throttle asks for happen
+ * inline when short, or as the next chunk's SQS delay when long, so a slowed or paused
+ * backfill holds no handler.
  */
 
 export const DEFAULT_TRACE_CHUNK_BUDGET = 50;
@@ -38,11 +44,6 @@ export interface ChunkContext {
   readonly messenger: Messenger;
   readonly logger: Logger;
   readonly signal: AbortSignal;
-}
-
-interface PartitionControl {
-  rateLimit: number | null;
-  currentRate: number;
 }
 
 export async function runChunk(
@@ -79,7 +80,8 @@ export async function runChunk(
   const traceId = span?.spanContext().traceId ?? null;
   const policy = job.throttlePolicy;
   const ceiling = job.maxRate === null ? null : job.maxRate / job.parallel;
-  const control = await loadControl(pool, job.id, payload.partition);
+  // The pace so far: read by the first step's claim, then kept here.
+  let rate: { -readonly [K in keyof RateState]: RateState[K] } | undefined;
 
   let rows = 0;
   let lastBatchEnd = performance.now();
@@ -88,40 +90,30 @@ export async function runChunk(
   for (let step = 0; step < job.batchesPerChunk; step += 1) {
     context.signal.throwIfAborted();
     const reading = await deps.probe(job.id, payload.partition);
-    const decision = decideThrottle(policy, {
-      limit: control.rateLimit,
-      observedRate: control.currentRate,
-      ceiling,
-      reading,
-    });
-    control.rateLimit = decision.limit;
-
-    if (decision.state === ThrottleState.Paused) {
-      const claimed = await recordWait(pool, claim, decision, policy.pauseMs, job.stallAfterMs);
-      if (claimed.kind !== 'owned') return stop(deps, job, claim, claimed, logger);
-      claim = { ...claim, cursor: claimed.cursor, mayAdopt: false };
-      logger.warn({ reason: decision.reason, waitMs: policy.pauseMs }, 'backfill paused by database health');
-      if (policy.pauseMs > policy.maxInlineWaitMs) {
-        // recordWait counted this wait and moved the stall deadline already.
-        return sendNext(deps, job, payload, claim.cursor, policy.pauseMs, context);
-      }
-      await sleep(policy.pauseMs, undefined, { signal: context.signal });
-      lastBatchEnd = performance.now();
-      continue;
-    }
-
-    let result: Awaited<ReturnType<typeof runBatch>>;
+    let result: StepResult;
     try {
-      result = await runBatch(pool, definition, claim, {
+      result = await runStep(pool, definition, claim, {
         batchSize: job.batchSize,
         stallAfterMs: job.stallAfterMs,
         chunk: payload.chunk,
         traceId,
-        decision,
         waitedMs,
+        pauseMs: policy.pauseMs,
+        decide: (claimed) => {
+          rate ??= { ...claimed };
+          const decision = decideThrottle(policy, {
+            limit: rate.rateLimit,
+            observedRate: rate.currentRate,
+            ceiling,
+            reading,
+          });
+          rate.rateLimit = decision.limit;
+          return decision;
+        },
         rate: (batchRows) => {
-          control.currentRate = smoothRate(control.currentRate, batchRows, performance.now() - lastBatchEnd);
-          return control.currentRate;
+          const current = rate as NonNullable<typeof rate>;
+          current.currentRate = smoothRate(current.currentRate, batchRows, performance.now() - lastBatchEnd);
+          return current.currentRate;
         },
       });
     } catch (error) {
@@ -133,9 +125,25 @@ export async function runChunk(
       }
       throw error;
     }
-    if (result.kind !== 'advanced') return stop(deps, job, claim, result, logger);
-    rows += result.rows;
+
+    if (result.kind === 'stale' || result.kind === 'stopped') return stop(deps, job, claim, result, logger);
     claim = { ...claim, cursor: result.cursor, mayAdopt: false };
+
+    if (result.kind === 'paused') {
+      logger.warn(
+        { reason: result.decision.reason, waitMs: policy.pauseMs },
+        'backfill paused by database health',
+      );
+      if (policy.pauseMs > policy.maxInlineWaitMs) {
+        // The step counted this wait and moved the stall deadline already.
+        return sendNext(deps, job, payload, claim.cursor, policy.pauseMs, context);
+      }
+      await sleep(policy.pauseMs, undefined, { signal: context.signal });
+      lastBatchEnd = performance.now();
+      continue;
+    }
+
+    rows += result.rows;
     if (result.done) {
       const status = await settleJob(pool, job.id);
       logger.info({ rows, status }, 'backfill partition completed');
@@ -145,9 +153,9 @@ export async function runChunk(
       await refreshJobSummary(pool, job.id);
       lastSummaryAt = performance.now();
     }
-    const waitMs = paceMs(result.rows, performance.now() - lastBatchEnd, decision.effectiveLimit);
+    const waitMs = paceMs(result.rows, performance.now() - lastBatchEnd, result.decision.effectiveLimit);
     if (waitMs > policy.maxInlineWaitMs) {
-      await recordDelay(pool, job.id, payload.partition, claim.cursor, waitMs, job.stallAfterMs);
+      await recordDelay(pool, claim, claim.cursor, waitMs, job.stallAfterMs);
       return sendNext(deps, job, payload, claim.cursor, waitMs, context);
     }
     if (waitMs > 0) await sleep(waitMs, undefined, { signal: context.signal });
@@ -163,20 +171,11 @@ async function failChain(pool: pg.Pool, claim: Claim, error: unknown) {
   if (await failPartition(pool, claim, describeError(error))) await settleJob(pool, claim.jobId);
 }
 
-async function loadControl(pool: pg.Pool, jobId: string, partition: number): Promise<PartitionControl> {
-  const { rows } = await pool.query<PartitionControl>(
-    `SELECT rate_limit AS "rateLimit", current_rate AS "currentRate"
-       FROM backfill_partitions WHERE job_id = $1 AND partition = $2`,
-    [jobId, partition],
-  );
-  return rows[0] ?? { rateLimit: null, currentRate: 0 };
-}
-
 async function stop(
   deps: ChainDeps,
   job: BackfillJob,
   claim: Claim,
-  result: { kind: 'stale'; cursor: number } | { kind: 'stopped'; status: string; jobStatus: string },
+  result: Extract<StepResult, { kind: 'stale' | 'stopped' }>,
   logger: Logger,
 ): Promise<void> {
   if (result.kind === 'stale') {

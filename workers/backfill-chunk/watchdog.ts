@@ -1,11 +1,13 @@
 import { SpanKind } from '@opentelemetry/api';
 import type pg from 'pg';
+import { shortestLiveStallMs, unsettledJobIds } from '../../domain/backfill/jobs.ts';
+import { settleJob } from '../../domain/backfill/lifecycle.ts';
+import { restartChunk } from '../../domain/backfill/messages.ts';
+import { claimStalledPartitions } from '../../domain/backfill/partitions.ts';
 import { describeError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { Messenger } from '../../shared/messaging/messenger.ts';
 import { inNewTrace, linkTo } from '../../shared/telemetry/new-trace.ts';
-import { settleJob } from '../../domain/backfill/jobs.ts';
-import { restartChunk } from '../../domain/backfill/messages.ts';
 
 /**
  * Restarts chains that lost their message. A chain's message can be gone for good — dead-
@@ -20,33 +22,13 @@ import { restartChunk } from '../../domain/backfill/messages.ts';
  * killed between stopping its chain and settling the job).
  */
 
-interface Stalled {
-  readonly jobId: string;
-  readonly partition: number;
-  readonly cursor: number;
-  readonly chunks: number;
-  readonly name: string;
-  readonly traceId: string | null;
-  readonly spanId: string | null;
-}
-
 /** One pass; returns the shortest stall timeout among live jobs, ms (undefined: none is live). */
 async function runWatchdogPass(
   pool: pg.Pool,
   messenger: Messenger,
   logger: Logger,
 ): Promise<number | undefined> {
-  const { rows: stalled } = await pool.query<Stalled>(
-    `UPDATE backfill_partitions p
-        SET stall_deadline = now() + make_interval(secs => j.stall_after_ms::float8 / 1000)
-       FROM backfill_jobs j
-      WHERE j.id = p.job_id AND p.stall_deadline < now()
-        AND ((p.status = 'running' AND j.status IN ('running', 'pausing', 'cancelling'))
-          OR (p.status = 'paused' AND j.status = 'running'))
-      RETURNING p.job_id AS "jobId", p.partition, p.cursor, p.chunks, j.name,
-                j.trace_id AS "traceId", j.span_id AS "spanId"`,
-  );
-  for (const partition of stalled) {
+  for (const partition of await claimStalledPartitions(pool)) {
     const next = restartChunk(partition.jobId, partition);
     await inNewTrace(
       `backfill ${partition.name} restart stalled chain`,
@@ -65,17 +47,8 @@ async function runWatchdogPass(
       'backfill chain stalled: restarted from its checkpoint',
     );
   }
-  const { rows: unsettled } = await pool.query<{ id: string }>(
-    `SELECT j.id FROM backfill_jobs j
-      WHERE j.status IN ('running', 'pausing', 'cancelling')
-        AND NOT EXISTS (SELECT 1 FROM backfill_partitions p WHERE p.job_id = j.id AND p.status = 'running')`,
-  );
-  for (const { id } of unsettled) await settleJob(pool, id);
-  const { rows: live } = await pool.query<{ shortest: number | null }>(
-    `SELECT min(stall_after_ms) AS shortest FROM backfill_jobs
-      WHERE status IN ('running', 'pausing', 'cancelling')`,
-  );
-  return live[0]?.shortest ?? undefined;
+  for (const id of await unsettledJobIds(pool)) await settleJob(pool, id);
+  return shortestLiveStallMs(pool);
 }
 
 export interface Watchdog {

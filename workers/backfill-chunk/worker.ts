@@ -1,19 +1,21 @@
 import type pg from 'pg';
+import { createHealthProbe, type HealthProbe } from '../../domain/backfill/health-probe.ts';
+import { loadJob, markStarted } from '../../domain/backfill/jobs.ts';
+import { restartChunk } from '../../domain/backfill/messages.ts';
+import { loadPartitions } from '../../domain/backfill/partitions.ts';
+import { BACKFILLS, type BackfillRegistry } from '../../domain/backfill/registry.ts';
+import { JobStatus, PartitionStatus } from '../../domain/backfill/status.ts';
 import { createPool } from '../../shared/db.ts';
 import { FatalError } from '../../shared/errors.ts';
 import { defineWorker, type WorkerSpec } from '../../shared/worker.ts';
 import { type ChainDeps, DEFAULT_TRACE_CHUNK_BUDGET, runChunk } from './chain.ts';
-import { createHealthProbe, type HealthProbe } from '../../domain/backfill/health-probe.ts';
-import { JobStatus, loadJob, loadPartitions, markStarted } from '../../domain/backfill/jobs.ts';
-import { restartChunk } from '../../domain/backfill/messages.ts';
-import { BACKFILLS, type BackfillRegistry } from '../../domain/backfill/registry.ts';
 import { startWatchdog, type Watchdog } from './watchdog.ts';
 
 /**
  * backfill-chunk: runs production-safe backfills. `BackfillRequested` starts one chain of
  * `BackfillChunk` messages per partition; each chunk runs a few throttled, checkpointed
- * batches and sends the next (chain.ts, checkpoint.ts). A watchdog restarts chains whose
- * message was lost (watchdog.ts).
+ * batches and sends the next (chain.ts, over domain/backfill/checkpoint.ts). A watchdog
+ * restarts chains whose message was lost (watchdog.ts).
  */
 
 export interface BackfillWorkerOptions {
@@ -66,7 +68,7 @@ export function createBackfillChunkWorker(options: BackfillWorkerOptions = {}): 
         // one before progress races the first chunk and loses the compare-and-set.
         const fresh = (await loadPartitions(deps.pool, jobId)).filter(
           (partition) =>
-            partition.status === 'running' &&
+            partition.status === PartitionStatus.Running &&
             partition.batches === 0 &&
             partition.cursor === partition.rangeStart,
         );

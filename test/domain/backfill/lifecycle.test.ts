@@ -1,24 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type RunningWorker, startWorker } from '../../../shared/runtime/start-worker.ts';
-import {
-  cancelBackfill,
-  pauseBackfill,
-  resumeBackfill,
-  startBackfill,
-} from '../../../domain/backfill/lifecycle.ts';
-import { JobStatus, loadJob, loadPartitions } from '../../../domain/backfill/jobs.ts';
-import { BACKFILLS } from '../../../domain/backfill/registry.ts';
-import { createBackfillChunkWorker } from '../../../workers/backfill-chunk/worker.ts';
+import { loadJob } from '../../../domain/backfill/jobs.ts';
+import { cancelBackfill, pauseBackfill, resumeBackfill } from '../../../domain/backfill/lifecycle.ts';
+import { loadPartitions } from '../../../domain/backfill/partitions.ts';
+import { JobStatus } from '../../../domain/backfill/status.ts';
 import {
   type BackfillWorld,
   checkResult,
   createBackfillWorld,
-  RELAXED_THROTTLE,
   resetBackfill,
   rowsProcessed,
   waitForJob,
-} from './support.ts';
+} from '../../support/backfill.ts';
 
 const CAMPAIGNS = 40_000;
 const BATCH = 500;
@@ -26,35 +19,22 @@ const PARALLEL = 2;
 
 describe('backfill control: pause, resume, cancel, status across restarts', { timeout: 120_000 }, () => {
   let world: BackfillWorld;
-  let worker: RunningWorker | undefined;
 
   beforeAll(async () => {
     world = await createBackfillWorld('backfill-control', { profiles: 200, campaigns: CAMPAIGNS });
   });
   afterAll(async () => {
-    await worker?.stop();
     await world.close();
   });
   beforeEach(async () => {
-    await worker?.stop();
+    await world.stopWorker();
     await resetBackfill(world.db.pool);
-    worker = await startWorker(createBackfillChunkWorker(), {
-      config: world.config,
-      logger: world.logger,
-      waitTimeSeconds: 1,
-    });
+    await world.startWorker();
   });
 
   // A ceiling keeps the job running long enough to be paused and cancelled mid-way.
   const slowJob = () =>
-    startBackfill(world.db.pool, world.messenger, BACKFILLS, {
-      name: 'campaign-currency',
-      throttle: RELAXED_THROTTLE,
-      batchSize: BATCH,
-      batchesPerChunk: 2,
-      parallel: PARALLEL,
-      maxRate: 4_000,
-    });
+    world.startCurrencyBackfill({ batchSize: BATCH, batchesPerChunk: 2, parallel: PARALLEL, maxRate: 4_000 });
 
   /** Rows stay put for `ms`: the chains really stopped. */
   async function expectNoProgressFor(jobId: string, ms: number) {
@@ -77,12 +57,8 @@ describe('backfill control: pause, resume, cancel, status across restarts', { ti
     await expectNoProgressFor(job.id, 1_500);
 
     // The worker goes away and a new one comes: the job is still paused, nothing moves.
-    await worker?.stop();
-    worker = await startWorker(createBackfillChunkWorker(), {
-      config: world.config,
-      logger: world.logger,
-      waitTimeSeconds: 1,
-    });
+    await world.stopWorker();
+    await world.startWorker();
     const afterRestart = await loadJob(world.db.pool, job.id);
     expect(afterRestart?.status).toBe(JobStatus.Paused);
     expect(afterRestart?.rowsProcessed).toBe(atPause);
@@ -138,22 +114,14 @@ describe('backfill control: pause, resume, cancel, status across restarts', { ti
     expect((await loadPartitions(world.db.pool, job.id)).every((p) => p.status === 'cancelled')).toBe(true);
     // Cancelled is final; a new job of the same backfill may start now.
     expect((await resumeBackfill(world.db.pool, world.messenger, job.id)).changed).toBe(false);
-    const again = await startBackfill(world.db.pool, world.messenger, BACKFILLS, {
-      name: 'campaign-currency',
-      throttle: RELAXED_THROTTLE,
-    });
+    const again = await world.startCurrencyBackfill();
     await waitForJob(world.db.pool, again.job.id, (j) => j.status === JobStatus.Completed, 'completion');
     expect((await checkResult(world.db.pool)).filled).toBe(CAMPAIGNS);
   });
 
   it('cancels a paused job at once, and refuses a second live job of the same backfill', async () => {
     const { job } = await slowJob();
-    await expect(
-      startBackfill(world.db.pool, world.messenger, BACKFILLS, {
-        name: 'campaign-currency',
-        throttle: RELAXED_THROTTLE,
-      }),
-    ).rejects.toThrow(/already live/);
+    await expect(world.startCurrencyBackfill()).rejects.toThrow(/already live/);
     await pauseBackfill(world.db.pool, job.id);
     await waitForJob(world.db.pool, job.id, (j) => j.status === JobStatus.Paused, 'paused', 10_000);
     await cancelBackfill(world.db.pool, job.id);

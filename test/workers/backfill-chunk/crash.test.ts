@@ -1,18 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBackfill } from '../../../domain/backfill/lifecycle.ts';
-import { JobStatus } from '../../../domain/backfill/jobs.ts';
-import { BACKFILLS } from '../../../domain/backfill/registry.ts';
-import { workerEnv } from '../../support/env.ts';
-import { type NodeProcess, spawnNode } from '../../support/processes.ts';
+import { JobStatus } from '../../../domain/backfill/status.ts';
 import {
   type BackfillWorld,
   createBackfillWorld,
   expectExactResult,
-  RELAXED_THROTTLE,
   rowsProcessed,
   waitForJob,
-} from '../../domain/backfill/support.ts';
+} from '../../support/backfill.ts';
+import { workerEnv } from '../../support/env.ts';
+import { type NodeProcess, spawnNode } from '../../support/processes.ts';
 
 const CAMPAIGNS = 100_000;
 const KILLS = 3;
@@ -37,9 +34,7 @@ describe('backfill survives SIGKILL', { timeout: 180_000 }, () => {
   }
 
   it(`finishes with the exact result after ${KILLS} kill -9s at random points`, async () => {
-    const { job } = await startBackfill(world.db.pool, world.messenger, BACKFILLS, {
-      name: 'campaign-currency',
-      throttle: RELAXED_THROTTLE,
+    const { job } = await world.startCurrencyBackfill({
       batchSize: 1_000,
       batchesPerChunk: 4,
       parallel: 2,

@@ -1,63 +1,51 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type RunningWorker, startWorker } from '../../../shared/runtime/start-worker.ts';
-import { startBackfill } from '../../../domain/backfill/lifecycle.ts';
-import { JobStatus, loadPartitions } from '../../../domain/backfill/jobs.ts';
 import type { BackfillChunk } from '../../../domain/backfill/messages.ts';
-import { BACKFILLS } from '../../../domain/backfill/registry.ts';
-import { createBackfillChunkWorker } from '../../../workers/backfill-chunk/worker.ts';
-import { eventually } from '../../support/processes.ts';
-import { queueDepth } from '../../support/queues.ts';
+import { loadPartitions } from '../../../domain/backfill/partitions.ts';
+import { JobStatus } from '../../../domain/backfill/status.ts';
 import {
   type BackfillWorld,
   createBackfillWorld,
   expectExactResult,
-  RELAXED_THROTTLE,
   resetBackfill,
   rowsProcessed,
   waitForJob,
-} from '../../domain/backfill/support.ts';
+} from '../../support/backfill.ts';
+import { eventually } from '../../support/processes.ts';
+import { queueDepth } from '../../support/queues.ts';
 
 const CAMPAIGNS = 100_000;
 
 describe('backfill engine: campaign-currency over 100,000 rows', { timeout: 120_000 }, () => {
   let world: BackfillWorld;
-  let worker: RunningWorker | undefined;
   let failNextSend = 0;
 
   beforeAll(async () => {
     world = await createBackfillWorld('backfill-engine', { profiles: 500, campaigns: CAMPAIGNS });
   });
   afterAll(async () => {
-    await worker?.stop();
     await world.close();
   });
   beforeEach(async () => {
-    await worker?.stop();
-    worker = undefined;
+    await world.stopWorker();
     failNextSend = 0;
     await resetBackfill(world.db.pool);
   });
 
   async function start(options: { watchdog?: boolean } = {}) {
-    worker = await startWorker(
-      createBackfillChunkWorker({
-        watchdog: options.watchdog ?? false,
-        beforeSendNext: () => {
-          if (failNextSend > 0) {
-            failNextSend -= 1;
-            throw new Error('simulated crash between the commit and sending the next chunk');
-          }
-        },
-      }),
-      { config: world.config, logger: world.logger, waitTimeSeconds: 1 },
-    );
+    await world.startWorker({
+      watchdog: options.watchdog ?? false,
+      beforeSendNext: () => {
+        if (failNextSend > 0) {
+          failNextSend -= 1;
+          throw new Error('simulated crash between the commit and sending the next chunk');
+        }
+      },
+    });
   }
 
   it('fills every row exactly once, with the right currency, and completes', async () => {
     await start();
-    const { job } = await startBackfill(world.db.pool, world.messenger, BACKFILLS, {
-      name: 'campaign-currency',
-      throttle: RELAXED_THROTTLE,
+    const { job } = await world.startCurrencyBackfill({
       batchSize: 2_000,
       batchesPerChunk: 5,
     });
@@ -80,9 +68,7 @@ describe('backfill engine: campaign-currency over 100,000 rows', { timeout: 120_
 
   it('splits the id range into partitions with one chain each (--parallel 4)', async () => {
     await start();
-    const { job, partitions } = await startBackfill(world.db.pool, world.messenger, BACKFILLS, {
-      name: 'campaign-currency',
-      throttle: RELAXED_THROTTLE,
+    const { job, partitions } = await world.startCurrencyBackfill({
       batchSize: 2_000,
       batchesPerChunk: 5,
       parallel: 4,
@@ -103,9 +89,7 @@ describe('backfill engine: campaign-currency over 100,000 rows', { timeout: 120_
   it('carries on when the worker fails between a commit and sending the next chunk (redelivery adopts the checkpoint)', async () => {
     failNextSend = 2;
     await start();
-    const { job } = await startBackfill(world.db.pool, world.messenger, BACKFILLS, {
-      name: 'campaign-currency',
-      throttle: RELAXED_THROTTLE,
+    const { job } = await world.startCurrencyBackfill({
       batchSize: 5_000,
       batchesPerChunk: 4,
     });
@@ -116,9 +100,7 @@ describe('backfill engine: campaign-currency over 100,000 rows', { timeout: 120_
 
   it('ignores duplicate and stale chunk messages: no double work, no second chain', async () => {
     await start();
-    const { job } = await startBackfill(world.db.pool, world.messenger, BACKFILLS, {
-      name: 'campaign-currency',
-      throttle: RELAXED_THROTTLE,
+    const { job } = await world.startCurrencyBackfill({
       batchSize: 1_000,
       batchesPerChunk: 2,
     });

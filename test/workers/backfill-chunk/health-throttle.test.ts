@@ -1,17 +1,14 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningWorker, startWorker } from '../../../shared/runtime/start-worker.ts';
-import { startBackfill } from '../../../domain/backfill/lifecycle.ts';
-import { JobStatus, loadPartitions } from '../../../domain/backfill/jobs.ts';
-import { BACKFILLS } from '../../../domain/backfill/registry.ts';
-import { createBackfillChunkWorker } from '../../../workers/backfill-chunk/worker.ts';
+import { loadPartitions } from '../../../domain/backfill/partitions.ts';
+import { JobStatus } from '../../../domain/backfill/status.ts';
 import {
   type BackfillWorld,
   checkResult,
   createBackfillWorld,
   rowsProcessed,
   waitForJob,
-} from '../../domain/backfill/support.ts';
+} from '../../support/backfill.ts';
 
 const CAMPAIGNS = 30_000;
 
@@ -49,24 +46,17 @@ async function rateOver(world: BackfillWorld, jobId: string, ms: number): Promis
 
 describe('backfill throttle on database health', { timeout: 120_000 }, () => {
   let world: BackfillWorld;
-  let worker: RunningWorker;
 
   beforeAll(async () => {
     world = await createBackfillWorld('backfill-throttle', { profiles: 100, campaigns: CAMPAIGNS });
-    worker = await startWorker(createBackfillChunkWorker({ watchdog: false }), {
-      config: world.config,
-      logger: world.logger,
-      waitTimeSeconds: 1,
-    });
+    await world.startWorker({ watchdog: false });
   });
   afterAll(async () => {
-    await worker?.stop();
     await world.close();
   });
 
   it('slows down while the probe latency is high, records why, and recovers when the load stops', async () => {
-    const { job } = await startBackfill(world.db.pool, world.messenger, BACKFILLS, {
-      name: 'campaign-currency',
+    const { job } = await world.startCurrencyBackfill({
       batchSize: 200,
       batchesPerChunk: 10,
       maxRate: 2_000,

@@ -1,22 +1,39 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { expect } from 'vitest';
-import { createAwsClients } from '../../../shared/aws.ts';
-import { createLogger, type Logger } from '../../../shared/logging.ts';
-import { createMessenger, type Messenger } from '../../../shared/messaging/messenger.ts';
-import { type BackfillJob, loadJob } from '../../../domain/backfill/jobs.ts';
-import { SEED_MARKETPLACES, seedCampaigns } from '../../../scripts/fixtures/seed-campaigns.ts';
-import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
-import { stackEnv, testConfig } from '../../support/env.ts';
-import { createTestTopology, type TestTopology } from '../../support/topology.ts';
+import { loadJob } from '../../domain/backfill/jobs.ts';
+import { type Started, type StartRequest, startBackfill } from '../../domain/backfill/lifecycle.ts';
+import type { BackfillJob } from '../../domain/backfill/records.ts';
+import { BACKFILLS } from '../../domain/backfill/registry.ts';
+import { SEED_MARKETPLACES, seedCampaigns } from '../../scripts/fixtures/seed-campaigns.ts';
+import { createAwsClients } from '../../shared/aws.ts';
+import { createLogger, type Logger } from '../../shared/logging.ts';
+import { createMessenger, type Messenger } from '../../shared/messaging/messenger.ts';
+import { type RunningWorker, startWorker } from '../../shared/runtime/start-worker.ts';
+import {
+  type BackfillWorkerOptions,
+  createBackfillChunkWorker,
+} from '../../workers/backfill-chunk/worker.ts';
+import { createTestDatabase, type TestDatabase } from './database.ts';
+import { stackEnv, testConfig } from './env.ts';
+import { createTestTopology, type TestTopology } from './topology.ts';
 
-/** One test file's world: its own queues and bus, its own seeded database, a messenger to send with. */
+/**
+ * One test file's world: its own queues and bus, its own seeded database, a messenger to
+ * send with, and at most one in-process backfill-chunk worker at a time.
+ */
 export interface BackfillWorld {
   readonly topology: TestTopology;
   readonly db: TestDatabase;
   readonly messenger: Messenger;
   readonly logger: Logger;
   readonly config: ReturnType<typeof testConfig>;
+  /** (Re)starts the world's worker in this process: the running one, if any, is stopped first. */
+  startWorker(options?: BackfillWorkerOptions): Promise<RunningWorker>;
+  /** Stops the world's worker, if one runs. */
+  stopWorker(): Promise<void>;
+  /** Starts a campaign-currency job (throttle relaxed unless `request` says otherwise). */
+  startCurrencyBackfill(request?: Omit<StartRequest, 'name'>): Promise<Started>;
   close(): Promise<void>;
 }
 
@@ -33,13 +50,34 @@ export async function createBackfillWorld(
   const config = testConfig({ ADFLEET_RESOURCE_PREFIX: topology.prefix, DATABASE_URL: db.url });
   const clients = createAwsClients(config);
   const { messenger } = createMessenger(clients, config);
+  const logger = createLogger({ level: 'warn', name: `test-${label}`, pretty: false });
+  let worker: RunningWorker | undefined;
+  const stopWorker = async () => {
+    const running = worker;
+    worker = undefined;
+    await running?.stop();
+  };
   return {
     topology,
     db,
     messenger,
     config,
-    logger: createLogger({ level: 'warn', name: `test-${label}`, pretty: false }),
+    logger,
+    async startWorker(options = {}) {
+      await stopWorker();
+      worker = await startWorker(createBackfillChunkWorker(options), { config, logger, waitTimeSeconds: 1 });
+      return worker;
+    },
+    stopWorker,
+    startCurrencyBackfill(request = {}) {
+      return startBackfill(db.pool, messenger, BACKFILLS, {
+        name: 'campaign-currency',
+        throttle: RELAXED_THROTTLE,
+        ...request,
+      });
+    },
     async close() {
+      await stopWorker();
       clients.destroy();
       await Promise.allSettled([topology.destroy(), db.drop()]);
     },
@@ -165,7 +203,7 @@ export async function rowsProcessed(pool: pg.Pool, jobId: string): Promise<numbe
 /**
  * For tests about something other than throttling: the suite shares one Postgres with
  * other test files (and a 2-core machine), whose load must not slow these backfills to a
- * crawl. The throttle itself is tested in throttle.test.ts.
+ * crawl. The throttle itself is tested in test/workers/backfill-chunk/*-throttle.test.ts.
  */
 export const RELAXED_THROTTLE = {
   probeLatencyMs: { slow: 5_000, pause: 60_000 },

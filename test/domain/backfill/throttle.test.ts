@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_THROTTLE_POLICY,
+  decideThrottle,
+  paceMs,
+  resolvePolicy,
+  smoothRate,
+} from '../../../domain/backfill/throttle.ts';
+
+const healthy = { probeMs: 2, activeConnections: 3, replicationLagMs: null };
+const policy = resolvePolicy({ minRowsPerSecond: 100 });
+
+describe('throttle policy', () => {
+  it('stays unlimited while healthy, and names the operator ceiling when that is what binds', () => {
+    const free = decideThrottle(policy, {
+      limit: null,
+      observedRate: 9_000,
+      ceiling: null,
+      reading: healthy,
+    });
+    expect(free).toMatchObject({ state: 'healthy', limit: null, effectiveLimit: null });
+    const capped = decideThrottle(policy, {
+      limit: null,
+      observedRate: 9_000,
+      ceiling: 500,
+      reading: healthy,
+    });
+    expect(capped).toMatchObject({ state: 'ceiling', limit: null, effectiveLimit: 500 });
+  });
+
+  it('halves from the observed rate on a slow reading, down to the floor, and says which signal', () => {
+    const slow = { ...healthy, probeMs: DEFAULT_THROTTLE_POLICY.probeLatencyMs.slow + 10 };
+    const first = decideThrottle(policy, { limit: null, observedRate: 8_000, ceiling: null, reading: slow });
+    expect(first).toMatchObject({ state: 'slowed', limit: 4_000 });
+    expect(first.reason).toMatch(/^probe latency 50ms > 40ms$/);
+    let limit: number | null = first.limit;
+    for (let step = 0; step < 20; step += 1) {
+      limit = decideThrottle(policy, { limit, observedRate: limit ?? 0, ceiling: null, reading: slow }).limit;
+    }
+    expect(limit).toBe(100);
+  });
+
+  it('pauses on any reading past its pause threshold: connections, latency or replica lag', () => {
+    for (const reading of [
+      { ...healthy, activeConnections: 65 },
+      { ...healthy, probeMs: 401 },
+      { ...healthy, replicationLagMs: 31_000 },
+    ]) {
+      expect(
+        decideThrottle(policy, { limit: 1_000, observedRate: 1_000, ceiling: null, reading }).state,
+      ).toBe('paused');
+    }
+  });
+
+  it('recovers multiplicatively and lifts the limit once it is high enough', () => {
+    let limit: number | null = 100;
+    const seen: Array<number | null> = [];
+    while (limit !== null && seen.length < 30) {
+      limit = decideThrottle(policy, { limit, observedRate: 0, ceiling: null, reading: healthy }).limit;
+      seen.push(limit);
+    }
+    expect(seen.slice(0, 3)).toEqual([200, 400, 800]);
+    expect(seen.at(-1)).toBeNull();
+    expect(seen.length).toBeLessThan(15);
+  });
+
+  it('paces batches to the limit and smooths the rate', () => {
+    expect(paceMs(1_000, 100, 2_000)).toBe(400);
+    expect(paceMs(1_000, 800, 2_000)).toBe(0);
+    expect(paceMs(1_000, 10, null)).toBe(0);
+    expect(smoothRate(0, 1_000, 500)).toBe(2_000);
+    expect(smoothRate(2_000, 1_000, 1_000)).toBeCloseTo(1_700);
+  });
+
+  it('keeps operator overrides of one threshold without losing the others', () => {
+    const merged = resolvePolicy({ probeLatencyMs: { slow: 5 } }, { pauseMs: 1_000 });
+    expect(merged.probeLatencyMs).toEqual({ slow: 5, pause: DEFAULT_THROTTLE_POLICY.probeLatencyMs.pause });
+    expect(merged.pauseMs).toBe(1_000);
+  });
+});
