@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startAdsSandbox } from '../sandbox/ads-api/server.ts';
 import type { SandboxStats } from '../sandbox/ads-api/stats.ts';
-import { startLoadWorker } from './ads-load-fleet.ts';
-import type { LimiterMode } from './ads-load-worker.ts';
+import { startLoadWorker } from '../test/support/ads-load-fleet.ts';
+import type { LimiterMode } from '../test/support/ads-load-worker.ts';
 
 /**
  * Ads API rate limiting, side by side: 4 worker processes calling 200 profiles as fast as

@@ -1,13 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startLoadWorker } from '../../bench/ads-load-fleet.ts';
-import type { LoadWorkerSpec } from '../../bench/ads-load-worker.ts';
 import { type AdsSandbox, startAdsSandbox } from '../../sandbox/ads-api/server.ts';
+import { startLoadWorker } from '../support/ads-load-fleet.ts';
+import type { LoadWorkerSpec } from '../support/ads-load-worker.ts';
 import { stackEnv, uniquePrefix } from '../support/env.ts';
 import { eventually } from '../support/processes.ts';
 
 /**
- * The limiter as the fleet runs it: separate worker processes (bench/ads-load-worker.ts, the
+ * The limiter as the fleet runs it: separate worker processes (test/support/ads-load-worker.ts, the
  * real client and limiter) sharing one profile's budget through Redis, against the sandbox's
  * hidden capacity. Each sample is the sandbox's own counters, so the test sees what Amazon
  * would see.

@@ -1,16 +1,16 @@
 import { Redis } from 'ioredis';
-import { SANDBOX_DEFAULTS } from '../sandbox/ads-api/server.ts';
-import { AdsApiClient } from '../shared/ads/client.ts';
-import { LwaTokenProvider } from '../shared/ads/lwa.ts';
-import { AdsRateLimiter } from '../shared/ads/rate-limit.ts';
-import { ThrottledError } from '../shared/errors.ts';
+import { SANDBOX_DEFAULTS } from '../../sandbox/ads-api/server.ts';
+import { AdsApiClient } from '../../shared/ads/client.ts';
+import { LwaTokenProvider } from '../../shared/ads/lwa.ts';
+import { AdsRateLimiter } from '../../shared/ads/rate-limit.ts';
+import { ThrottledError } from '../../shared/errors.ts';
 
 /**
  * One "worker process" of the rate-limit benchmark and the fleet tests: the real client and
  * limiter, calling the Ads API for its profiles as fast as its limiter allows, until its time
  * is up or it gets SIGTERM. Prints one JSON line of counts when it stops.
  *
- *   node bench/ads-load-worker.ts '<LoadWorkerSpec as JSON>'
+ *   node test/support/ads-load-worker.ts '<LoadWorkerSpec as JSON>'
  */
 
 export type LimiterMode =
