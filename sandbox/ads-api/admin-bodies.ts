@@ -14,6 +14,8 @@ const entityId = z.union([z.number().int().positive(), z.string().regex(/^\d+$/)
 
 export const entityKind = z.enum(ENTITY_KINDS);
 
+export const entityRouteParams = z.object({ kind: entityKind, id: entityId });
+
 export const capacityBody = z.object({
   profileId: z.number().int().positive().optional(),
   ratePerSecond: positive,

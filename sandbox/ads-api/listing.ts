@@ -37,8 +37,15 @@ function page<T>(
   request: PageRequest,
   keep: (entity: T) => boolean,
 ): { items: T[]; nextToken?: string; totalResults: number } {
+  const filtered =
+    removed.size > 0 ||
+    request.stateFilter !== undefined ||
+    request.campaignIdFilter !== undefined ||
+    request.adGroupIdFilter !== undefined ||
+    request.keywordIdFilter !== undefined;
+  // Unfiltered pages are slices, so paging a 100,000-keyword profile does not scan it per page.
   // Removed entities are gone as at Amazon: later pages shift, as they would there.
-  const matching = all.filter((entity) => (removed.size === 0 || !removed.has(idOf(entity))) && keep(entity));
+  const matching = filtered ? all.filter((entity) => !removed.has(idOf(entity)) && keep(entity)) : all;
   const offset = decodeToken(request.nextToken);
   const size = request.maxResults ?? DEFAULT_PAGE_SIZE;
   const items = matching.slice(offset, offset + size);

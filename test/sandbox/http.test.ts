@@ -115,7 +115,11 @@ describe('API pipeline', () => {
     );
     expect(response.status).toBe(200);
     expect(response.contentType).toBe(MediaType.campaign);
-    const body = JSON.parse(response.text) as { campaigns: unknown[]; totalResults: number; nextToken: string };
+    const body = JSON.parse(response.text) as {
+      campaigns: unknown[];
+      totalResults: number;
+      nextToken: string;
+    };
     expect(body.campaigns).toHaveLength(1);
     expect(body.totalResults).toBe(2);
     expect(typeof body.nextToken).toBe('string');
@@ -186,7 +190,12 @@ describe('LWA token grant', () => {
       text: '{"error":"unsupported_grant_type","error_description":"only refresh_token is supported"}',
     });
     expect(
-      await grant({ grant_type: 'refresh_token', client_id: clientId, client_secret: 'x', refresh_token: refreshToken }),
+      await grant({
+        grant_type: 'refresh_token',
+        client_id: clientId,
+        client_secret: 'x',
+        refresh_token: refreshToken,
+      }),
     ).toEqual({
       status: 401,
       contentType: 'application/json',
@@ -211,7 +220,11 @@ describe('admin routes', () => {
     expect(JSON.parse(stats.text)).toMatchObject({ totals: { requests: 0 } });
     expect((await wire('/_sandbox/mutations')).text).toBe('{"keywords":{},"campaigns":{}}');
     const post = (path: string, body: unknown) =>
-      wire(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      wire(path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     expect((await post('/_sandbox/capacity', { profileId, ratePerSecond: 7 })).text).toBe('{"ok":true}');
     expect(sandbox.admin.profileCapacity(profileId)).toEqual({ ratePerSecond: 7, burst: 7 });
     expect((await post('/_sandbox/client-capacity', { ratePerSecond: 50, burst: 60 })).status).toBe(200);
