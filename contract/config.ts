@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LONGEST_HANDLER_DEADLINE_SECONDS } from './deadlines.ts';
 
 /**
  * The fleet's configuration, read from the environment once at start.
@@ -11,8 +12,11 @@ import { z } from 'zod';
 
 const url = z.url({ protocol: /^(https?|postgres(ql)?|rediss?)$/ });
 const positiveInt = z.coerce.number().int().positive();
-/** What a worker waits for in-flight handlers on SIGTERM; infra fits the ECS stop timeout to it. */
-export const DEFAULT_DRAIN_TIMEOUT_MS = 25_000;
+/**
+ * What a worker waits for in-flight handlers on SIGTERM: the longest handler deadline and a
+ * margin, so a drain cuts no handler short; infra fits the ECS stop timeout to it.
+ */
+export const DEFAULT_DRAIN_TIMEOUT_MS = (LONGEST_HANDLER_DEADLINE_SECONDS + 5) * 1000;
 
 export const configSchema = z.object({
   AWS_ENDPOINT_URL: url.optional(),

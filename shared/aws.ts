@@ -2,6 +2,7 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Config } from '../contract/config.ts';
+import { type Dependency, isAwsOutage, tagOutage } from './dependencies.ts';
 
 export type AwsSettings = Pick<Config, 'AWS_REGION' | 'AWS_ENDPOINT_URL'>;
 
@@ -16,7 +17,24 @@ export function awsClientSettings(settings: AwsSettings) {
     ...(settings.AWS_ENDPOINT_URL === undefined ? {} : { endpoint: settings.AWS_ENDPOINT_URL }),
     // The chassis has its own retry policy for messages; the SDK's retries cover one call's blips.
     maxAttempts: 3,
+    // A hung connection or an emulator that accepts and never answers ends in a
+    // TimeoutError (an outage), not a message held forever. 30 s is above SQS's 20 s long poll.
+    requestHandler: { connectionTimeout: 3_000, requestTimeout: 30_000 },
   };
+}
+
+/** Outage errors of the client's calls are tagged with `dependency` (dependencies.ts). */
+function tagOutages(client: { middlewareStack: SQSClient['middlewareStack'] }, dependency: Dependency) {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (error) {
+        throw isAwsOutage(error) ? tagOutage(error, dependency) : error;
+      }
+    },
+    { step: 'initialize', name: `adfleetOutage-${dependency}` },
+  );
 }
 
 export interface AwsClients {
@@ -33,6 +51,8 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
   const sqs = new SQSClient({ ...common, useQueueUrlAsEndpoint: false });
   const events = new EventBridgeClient(common);
   const scheduler = new SchedulerClient(common);
+  tagOutages(sqs, 'sqs');
+  tagOutages(events as unknown as SQSClient, 'eventbridge');
   return {
     sqs,
     events,

@@ -1,3 +1,5 @@
+import { type Dependency, isPostgresOutage, NETWORK_ERROR_CODES, outageOf } from './dependencies.ts';
+
 /**
  * One error vocabulary for the fleet. A handler (or a client it calls) throws one of these,
  * or anything else, and `classifyError` decides what the queue worker does with the message:
@@ -5,7 +7,10 @@
  *  - retryable   → the message comes back later, after capped, jittered exponential backoff;
  *  - throttled   → the message comes back after the delay the thrower gave (e.g. Retry-After),
  *                  without spending the dead-letter budget;
- *  - fatal       → the message goes to the queue's DLQ at once, with the reason.
+ *  - fatal       → the message goes to the queue's DLQ at once, with the reason;
+ *  - unavailable → a dependency is down (the error was tagged by its client, dependencies.ts):
+ *                  the message is released without spending its budget, and the
+ *                  dependency's circuit breaker hears of it (shared/breakers.ts).
  *
  * Errors we did not make ourselves (AWS SDK, pg, ioredis, fetch) are classified by the code
  * tables below; anything unknown is treated as retryable, because retrying a bug a few
@@ -16,6 +21,7 @@ export const ErrorKind = {
   Retryable: 'retryable',
   Throttled: 'throttled',
   Fatal: 'fatal',
+  Unavailable: 'unavailable',
 } as const;
 export type ErrorKind = (typeof ErrorKind)[keyof typeof ErrorKind];
 
@@ -45,30 +51,14 @@ export class ThrottledError extends Error {
   }
 }
 
-/** Node / undici network error codes worth retrying. */
-const RETRYABLE_NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-]);
-
 /**
  * Postgres SQLSTATEs that mean "try again": serialization and deadlock (40xxx), connection
  * exceptions (08xxx), too many connections, shutdown, lock not available, query cancelled
- * by statement_timeout. Everything else in class 22/23/42 is a bug or bad data.
+ * by statement_timeout, read-only transaction (25006: a failover's replica answering before
+ * it is promoted). Everything else in class 22/23/42 is a bug or bad data.
  */
 const RETRYABLE_PG_CODES = new Set([
+  '25006',
   '40001',
   '40P01',
   '53000',
@@ -102,6 +92,8 @@ export interface Classification {
   readonly kind: ErrorKind;
   /** For throttled errors: when to try again. */
   readonly retryAfterMs?: number;
+  /** For unavailable: the dependency that is down. */
+  readonly dependency?: Dependency;
   readonly reason: string;
 }
 
@@ -119,6 +111,8 @@ export function describeError(error: unknown): string {
 /** Decides what happens to a message whose handler threw `error`. */
 export function classifyError(error: unknown): Classification {
   const reason = describeError(error);
+  const dependency = outageOf(error);
+  if (dependency !== undefined) return { kind: ErrorKind.Unavailable, dependency, reason };
   if (error instanceof ThrottledError) {
     return { kind: ErrorKind.Throttled, retryAfterMs: error.retryAfterMs, reason };
   }
@@ -137,13 +131,15 @@ export function classifyError(error: unknown): Classification {
     // fetch wraps socket errors: the code sits on the cause.
     const code = codeOf(error) ?? codeOf(error.cause);
     if (code !== undefined) {
-      if (RETRYABLE_NETWORK_CODES.has(code)) return { kind: ErrorKind.Retryable, reason };
+      if (NETWORK_ERROR_CODES.has(code)) return { kind: ErrorKind.Retryable, reason };
       if (/^[0-9A-Z]{5}$/.test(code)) {
         const retryable =
           RETRYABLE_PG_CODES.has(code) || RETRYABLE_PG_CLASSES.some((cls) => code.startsWith(cls));
         return { kind: retryable ? ErrorKind.Retryable : ErrorKind.Fatal, reason };
       }
     }
+    // node-postgres' own connection failures (reset, terminated) carry no code.
+    if (isPostgresOutage(error)) return { kind: ErrorKind.Retryable, reason };
     if (error instanceof SyntaxError || error instanceof TypeError || error instanceof RangeError) {
       // A programming or data error: retrying will not change the outcome... unless it is
       // fetch's "TypeError: fetch failed" around a network error, handled above by cause.

@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import type { Config } from '../contract/config.ts';
+import { handlerDeadlineSeconds } from '../contract/deadlines.ts';
 import { catalog, type MessageType, type messages, type Payload } from '../contract/events.ts';
 import type { QueueName, ResourceNames, topology } from '../contract/topology.ts';
+import type { Probe } from './breakers.ts';
+import type { Dependency } from './dependencies.ts';
 import { InvalidMessageError } from './errors.ts';
 import type { Logger } from './logging.ts';
 import type { Messenger } from './messaging/messenger.ts';
@@ -41,7 +44,10 @@ export interface WorkerResources {
 export interface HandlerContext<Deps> {
   readonly deps: Deps;
   readonly logger: Logger;
-  /** Aborted when the worker's drain deadline passes; the message is then released. */
+  /**
+   * Aborted when the worker's drain deadline passes (the message is then released) or the
+   * type's handler deadline passes (contract/deadlines.ts; the message then counts as failed).
+   */
   readonly signal: AbortSignal;
   readonly message: MessageInfo;
   readonly messenger: Messenger;
@@ -61,11 +67,19 @@ export interface WorkerDefinition<Q extends QueueName, Deps> {
   setup(resources: WorkerResources): Promise<Deps>;
   /** Closes what setup opened; runs after the drain. */
   teardown?(deps: Deps): Promise<void>;
+  /**
+   * How to tell that each dependency the handlers need (besides SQS and EventBridge, which
+   * the chassis probes) answers again: its circuit breaker's half-open probe. A dependency
+   * listed here that is down pauses the worker (shared/breakers.ts).
+   */
+  probes?(deps: Deps): Partial<Record<Dependency, Probe>>;
 }
 
 /** One message type as the chassis runs it: its schema and its handler. */
 export interface MessageHandler<Deps> {
   readonly schema: z.ZodType;
+  /** How long the handler may run (contract/deadlines.ts for catalog types). */
+  readonly deadlineMs?: number;
   handle(payload: unknown, context: HandlerContext<Deps>): Promise<void>;
 }
 
@@ -79,6 +93,7 @@ export interface WorkerSpec<Deps> {
   readonly handlers: Readonly<Record<string, MessageHandler<Deps>>>;
   setup(resources: WorkerResources): Promise<Deps>;
   teardown?(deps: Deps): Promise<void>;
+  probes?(deps: Deps): Partial<Record<Dependency, Probe>>;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the runtime takes any worker
@@ -91,13 +106,18 @@ export function defineWorker<Q extends QueueName, Deps>(
     definition.handlers as Readonly<Record<string, Handler<InboundType<Q>, Deps>>>,
   ).map(([type, handle]) => [
     type,
-    { schema: catalog[type as InboundType<Q>].schema, handle: handle as MessageHandler<Deps>['handle'] },
+    {
+      schema: catalog[type as InboundType<Q>].schema,
+      handle: handle as MessageHandler<Deps>['handle'],
+      deadlineMs: handlerDeadlineSeconds(type as InboundType<Q>) * 1000,
+    },
   ]);
   return {
     queue: definition.queue,
     handlers: Object.fromEntries(handlers),
     setup: definition.setup,
     ...(definition.teardown === undefined ? {} : { teardown: definition.teardown }),
+    ...(definition.probes === undefined ? {} : { probes: definition.probes }),
   };
 }
 
@@ -105,8 +125,9 @@ export function defineWorker<Q extends QueueName, Deps>(
 export function on<Schema extends z.ZodType, Deps>(
   schema: Schema,
   handle: (payload: z.output<Schema>, context: HandlerContext<Deps>) => Promise<void>,
+  options: { readonly deadlineMs?: number } = {},
 ): MessageHandler<Deps> {
-  return { schema, handle: handle as MessageHandler<Deps>['handle'] };
+  return { schema, handle: handle as MessageHandler<Deps>['handle'], ...options };
 }
 
 /** Routes a parsed message to its type's handler after validating the payload. */

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
 import { type BackoffPolicy, backoffDelayMs } from '../backoff.ts';
-import { AdsApiError, AdsRetryableError, AdsThrottledError } from './errors.ts';
+import { AdsApiError, AdsAuthError, AdsRetryableError, AdsThrottledError } from './errors.ts';
 import type { AccessTokenSource } from './lwa.ts';
 import { type ItemResult, mapMultiStatus } from './multi-status.ts';
 import { paginate } from './pagination.ts';
@@ -96,6 +96,14 @@ export class AdsApiClient {
 
   constructor(options: AdsClientOptions) {
     this.options = { ...ADS_CLIENT_DEFAULTS, ...options };
+  }
+
+  /**
+   * One cheap authenticated call (the profile list): the circuit breakers' half-open probe
+   * of the Ads API and of the app's credentials.
+   */
+  async probe(signal?: AbortSignal): Promise<void> {
+    await this.listProfiles(signal === undefined ? {} : { signal });
   }
 
   async listProfiles(options: CallOptions = {}): Promise<Profile[]> {
@@ -292,6 +300,13 @@ export class AdsApiClient {
       const body = text === '' ? undefined : (JSON.parse(text) as unknown);
       if (response.ok) return body;
       const { code, details } = (body ?? {}) as { code?: string; details?: string };
+      if (response.status === 401 || response.status === 403) {
+        // A fresh token refused, or the app not allowed: the credentials, not the message.
+        throw new AdsAuthError(
+          `${spec.method} ${spec.path} refused with ${response.status}${code === undefined ? '' : ` ${code}`}`,
+          { status: response.status },
+        );
+      }
       throw new AdsApiError(
         response.status,
         code,

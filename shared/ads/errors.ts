@@ -1,9 +1,13 @@
+import { Dependency, tagOutage } from '../dependencies.ts';
 import { FatalError, RetryableError, ThrottledError } from '../errors.ts';
 
 /**
  * Ads API failures in the fleet's error vocabulary (shared/errors.ts), so `classifyError`
  * already knows what each means for a message: a 4xx the request itself caused is fatal,
- * 5xx and timeouts are retryable, rate limiting is throttled with the delay to wait.
+ * 5xx and timeouts (after the client's own retries) are an Ads API outage, refused
+ * credentials (LWA, 401 after a fresh token, 403) an outage of the app's credentials: both
+ * release the message and feed a circuit breaker (shared/breakers.ts) instead of spending
+ * its budget or dead-lettering it. Rate limiting is throttled with the delay to wait.
  * Messages carry status and Amazon's code, never a token or a header value.
  */
 
@@ -20,9 +24,21 @@ export class AdsApiError extends FatalError {
   }
 }
 
-/** The app's LWA credentials were refused: an operator must fix the configuration. */
+/**
+ * The app's credentials were refused (LWA, or the API's 401/403): an operator must fix the
+ * configuration. Not the message's fault, so it is an outage of the credentials, never a
+ * dead letter.
+ */
 export class AdsAuthError extends FatalError {
   override readonly name: string = 'AdsAuthError';
+  /** HTTP status of the refusal. */
+  readonly status: number | undefined;
+
+  constructor(message: string, options?: ErrorOptions & { status?: number }) {
+    super(message, options);
+    this.status = options?.status;
+    tagOutage(this, Dependency.AdsCredentials);
+  }
 }
 
 /** 5xx, timeout or network failure that outlasted the client's retries. */
@@ -34,6 +50,7 @@ export class AdsRetryableError extends RetryableError {
   constructor(status: number | undefined, message: string, options?: ErrorOptions) {
     super(message, options);
     this.status = status;
+    tagOutage(this, Dependency.AdsApi);
   }
 }
 

@@ -1,5 +1,5 @@
-import { RetryableError, ThrottledError } from '../errors.ts';
-import { AdsAuthError } from './errors.ts';
+import { ThrottledError } from '../errors.ts';
+import { AdsAuthError, AdsRetryableError } from './errors.ts';
 import { parseRetryAfterMs } from './retry-after.ts';
 
 /**
@@ -73,7 +73,9 @@ export class LwaTokenProvider implements AccessTokenSource {
         signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
       });
     } catch (error) {
-      throw new RetryableError('LWA token exchange failed: network error or timeout', { cause: error });
+      throw new AdsRetryableError(undefined, 'LWA token exchange failed: network error or timeout', {
+        cause: error,
+      });
     }
     const body = (await response.json().catch(() => ({}))) as {
       access_token?: unknown;
@@ -91,12 +93,17 @@ export class LwaTokenProvider implements AccessTokenSource {
         );
       }
       if (response.status >= 500) {
-        throw new RetryableError(`LWA token exchange failed with ${response.status} (${code})`);
+        throw new AdsRetryableError(
+          response.status,
+          `LWA token exchange failed with ${response.status} (${code})`,
+        );
       }
-      throw new AdsAuthError(`LWA refused the app's credentials with ${response.status} (${code})`);
+      throw new AdsAuthError(`LWA refused the app's credentials with ${response.status} (${code})`, {
+        status: response.status,
+      });
     }
     if (typeof body.access_token !== 'string' || typeof body.expires_in !== 'number') {
-      throw new RetryableError('LWA token response lacks access_token or expires_in');
+      throw new AdsRetryableError(response.status, 'LWA token response lacks access_token or expires_in');
     }
     this.refreshCount += 1;
     // Expiry counts from when we asked, not when the answer arrived: never overestimate it.

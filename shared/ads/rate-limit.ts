@@ -1,6 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  type CircuitBreakerPolicy,
+  CircuitState,
+  ConsecutiveBreaker,
+  circuitBreaker,
+  ExponentialBackoff,
+  handleWhen,
+} from 'cockatiel';
 import type { Redis } from 'ioredis';
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { ThrottledError } from '../errors.ts';
 import {
   ADAPTIVE_RATE_DEFAULTS,
   type AdaptiveRateOptions,
@@ -45,6 +54,15 @@ import { AdsThrottledError } from './errors.ts';
  * throws AdsThrottledError (a ThrottledError) and the chassis puts the message back after
  * that delay, off the DLQ budget.
  *
+ * Redis down: the limiter must not fail the call (that would spend the message's retries
+ * on an outage of a helper). A circuit breaker (cockatiel; 3 consecutive Redis failures,
+ * half-open after 1 s doubling to 30 s) switches the process to a LOCAL, CONSERVATIVE
+ * budget until Redis answers a half-open attempt: each process allows each profile
+ * `localProfileRate` (default 1 request/s) and the whole client `localClientRate` (default
+ * a twentieth of the fleet ceiling: the most tasks one Ads worker scales to), in
+ * rate-limiter-flexible's RateLimiterMemory windows, and honours Retry-After locally.
+ * Syncs and bulk items go on, slower; nothing adapts until Redis is back.
+ *
  * Clocks: times are each process's Date.now(); tasks run NTP-synced, and a few milliseconds
  * of skew only shifts a 1-second window slightly.
  */
@@ -66,7 +84,16 @@ export interface AdsRateLimiterOptions {
   readonly stateCacheMs?: number;
   /** How often counted successes are written to Redis. */
   readonly flushMs?: number;
+  /** Requests/s per profile this process allows itself while Redis is down. @defaultValue 1 */
+  readonly localProfileRate?: number;
+  /** Requests/s of the whole client this process allows itself while Redis is down. @defaultValue client ceiling / 20 */
+  readonly localClientRate?: number;
 }
+
+/** What a process allows itself per profile while Redis is down (see the class comment). */
+export const LOCAL_PROFILE_RATE_PER_SECOND = 1;
+/** The fleet ceiling divided by this is a process's client budget while Redis is down. */
+export const LOCAL_CLIENT_RATE_SHARE = 20;
 
 /** The client budget when none is configured; generous, since profiles adapt beneath it. */
 export const DEFAULT_CLIENT_RATE_PER_SECOND = 2_000;
@@ -156,6 +183,13 @@ export class AdsRateLimiter {
   /** Successes counted since the last flush, by state key. */
   private pendingSuccesses = new Map<string, { readonly scope: Scope; count: number }>();
   private flushTimer: NodeJS.Timeout | undefined;
+  private readonly redisBreaker: CircuitBreakerPolicy;
+  private readonly localProfile: RateLimiterMemory;
+  private readonly localClient: RateLimiterMemory;
+  /** Retry-After blocks recorded while Redis was down, by state key. */
+  private readonly localBlocks = new Map<string, number>();
+  /** Calls admitted from the local budget (Redis down), for logs and tests. */
+  localAdmissions = 0;
 
   constructor(options: AdsRateLimiterOptions) {
     this.redis = options.redis;
@@ -172,10 +206,78 @@ export class AdsRateLimiter {
       maxRate: clientRate,
     });
     this.redis.defineCommand('adsRateCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET });
+    // Only Redis failures count: a throttle (the budget is spent) or an abort is an answer.
+    this.redisBreaker = circuitBreaker(
+      handleWhen(
+        (error) =>
+          !(error instanceof ThrottledError) && !(error instanceof Error && error.name === 'AbortError'),
+      ),
+      {
+        halfOpenAfter: new ExponentialBackoff({ initialDelay: 1_000, maxDelay: 30_000 }),
+        breaker: new ConsecutiveBreaker(3),
+      },
+    );
+    this.localProfile = new RateLimiterMemory({
+      points: Math.max(1, Math.floor(options.localProfileRate ?? LOCAL_PROFILE_RATE_PER_SECOND)),
+      duration: WINDOW_MS / 1000,
+    });
+    this.localClient = new RateLimiterMemory({
+      points: Math.max(1, Math.floor(options.localClientRate ?? clientRate / LOCAL_CLIENT_RATE_SHARE)),
+      duration: WINDOW_MS / 1000,
+    });
+  }
+
+  /** True while Redis is considered down and the local budget applies. */
+  get degraded(): boolean {
+    return this.redisBreaker.state !== CircuitState.Closed;
   }
 
   /** Waits until one call to `profileId` (or a client-wide call when undefined) is within budget. */
   async acquire(profileId: number | undefined, options: AcquireOptions = {}): Promise<RatePermit> {
+    try {
+      return await this.redisBreaker.execute(() => this.acquireShared(profileId, options));
+    } catch (error) {
+      if (error instanceof ThrottledError || (error instanceof Error && error.name === 'AbortError'))
+        throw error;
+      if (options.signal?.aborted) throw error;
+      // Redis failed (or its breaker is open): the conservative local budget.
+      return this.acquireLocal(profileId, options);
+    }
+  }
+
+  /** The local budget (Redis down): fixed per-process windows and locally recorded Retry-After blocks. */
+  private async acquireLocal(profileId: number | undefined, options: AcquireOptions): Promise<RatePermit> {
+    const { signal } = options;
+    const deadline = options.deadline ?? Number.POSITIVE_INFINITY;
+    const windows: Array<readonly [RateLimiterMemory, Scope]> = [
+      ...(profileId === undefined ? [] : [[this.localProfile, this.profileScope(profileId)] as const]),
+      [this.localClient, this.clientScope] as const,
+    ];
+    for (const [limiter, scope] of windows) {
+      for (;;) {
+        signal?.throwIfAborted();
+        const blockedUntil = Math.max(
+          this.localBlocks.get(scope.stateKey) ?? 0,
+          this.localBlocks.get(this.clientScope.stateKey) ?? 0,
+        );
+        if (blockedUntil > Date.now()) {
+          await this.wait(blockedUntil - Date.now(), deadline, profileId, signal);
+          continue;
+        }
+        try {
+          await limiter.consume(scope.id);
+          break;
+        } catch (rejection) {
+          if (!(rejection instanceof RateLimiterRes)) throw rejection;
+          await this.wait(Math.max(1, rejection.msBeforeNext), deadline, profileId, signal);
+        }
+      }
+    }
+    this.localAdmissions += 1;
+    return { ratePerSecond: profileId === undefined ? this.localClient.points : this.localProfile.points };
+  }
+
+  private async acquireShared(profileId: number | undefined, options: AcquireOptions): Promise<RatePermit> {
     const { signal } = options;
     const deadline = options.deadline ?? Number.POSITIVE_INFINITY;
     const profileScope = profileId === undefined ? undefined : this.profileScope(profileId);
@@ -237,6 +339,16 @@ export class AdsRateLimiter {
   /** A call got 429: lower the guilty scope's shared rate and block it until Retry-After. */
   async recordThrottle(profileId: number | undefined, retryAfterMs: number): Promise<void> {
     const scope = profileId === undefined ? this.clientScope : this.profileScope(profileId);
+    const blockedUntil = Date.now() + retryAfterMs;
+    this.localBlocks.set(scope.stateKey, Math.max(this.localBlocks.get(scope.stateKey) ?? 0, blockedUntil));
+    try {
+      await this.redisBreaker.execute(() => this.recordSharedThrottle(scope, retryAfterMs));
+    } catch {
+      // Redis down: the block above holds for this process, the fleet learns nothing.
+    }
+  }
+
+  private async recordSharedThrottle(scope: Scope, retryAfterMs: number): Promise<void> {
     await this.flush().catch(() => {});
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt += 1) {
       const view = await this.read(scope);
@@ -255,6 +367,7 @@ export class AdsRateLimiter {
   /** The rate a scope runs at now, as this process sees it (for logs, metrics and tests). */
   async currentRate(profileId: number | undefined): Promise<number> {
     const scope = profileId === undefined ? this.clientScope : this.profileScope(profileId);
+    if (this.degraded) return profileId === undefined ? this.localClient.points : this.localProfile.points;
     return this.rateOf(scope, await this.view(scope), Date.now());
   }
 
@@ -262,6 +375,7 @@ export class AdsRateLimiter {
   async close(): Promise<void> {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
+    if (this.degraded) return; // the counts are estimates; a Redis that is down keeps the stop from hanging
     await this.flush();
   }
 

@@ -18,6 +18,8 @@ export const FLEET_ATTRIBUTES = {
   tracestate: 'tracestate',
   /** How often a throttled message was deferred (re-sent with a delay). */
   deferrals: 'adfleet-deferrals',
+  /** How often the message was released (outage, drain) by re-sending it: see queue-worker.ts. */
+  releases: 'adfleet-releases',
   /** On a dead-lettered copy: why, from which queue, after how many receives. */
   deadLetter: 'adfleet-dead-letter',
 } as const;

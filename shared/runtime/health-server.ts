@@ -4,11 +4,13 @@ import type { Logger } from '../logging.ts';
 export interface HealthState {
   readonly alive: boolean;
   readonly ready: boolean;
+  /** Why not ready: e.g. "postgres unavailable since …: <error>". */
+  readonly reasons?: readonly string[];
 }
 
 /**
  * GET /healthz (the process is alive and not stopping) and /readyz (polling, SQS
- * reachable) on loopback. A listen error (the port is taken) is logged, never thrown: a
+ * reachable, no dependency's circuit open; the body says why not) on loopback. A listen error (the port is taken) is logged, never thrown: a
  * worker without its health endpoint still works, a crashed one does not.
  */
 export function startHealthServer(port: number, health: () => HealthState, logger: Logger): Server {

@@ -53,7 +53,12 @@ export async function runWorker(definition: AnyWorkerSpec): Promise<void> {
   if (config.ADFLEET_HEALTH_PORT > 0) {
     startHealthServer(
       config.ADFLEET_HEALTH_PORT,
-      () => ({ alive: !stopping, ready: !stopping && (running?.queueWorker.ready ?? false) }),
+      () => {
+        const reasons = stopping
+          ? ['stopping']
+          : (running?.queueWorker.notReadyReasons() ?? ['starting: waiting for dependencies']);
+        return { alive: !stopping, ready: reasons.length === 0, reasons };
+      },
       logger,
     );
   }

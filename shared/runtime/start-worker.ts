@@ -1,8 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DescribeEventBusCommand } from '@aws-sdk/client-eventbridge';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { Config } from '../../contract/config.ts';
 import { resourceNames, topology } from '../../contract/topology.ts';
 import { createAwsClients } from '../aws.ts';
 import { backoffDelayMs } from '../backoff.ts';
+import { DependencyBreakers } from '../breakers.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../logging.ts';
 import { createMessenger, type Messenger } from '../messaging/messenger.ts';
@@ -64,6 +67,15 @@ export async function startWorker(definition: AnyWorkerSpec, options: StartOptio
     Promise.all([producer.queueUrl(definition.queue), producer.deadLetterQueueUrl(definition.queue)]),
   );
   const spec = topology.queues[definition.queue];
+  const breakers = new DependencyBreakers(
+    {
+      sqs: () =>
+        clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] })),
+      eventbridge: () => clients.events.send(new DescribeEventBusCommand({ Name: names.bus })),
+      ...definition.probes?.(deps),
+    },
+    logger,
+  );
   const queueWorker = new QueueWorker({
     queueName: names.queue(definition.queue),
     queueUrl,
@@ -76,6 +88,9 @@ export async function startWorker(definition: AnyWorkerSpec, options: StartOptio
     visibilityTimeoutSeconds: spec.visibilityTimeoutSeconds,
     maxReceiveCount: spec.maxReceiveCount,
     waitTimeSeconds: options.waitTimeSeconds ?? config.ADFLEET_POLL_WAIT_SECONDS,
+    breakers,
+    handlerDeadlineMs: (type) =>
+      Object.hasOwn(definition.handlers, type) ? definition.handlers[type]?.deadlineMs : undefined,
     onHandled: (event) => {
       metrics.record(event);
       heartbeat?.record(event);

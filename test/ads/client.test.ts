@@ -95,11 +95,12 @@ describe('listing', () => {
     expect(await call({ ...full, 'content-type': 'application/json' })).toBe(415);
   });
 
-  it('reports refused LWA credentials as a fatal auth error without echoing the secret', async () => {
+  it('reports refused LWA credentials as an outage of the credentials without echoing the secret', async () => {
     const tokens = lwaFor(sandbox.url, { clientSecret: 'wrong-secret-value' });
     const error = await tokens.accessToken().catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(AdsAuthError);
-    expect(classifyError(error).kind).toBe(ErrorKind.Fatal);
+    // Not the message's fault: released and the credentials breaker told, never dead-lettered.
+    expect(classifyError(error)).toMatchObject({ kind: ErrorKind.Unavailable, dependency: 'ads-credentials' });
     expect(String((error as Error).message)).not.toContain('wrong-secret-value');
   });
 });
@@ -172,13 +173,13 @@ describe('failures', () => {
     expect(sandbox.admin.stats().totals).toMatchObject({ requests: 3, failed: 2 });
   });
 
-  it('surfaces persistent 5xx as retryable after maxAttempts', async () => {
+  it('surfaces persistent 5xx as an Ads API outage after maxAttempts', async () => {
     const { client } = clientFor(sandbox.url, { maxAttempts: 3 });
     sandbox.admin.injectFaults({ errorRate: 1, status: 500 });
     const error = await client.listProfiles().catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(AdsRetryableError);
     expect((error as AdsRetryableError).status).toBe(500);
-    expect(classifyError(error).kind).toBe(ErrorKind.Retryable);
+    expect(classifyError(error)).toMatchObject({ kind: ErrorKind.Unavailable, dependency: 'ads-api' });
     expect(sandbox.admin.stats().totals.failed).toBe(3);
   });
 

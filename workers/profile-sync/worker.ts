@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { METRIC_NAMES } from '../../contract/metrics.ts';
 import type { AdsApiClient } from '../../shared/ads/client.ts';
@@ -7,6 +7,7 @@ import type { AdsRateLimiter } from '../../shared/ads/rate-limit.ts';
 import { createPool } from '../../shared/db.ts';
 import type { Messenger } from '../../shared/messaging/messenger.ts';
 import type { WorkerMetrics } from '../../shared/metrics.ts';
+import { createRedis } from '../../shared/redis.ts';
 import { defineWorker } from '../../shared/worker.ts';
 import { oldestSyncAgeSeconds } from './store.ts';
 import { refreshProfiles, syncProfile } from './sync.ts';
@@ -51,11 +52,15 @@ export const profileSyncWorker = defineWorker<'profile-sync', ProfileSyncDeps>({
       max: config.ADFLEET_CONCURRENCY,
       applicationName: 'profile-sync',
     });
-    const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2, lazyConnect: false });
-    redis.on('error', () => {}); // reconnects by itself; calls fail meanwhile and are retried as messages
+    const redis = createRedis(config.REDIS_URL);
     const { client, limiter } = createAdsClient(config, redis);
     return { db, redis, ads: client, limiter, metrics, freshnessSampledAt: Number.NEGATIVE_INFINITY };
   },
+  probes: ({ db, ads }) => ({
+    postgres: () => db.query('SELECT 1'),
+    'ads-api': () => ads.probe(),
+    'ads-credentials': () => ads.probe(),
+  }),
   async teardown({ db, redis, limiter }) {
     await db.end();
     await limiter.close(); // flushes the success counts still pending
