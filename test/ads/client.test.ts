@@ -100,7 +100,10 @@ describe('listing', () => {
     const error = await tokens.accessToken().catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(AdsAuthError);
     // Not the message's fault: released and the credentials breaker told, never dead-lettered.
-    expect(classifyError(error)).toMatchObject({ kind: ErrorKind.Unavailable, dependency: 'ads-credentials' });
+    expect(classifyError(error)).toMatchObject({
+      kind: ErrorKind.Unavailable,
+      dependency: 'ads-credentials',
+    });
     expect(String((error as Error).message)).not.toContain('wrong-secret-value');
   });
 });
