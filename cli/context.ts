@@ -24,14 +24,20 @@ export interface CommandContext {
 
 const tracer = trace.getTracer('adfleet.cli');
 
+/** A command's output and its own exit code (e.g. `status`: 2 when something needs a human). */
+export interface CommandResult {
+  readonly output: string;
+  readonly exitCode: number;
+}
+
 /**
  * Runs one CLI command inside a root span (`adfleet <name>`), prints its result and the
- * trace id, and exits 0 — or prints the error and exits 1. Configuration errors name every
- * bad variable, like the workers.
+ * trace id, and exits 0 (or the result's own code) — or prints the error and exits 1.
+ * Configuration errors name every bad variable, like the workers.
  */
 export async function runCommand(
   name: string,
-  command: (context: CommandContext) => Promise<string | undefined>,
+  command: (context: CommandContext) => Promise<string | CommandResult | undefined>,
 ) {
   let config: Config;
   try {
@@ -57,7 +63,11 @@ export async function runCommand(
         },
         traceId: span.spanContext().traceId,
       });
-      if (result !== undefined) process.stdout.write(`${result}\n`);
+      if (typeof result === 'string') process.stdout.write(`${result}\n`);
+      else if (result !== undefined) {
+        process.stdout.write(`${result.output}\n`);
+        exitCode = result.exitCode;
+      }
     } catch (error) {
       span.recordException(error as Error);
       process.stderr.write(`adfleet ${name}: ${describeError(error)}\n`);

@@ -6,12 +6,14 @@ const { Command } = await import('commander');
 const { backfillCommand } = await import('./commands/backfill.ts');
 const { dbCommand } = await import('./commands/db.ts');
 const { dlqCommand } = await import('./commands/dlq.ts');
+const { statusCommand } = await import('./commands/status.ts');
 const { runCommand } = await import('./context.ts');
 
 const program = new Command('adfleet')
   .description('Operate the adfleet workers: backfills, syncs, dead letters')
   .showHelpAfterError();
 
+program.addCommand(statusCommand());
 program.addCommand(backfillCommand());
 program.addCommand(dlqCommand());
 program.addCommand(dbCommand());

@@ -10,3 +10,10 @@ export const METRIC_NAMES = {
   handlerDuration: 'HandlerDurationMs',
   oldestProfileSyncAge: 'OldestProfileSyncAgeSeconds',
 } as const;
+
+/**
+ * Every profile synced within 26 h: the nightly run (03:00 UTC) plus two hours for it to
+ * finish. Profiles older than that missed a night. The freshness alarm and `adfleet status`
+ * both hold profiles to it.
+ */
+export const PROFILE_SYNC_FRESHNESS_SECONDS = 26 * 3_600;

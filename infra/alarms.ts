@@ -4,7 +4,7 @@ import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import { METRIC_NAMES, METRICS_NAMESPACE } from '../contract/metrics.ts';
+import { METRIC_NAMES, METRICS_NAMESPACE, PROFILE_SYNC_FRESHNESS_SECONDS } from '../contract/metrics.ts';
 import { QUEUE_NAMES, type ResourceNames, topology } from '../contract/topology.ts';
 import type { FleetQueues } from './queues.ts';
 import { WORKER_NAMES } from './workers.ts';
@@ -21,11 +21,8 @@ export const slo = {
   errorRateWindowsToAlarm: 3,
   /** Below this many messages in a window the rate is noise (1 of 2 is not "50% failing"). */
   errorRateMinimumMessages: 20,
-  /**
-   * Every profile synced within 26 h: the nightly run (03:00 UTC) plus two hours for it to
-   * finish. Profiles older than that missed a night.
-   */
-  profileSyncFreshnessSeconds: 26 * 3_600,
+  /** See PROFILE_SYNC_FRESHNESS_SECONDS: `adfleet status` holds profiles to the same line. */
+  profileSyncFreshnessSeconds: PROFILE_SYNC_FRESHNESS_SECONDS,
   /** Minutes the oldest message must stay too old: a single slow message is not a backlog. */
   queueAgeMinutesToAlarm: 3,
 } as const;

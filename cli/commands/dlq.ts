@@ -6,6 +6,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { Command, Option } from 'commander';
 import { QUEUE_NAMES, type QueueName } from '../../contract/topology.ts';
+import { deadLetterRecordOf } from '../../domain/operations/dead-letters.ts';
 import type { AwsClients } from '../../shared/aws.ts';
 import { FLEET_ATTRIBUTES } from '../../shared/messaging/trace-context.ts';
 import { positiveInt, runCommand } from '../context.ts';
@@ -37,12 +38,12 @@ async function receiveBatch(sqs: AwsClients['sqs'], QueueUrl: string, visibility
   return Messages;
 }
 
-function deadLetterRecord(message: Message): Record<string, unknown> {
-  try {
-    return JSON.parse(message.MessageAttributes?.[FLEET_ATTRIBUTES.deadLetter]?.StringValue ?? '{}');
-  } catch {
-    return {};
-  }
+function deadLetterRecord(message: Message) {
+  return deadLetterRecordOf(
+    Object.fromEntries(
+      Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [name, value.StringValue ?? '']),
+    ),
+  );
 }
 
 export function dlqCommand(): Command {
@@ -77,7 +78,7 @@ export function dlqCommand(): Command {
         );
         const lines = [...seen.values()].map((message) => {
           const record = deadLetterRecord(message);
-          return `${message.MessageId}  ${record.type ?? '?'}  receives=${record.receiveCount ?? '?'}  ${record.at ?? ''}\n    ${record.reason ?? '(no reason recorded: moved by SQS redrive)'}`;
+          return `${message.MessageId}  ${record.type}  receives=${record.receiveCount ?? '?'}  ${record.at}\n    ${record.reason}`;
         });
         return lines.length === 0 ? `no dead letters for ${options.queue}` : lines.join('\n');
       }),
