@@ -1,15 +1,9 @@
 import type pg from 'pg';
-import {
-  type BackfillJob,
-  type BackfillPartition,
-  listJobs,
-  loadJob,
-  loadPartitions,
-  loadPartitionsOf,
-  type Progress,
-  progressOf,
-  TERMINAL_JOB_STATUSES,
-} from '../../workers/backfill-chunk/jobs.ts';
+import { listJobs, loadJob } from '../backfill/jobs.ts';
+import { loadPartitions, loadPartitionsOf } from '../backfill/partitions.ts';
+import { type Progress, progressOf } from '../backfill/progress.ts';
+import type { BackfillJob, BackfillPartition } from '../backfill/records.ts';
+import { isTerminal } from '../backfill/status.ts';
 
 /**
  * Backfill jobs as operators see them: progress and ETA from the backfill model's own
@@ -53,7 +47,7 @@ export async function readBackfills(db: Queryable): Promise<BackfillView[]> {
   const now = Date.now();
   const jobs = (await listJobs(db, 50)).filter(
     (job) =>
-      !TERMINAL_JOB_STATUSES.includes(job.status) ||
+      !isTerminal(job.status) ||
       (job.finishedAt !== null && now - job.finishedAt.getTime() < RECENT_SECONDS * 1000),
   );
   const ids = jobs.map((job) => job.id);
