@@ -4,16 +4,18 @@ import '../shared/telemetry/start.ts';
 
 const { Command } = await import('commander');
 const { backfillCommand } = await import('./commands/backfill.ts');
+const { bulkCommand } = await import('./commands/bulk.ts');
 const { dbCommand } = await import('./commands/db.ts');
 const { dlqCommand } = await import('./commands/dlq.ts');
 const { statusCommand } = await import('./commands/status.ts');
 const { runCommand } = await import('./context.ts');
 
 const program = new Command('adfleet')
-  .description('Operate the adfleet workers: backfills, syncs, dead letters')
+  .description('Operate the adfleet workers: bulk jobs, backfills, syncs, dead letters')
   .showHelpAfterError();
 
 program.addCommand(statusCommand());
+program.addCommand(bulkCommand());
 program.addCommand(backfillCommand());
 program.addCommand(dlqCommand());
 program.addCommand(dbCommand());

@@ -50,6 +50,25 @@ export const configSchema = z.object({
   ADFLEET_ADS_INITIAL_PROFILE_RATE: z.coerce.number().positive().default(5),
   /** Fleet-wide ceiling (requests/s) of the whole Ads API client, shared by every task; profiles adapt beneath it. */
   ADFLEET_ADS_CLIENT_RATE_LIMIT: z.coerce.number().positive().default(2_000),
+  /**
+   * Items per bulk item batch, i.e. per Ads API call. At most Amazon's per-call maximum for
+   * Sponsored Products v3 bulk updates (MAX_ITEMS_PER_REQUEST, 1,000), which the sandbox
+   * enforces the same way; the default is that maximum, because the per-profile request
+   * rate, not the items per request, is what Amazon limits.
+   */
+  ADFLEET_BULK_BATCH_SIZE: positiveInt.max(1_000).default(1_000),
+  /** Attempts per bulk item (5xx, timeouts, Amazon's transient item errors) before it is FAILED. */
+  ADFLEET_BULK_MAX_ATTEMPTS: positiveInt.max(50).default(5),
+  /** First retry delay of a bulk item; later ones double, jittered, up to 5 minutes. */
+  ADFLEET_BULK_RETRY_BASE_MS: positiveInt.default(2_000),
+  /** How long a claimed batch is its worker's; an item still RUNNING past it is recovered. */
+  ADFLEET_BULK_LEASE_MS: positiveInt.min(5_000).default(60_000),
+  /** Batches of one profile applied at once across the fleet; more wait as deferred messages. */
+  ADFLEET_BULK_PROFILE_IN_FLIGHT: positiveInt.max(100).default(2),
+  /** How often each bulk-item worker looks for lost items, unfinished jobs and unpublished events. */
+  ADFLEET_BULK_SWEEP_INTERVAL_MS: positiveInt.default(15_000),
+  /** An item whose message is this far overdue counts as lost and is sent again. */
+  ADFLEET_BULK_STALL_AFTER_MS: positiveInt.default(300_000),
   /** Messages handled at once by one worker process. */
   ADFLEET_CONCURRENCY: positiveInt.max(500).default(20),
   /** How long SIGTERM waits for in-flight handlers before releasing their messages. */

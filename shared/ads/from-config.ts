@@ -1,16 +1,18 @@
 import type { Redis } from 'ioredis';
 import { type Config, lwaTokenUrl } from '../../contract/config.ts';
-import { AdsApiClient } from './client.ts';
+import { AdsApiClient, type AdsClientOptions } from './client.ts';
 import { LwaTokenProvider } from './lwa.ts';
 import { AdsRateLimiter } from './rate-limit.ts';
 
 /**
  * The Ads client a worker uses, wired from the fleet's configuration: one LWA token cache and
  * one rate limiter per process, sharing budgets with every other process through `redis`.
+ * `overrides` lets a worker tune the call policy (bulk-item retries per item, not per call).
  */
 export function createAdsClient(
   config: Config,
   redis: Redis,
+  overrides: Partial<Pick<AdsClientOptions, 'maxAttempts' | 'maxThrottleWaitMs' | 'backoff'>> = {},
 ): { client: AdsApiClient; limiter: AdsRateLimiter } {
   const tokens = new LwaTokenProvider({
     tokenUrl: lwaTokenUrl(config),
@@ -33,6 +35,7 @@ export function createAdsClient(
     limiter,
     timeoutMs: config.ADFLEET_ADS_TIMEOUT_MS,
     maxThrottleWaitMs: config.ADFLEET_ADS_MAX_THROTTLE_WAIT_MS,
+    ...overrides,
   });
   return { client, limiter };
 }

@@ -9,7 +9,14 @@ import type { AmazonItemError, MultiStatusPart } from './types.ts';
  */
 
 export type ItemResult<TItem> =
-  | { readonly index: number; readonly item: TItem; readonly ok: true; readonly entityId: string | undefined }
+  | {
+      readonly index: number;
+      readonly item: TItem;
+      readonly ok: true;
+      readonly entityId: string | undefined;
+      /** Amazon's success entry for the item, as sent. */
+      readonly response: Readonly<Record<string, unknown>>;
+    }
   | {
       readonly index: number;
       readonly item: TItem;
@@ -51,6 +58,7 @@ export function mapMultiStatus<TItem>(
       item,
       ok: true,
       entityId: typeof id === 'string' ? id : undefined,
+      response: entry,
     };
   }
   for (const entry of part?.error ?? []) {

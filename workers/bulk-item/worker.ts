@@ -1,25 +1,274 @@
-import { defineWorker } from '../../shared/worker.ts';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Redis } from 'ioredis';
+import type pg from 'pg';
+import type { Config } from '../../contract/config.ts';
+import {
+  type ClaimedItem,
+  claimBatch,
+  type ItemOutcome,
+  markDue,
+  recordOutcomes,
+  releaseItems,
+} from '../../domain/bulk/apply.ts';
+import { publishOutbox } from '../../domain/bulk/completion.ts';
+import { dispatchJob } from '../../domain/bulk/dispatch.ts';
+import type { CampaignChange, KeywordChange } from '../../domain/bulk/rows.ts';
+import { EntityType, ItemStatus } from '../../domain/bulk/status.ts';
+import { type Sweeper, type SweepSettings, startSweeper } from '../../domain/bulk/sweep.ts';
+import type { AdsApiClient } from '../../shared/ads/client.ts';
+import { createAdsClient } from '../../shared/ads/from-config.ts';
+import type { ItemResult } from '../../shared/ads/multi-status.ts';
+import type { AdsRateLimiter } from '../../shared/ads/rate-limit.ts';
+import { createPool } from '../../shared/db.ts';
+import { ThrottledError } from '../../shared/errors.ts';
+import type { Messenger } from '../../shared/messaging/messenger.ts';
+import { defineWorker, type WorkerSpec } from '../../shared/worker.ts';
+import { outcomesOfCallFailure, outcomesOfResults, type RetryPolicy, retryBackoff } from './outcomes.ts';
 
 /**
- * bulk-item: fans a submitted bulk job out into per-profile item batches on its own queue,
- * applies each batch, and announces BulkJobCompleted when the job is done.
+ * bulk-item: applies bulk jobs (domain/bulk/) through the Ads API.
  *
- * Walking skeleton: jobs are not yet stored in Postgres nor applied through the Ads API's
- * 207 multi-status. It accepts the catalog's message types and acknowledges them; nothing
- * is applied and no completion is announced.
+ *  BulkJobSubmitted → dispatch: the job's items, grouped per profile and entity type into
+ *    batches of ADFLEET_BULK_BATCH_SIZE (one Ads call each), go out as BulkItemBatch
+ *    messages carrying item ids only (domain/bulk/dispatch.ts).
+ *  BulkItemBatch → claim the items under a lease (domain/bulk/apply.ts), one PUT
+ *    /sp/keywords or /sp/campaigns, each item's outcome from the 207 by index
+ *    (outcomes.ts), recorded under the lease; the batch that finishes the job writes
+ *    BulkJobCompleted to the outbox in the same transaction and publishes it after commit.
+ *
+ * Fairness: a profile may have ADFLEET_BULK_PROFILE_IN_FLIGHT batches applying at once
+ * across the fleet. A batch over that cap is deferred (ThrottledError: re-sent with a delay,
+ * no DLQ budget spent) instead of waiting in a handler slot, and so is one whose profile's
+ * rate budget would keep it waiting longer than BULK_MAX_THROTTLE_WAIT_MS: the slots go to
+ * the profiles that can make progress, so a small job is not queued behind a big one.
  */
-export const bulkItemWorker = defineWorker({
-  queue: 'bulk-item',
-  setup: async () => ({}),
-  handlers: {
-    BulkJobSubmitted: async (job, { logger }) => {
-      logger.warn({ jobId: job.jobId }, 'bulk jobs are not applied yet');
+
+/** How long a batch's call may wait for its profile's rate budget before it is deferred. */
+export const BULK_MAX_THROTTLE_WAIT_MS = 5_000;
+/** A batch over its profile's in-flight cap comes back after 1–3 s. */
+const BUSY_DEFER_MS = { min: 1_000, spread: 2_000 };
+/** Items waiting for an older change of their entity are sent again after this. */
+const BLOCKED_RETRY_SECONDS = 2;
+
+export interface BulkSettings {
+  readonly batchSize: number;
+  readonly leaseMs: number;
+  readonly profileInFlight: number;
+  readonly retry: RetryPolicy;
+  readonly sweep: SweepSettings;
+}
+
+export function bulkSettings(config: Config): BulkSettings {
+  return {
+    batchSize: config.ADFLEET_BULK_BATCH_SIZE,
+    leaseMs: config.ADFLEET_BULK_LEASE_MS,
+    profileInFlight: config.ADFLEET_BULK_PROFILE_IN_FLIGHT,
+    retry: {
+      maxAttempts: config.ADFLEET_BULK_MAX_ATTEMPTS,
+      backoff: retryBackoff(config.ADFLEET_BULK_RETRY_BASE_MS),
     },
-    BulkItemBatch: async (batch, { logger }) => {
-      logger.warn(
-        { jobId: batch.jobId, profileId: batch.profileId },
-        'bulk item batches are not applied yet',
-      );
+    sweep: {
+      intervalMs: config.ADFLEET_BULK_SWEEP_INTERVAL_MS,
+      stallAfterMs: config.ADFLEET_BULK_STALL_AFTER_MS,
+      maxAttempts: config.ADFLEET_BULK_MAX_ATTEMPTS,
+      batchSize: config.ADFLEET_BULK_BATCH_SIZE,
     },
-  },
-});
+  };
+}
+
+interface Deps {
+  readonly pool: pg.Pool;
+  readonly redis: Redis;
+  readonly ads: AdsApiClient;
+  readonly limiter: AdsRateLimiter;
+  readonly settings: BulkSettings;
+  readonly sweeper: Sweeper;
+  /** Names this process in lease owners. */
+  readonly workerId: string;
+}
+
+/** One Ads call for items of one entity type; results in the items' order. */
+function applyAtAmazon(
+  ads: AdsApiClient,
+  profileId: number,
+  entityType: EntityType,
+  items: readonly ClaimedItem[],
+  signal: AbortSignal,
+): Promise<ItemResult<unknown>[]> {
+  if (entityType === EntityType.Keyword) {
+    return ads.updateKeywords(
+      profileId,
+      items.map((item) => ({ keywordId: item.entityId, ...(item.change as KeywordChange) })),
+      { signal },
+    );
+  }
+  return ads.updateCampaigns(
+    profileId,
+    items.map((item) => {
+      const { budget, state } = item.change as CampaignChange;
+      return {
+        campaignId: item.entityId,
+        ...(state === undefined ? {} : { state }),
+        ...(budget === undefined ? {} : { budget: { budget, budgetType: 'DAILY' as const } }),
+      };
+    }),
+    { signal },
+  );
+}
+
+function byEntityType(items: readonly ClaimedItem[]): Map<EntityType, ClaimedItem[]> {
+  const groups = new Map<EntityType, ClaimedItem[]>();
+  for (const item of items) groups.set(item.entityType, [...(groups.get(item.entityType) ?? []), item]);
+  return groups;
+}
+
+/** RETRY items go out again as delayed batches, one per delay. */
+async function scheduleRetries(
+  messenger: Messenger,
+  jobId: string,
+  profileId: number,
+  outcomes: readonly ItemOutcome[],
+  recorded: ReadonlySet<number>,
+) {
+  const byDelay = new Map<number, number[]>();
+  for (const outcome of outcomes) {
+    if (outcome.status !== ItemStatus.Retry || !recorded.has(outcome.id)) continue;
+    const seconds = Math.min(900, Math.max(1, Math.ceil((outcome.retryInMs ?? 0) / 1000)));
+    byDelay.set(seconds, [...(byDelay.get(seconds) ?? []), outcome.id]);
+  }
+  for (const [delaySeconds, itemIds] of byDelay) {
+    await messenger.send('BulkItemBatch', { jobId, profileId, itemIds }, { delaySeconds });
+  }
+}
+
+export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): WorkerSpec<Deps> {
+  return defineWorker<'bulk-item', Deps>({
+    queue: 'bulk-item',
+    async setup({ config, logger, messenger }) {
+      const settings = bulkSettings(config);
+      const pool = createPool(config.DATABASE_URL, {
+        max: Math.min(20, config.ADFLEET_CONCURRENCY + 3),
+        applicationName: 'adfleet-bulk-item',
+      });
+      await pool.query('SELECT 1');
+      const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2 });
+      redis.on('error', () => {}); // reconnects by itself; calls fail meanwhile and are retried as messages
+      // One attempt per call: a 5xx or timeout is the items' attempt, retried as a delayed
+      // message (freeing the handler slot), not in a loop inside the handler.
+      const { client, limiter } = createAdsClient(config, redis, {
+        maxAttempts: 1,
+        maxThrottleWaitMs: Math.min(config.ADFLEET_ADS_MAX_THROTTLE_WAIT_MS, BULK_MAX_THROTTLE_WAIT_MS),
+      });
+      const sweeper =
+        overrides.sweeper === false
+          ? { stop: async () => {} }
+          : startSweeper(pool, messenger, logger, settings.sweep);
+      return {
+        pool,
+        redis,
+        ads: client,
+        limiter,
+        settings,
+        sweeper,
+        workerId: `${hostname()}:${process.pid}`,
+      };
+    },
+    async teardown({ pool, redis, limiter, sweeper }) {
+      await sweeper.stop();
+      await limiter.close();
+      redis.disconnect();
+      await pool.end();
+    },
+    handlers: {
+      BulkJobSubmitted: async ({ jobId }, { deps, messenger, logger }) => {
+        const result = await dispatchJob(deps.pool, messenger, jobId, deps.settings.batchSize);
+        logger.info(
+          { jobId, ...result },
+          result.live ? 'bulk job dispatched' : 'bulk job not live: nothing to dispatch',
+        );
+      },
+
+      BulkItemBatch: async (batch, { deps, messenger, logger, signal }) => {
+        const { pool, settings } = deps;
+        const owner = `${deps.workerId}:${randomUUID()}`;
+        const claim = await claimBatch(pool, {
+          ...batch,
+          owner,
+          leaseMs: settings.leaseMs,
+          profileInFlight: settings.profileInFlight,
+        });
+        if (claim.kind === 'job-not-running') {
+          logger.info({ jobId: batch.jobId, status: claim.status }, 'bulk job not running: batch dropped');
+          return;
+        }
+        if (claim.kind === 'busy') {
+          const deferMs = BUSY_DEFER_MS.min + Math.random() * BUSY_DEFER_MS.spread;
+          await markDue(pool, batch.itemIds, deferMs + 1_000);
+          throw new ThrottledError(
+            `profile ${batch.profileId} has ${claim.inFlight} bulk batches in flight`,
+            deferMs,
+          );
+        }
+        if (claim.blocked.length > 0) {
+          await markDue(pool, claim.blocked, BLOCKED_RETRY_SECONDS * 1000);
+          await messenger.send(
+            'BulkItemBatch',
+            { jobId: batch.jobId, profileId: batch.profileId, itemIds: [...claim.blocked] },
+            { delaySeconds: BLOCKED_RETRY_SECONDS },
+          );
+        }
+        if (claim.items.length === 0) {
+          logger.info({ jobId: batch.jobId, blocked: claim.blocked.length }, 'bulk batch: nothing to apply');
+          return;
+        }
+
+        // The call never outlives the lease: past it, the items may be another worker's.
+        const leaseGuard = AbortSignal.timeout(settings.leaseMs - Math.min(5_000, settings.leaseMs / 4));
+        const callSignal = AbortSignal.any([signal, leaseGuard]);
+        const outcomes: ItemOutcome[] = [];
+        for (const [entityType, items] of byEntityType(claim.items)) {
+          try {
+            const results = await applyAtAmazon(deps.ads, batch.profileId, entityType, items, callSignal);
+            outcomes.push(...outcomesOfResults(items, results, settings.retry));
+          } catch (error) {
+            if (error instanceof ThrottledError || signal.aborted) {
+              // Not the items' fault: give back what was not applied, without an attempt.
+              const done = new Set(outcomes.map((outcome) => outcome.id));
+              if (outcomes.length > 0) await recordOutcomes(pool, batch.jobId, owner, outcomes);
+              const delay = error instanceof ThrottledError ? error.retryAfterMs : 0;
+              await releaseItems(
+                pool,
+                owner,
+                claim.items.filter((item) => !done.has(item.id)).map((item) => item.id),
+                delay + 1_000,
+              );
+              throw error;
+            }
+            outcomes.push(...outcomesOfCallFailure(items, error, settings.retry));
+          }
+        }
+
+        const { recorded, completion } = await recordOutcomes(pool, batch.jobId, owner, outcomes);
+        if (completion !== undefined) await publishOutbox(pool, messenger, completion);
+        await scheduleRetries(messenger, batch.jobId, batch.profileId, outcomes, recorded);
+        const count = (status: string) => outcomes.filter((outcome) => outcome.status === status).length;
+        logger.info(
+          {
+            jobId: batch.jobId,
+            profileId: batch.profileId,
+            items: outcomes.length,
+            succeeded: count(ItemStatus.Succeeded),
+            failed: count(ItemStatus.Failed),
+            retry: count(ItemStatus.Retry),
+            lostLease: outcomes.length - recorded.size,
+            completed: completion !== undefined,
+          },
+          'bulk batch applied',
+        );
+      },
+    },
+  });
+}
+
+export const bulkItemWorker = createBulkItemWorker();

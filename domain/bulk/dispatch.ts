@@ -1,0 +1,67 @@
+import type pg from 'pg';
+import { inTransaction } from '../../shared/db.ts';
+import type { Messenger } from '../../shared/messaging/messenger.ts';
+import { planBatches } from './plan.ts';
+import type { EntityType } from './status.ts';
+
+/**
+ * `BulkJobSubmitted` → item batches. The job moves SUBMITTED → RUNNING once; then its
+ * undispatched items (due_at IS NULL) are taken a chunk at a time under FOR UPDATE SKIP
+ * LOCKED, planned into batches, sent, and marked due in the same transaction. A duplicate
+ * dispatch running alongside skips the locked chunk, one running after finds nothing left:
+ * no batch is enqueued twice. A crash between the sends and the commit re-sends that one
+ * chunk on retry, which the claim (apply.ts) makes harmless.
+ */
+
+export const DISPATCH_CHUNK_ITEMS = 20_000;
+
+export interface DispatchResult {
+  /** False when the job was not SUBMITTED or RUNNING (cancelled, finished, unknown). */
+  readonly live: boolean;
+  readonly batches: number;
+  readonly items: number;
+}
+
+export async function dispatchJob(
+  pool: pg.Pool,
+  messenger: Messenger,
+  jobId: string,
+  batchSize: number,
+): Promise<DispatchResult> {
+  const { rows } = await pool.query<{ status: string }>(
+    `UPDATE bulk_jobs SET status = CASE WHEN status = 'SUBMITTED' THEN 'RUNNING' ELSE status END,
+            dispatched_at = coalesce(dispatched_at, now()), updated_at = now()
+      WHERE id = $1 AND status IN ('SUBMITTED', 'RUNNING') RETURNING status`,
+    [jobId],
+  );
+  if (rows.length === 0) return { live: false, batches: 0, items: 0 };
+  let batches = 0;
+  let items = 0;
+  for (;;) {
+    const sent = await inTransaction(pool, async (client) => {
+      const chunk = await client.query<{ id: number; profile_id: number; entity_type: EntityType }>(
+        `SELECT id, profile_id, entity_type FROM bulk_items
+          WHERE job_id = $1 AND due_at IS NULL AND status = 'PENDING'
+          ORDER BY profile_id, entity_type, id
+          LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        [jobId, DISPATCH_CHUNK_ITEMS],
+      );
+      if (chunk.rows.length === 0) return { batches: 0, items: 0 };
+      const planned = planBatches(
+        chunk.rows.map((row) => ({ id: row.id, profileId: row.profile_id, entityType: row.entity_type })),
+        batchSize,
+      );
+      await messenger.sendBatch(
+        'BulkItemBatch',
+        planned.map((batch) => ({ jobId, profileId: batch.profileId, itemIds: batch.itemIds })),
+      );
+      await client.query('UPDATE bulk_items SET due_at = now(), updated_at = now() WHERE id = ANY($1)', [
+        chunk.rows.map((row) => row.id),
+      ]);
+      return { batches: planned.length, items: chunk.rows.length };
+    });
+    batches += sent.batches;
+    items += sent.items;
+    if (sent.items < DISPATCH_CHUNK_ITEMS) return { live: true, batches, items };
+  }
+}

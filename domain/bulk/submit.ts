@@ -1,0 +1,146 @@
+import { once } from 'node:events';
+import { basename } from 'node:path';
+import { finished } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { MARKETPLACES, type Marketplace } from '../../shared/ads/marketplaces.ts';
+import {
+  type BulkRow,
+  isRowError,
+  type MarketplaceOf,
+  type RowError,
+  RowValidator,
+  readRecords,
+} from './rows.ts';
+
+/**
+ * `bulk submit`: one pass over the file, streaming. Every row is checked (rows.ts); valid
+ * rows go straight into a COPY of bulk_items inside the transaction that also holds the job
+ * row, so a million-row file is never in memory. At the end, a file with any bad row is
+ * rolled back (nothing is written, every bad line is reported) and a clean one committed
+ * whole. A dry run checks the same way and writes nothing at all.
+ */
+
+export interface SubmitOptions {
+  readonly path: string;
+  readonly submittedBy: string;
+  readonly dryRun?: boolean;
+  readonly traceId?: string;
+  /** The submit span's W3C carrier, kept on the job. */
+  readonly traceCarrier?: Readonly<Record<string, string>>;
+  /** Bad rows reported by line; the rest are counted. @defaultValue 1000 */
+  readonly maxReportedErrors?: number;
+  /** Called every 10,000 rows read. */
+  readonly onProgress?: (rows: number) => void;
+}
+
+export interface SubmitSummary {
+  readonly rows: number;
+  readonly profiles: number;
+  readonly keywords: number;
+  readonly campaigns: number;
+}
+
+export type SubmitResult =
+  | ({ readonly ok: true; readonly jobId: string | undefined } & SubmitSummary)
+  | {
+      readonly ok: false;
+      readonly errors: readonly RowError[];
+      readonly errorCount: number;
+      readonly rows: number;
+    };
+
+/** The marketplace of every profile the fleet has synced (their bounds apply to the rows). */
+export async function loadMarketplaces(pool: pg.Pool): Promise<MarketplaceOf> {
+  const { rows } = await pool.query<{ id: number; country_code: string }>(
+    'SELECT id, country_code FROM profiles',
+  );
+  const byCountry = new Map<string, Marketplace>(MARKETPLACES.map((m) => [m.countryCode, m]));
+  const byProfile = new Map<number, Marketplace>();
+  for (const row of rows) {
+    const marketplace = byCountry.get(row.country_code);
+    if (marketplace !== undefined) byProfile.set(row.id, marketplace);
+  }
+  return (profileId) => byProfile.get(profileId);
+}
+
+/** COPY text format: the values are digits, fixed words and JSON of numbers, never tabs or backslashes. */
+function copyLine(jobId: string, jobSeq: number, row: BulkRow): string {
+  return `${jobId}\t${jobSeq}\t${row.line}\t${row.profileId}\t${row.entityType}\t${row.entityId}\t${JSON.stringify(row.change)}\n`;
+}
+
+export async function submitBulkFile(pool: pg.Pool, options: SubmitOptions): Promise<SubmitResult> {
+  const validator = new RowValidator(await loadMarketplaces(pool));
+  const maxReported = options.maxReportedErrors ?? 1_000;
+  const errors: RowError[] = [];
+  let errorCount = 0;
+  let rows = 0;
+  let keywords = 0;
+  const profiles = new Set<number>();
+
+  const client = options.dryRun === true ? undefined : await pool.connect();
+  let copy: ReturnType<typeof copyFrom> | undefined;
+  let job: { id: string; seq: number } | undefined;
+  try {
+    if (client !== undefined) {
+      await client.query('BEGIN');
+      const inserted = await client.query<{ id: string; seq: number }>(
+        `INSERT INTO bulk_jobs (file_name, submitted_by, trace_id, trace_carrier)
+         VALUES ($1, $2, $3, $4) RETURNING id, seq`,
+        [basename(options.path), options.submittedBy, options.traceId ?? null, options.traceCarrier ?? {}],
+      );
+      job = inserted.rows[0] as { id: string; seq: number };
+      copy = client.query(
+        copyFrom(
+          'COPY bulk_items (job_id, job_seq, line, profile_id, entity_type, entity_id, change) FROM STDIN',
+        ),
+      );
+    }
+    for await (const record of readRecords(options.path)) {
+      const checked = isRowError(record) ? record : validator.check(record);
+      if (!isRowError(checked)) rows += 1;
+      if (isRowError(checked)) {
+        errorCount += 1;
+        if (errors.length < maxReported) errors.push(checked);
+        continue;
+      }
+      if (rows % 10_000 === 0) options.onProgress?.(rows);
+      profiles.add(checked.profileId);
+      if (checked.entityType === 'keyword') keywords += 1;
+      // Once a row is bad the transaction will be rolled back: stop feeding the COPY.
+      if (copy !== undefined && job !== undefined && errorCount === 0) {
+        if (!copy.write(copyLine(job.id, job.seq, checked))) await once(copy, 'drain');
+      }
+    }
+    if (rows === 0 && errorCount === 0) {
+      errorCount = 1;
+      errors.push({ line: 1, reason: 'the file has no rows' });
+    }
+    if (copy !== undefined) {
+      copy.end();
+      await finished(copy);
+    }
+    if (errorCount > 0) {
+      await client?.query('ROLLBACK');
+      return { ok: false, errors, errorCount, rows };
+    }
+    if (client !== undefined && job !== undefined) {
+      await client.query('UPDATE bulk_jobs SET total = $2, pending = $2 WHERE id = $1', [job.id, rows]);
+      await client.query('COMMIT');
+    }
+    return {
+      ok: true,
+      jobId: job?.id,
+      rows,
+      profiles: profiles.size,
+      keywords,
+      campaigns: rows - keywords,
+    };
+  } catch (error) {
+    copy?.destroy();
+    await client?.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    client?.release();
+  }
+}

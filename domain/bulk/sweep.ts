@@ -1,0 +1,224 @@
+import { context, trace } from '@opentelemetry/api';
+import type pg from 'pg';
+import { inTransaction } from '../../shared/db.ts';
+import { describeError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/logging.ts';
+import type { Messenger } from '../../shared/messaging/messenger.ts';
+import { type Carrier, extractContext } from '../../shared/messaging/trace-context.ts';
+import { completeIfDone, publishOutbox } from './completion.ts';
+import { dispatchJob } from './dispatch.ts';
+import { planBatches } from './plan.ts';
+import { type EntityType, FleetErrorCode } from './status.ts';
+
+/**
+ * The sweeper every bulk-item worker runs: what no message will do by itself.
+ *
+ *  - leases that ran out (the worker holding the items died): the items count the attempt
+ *    and go back to RETRY (FAILED past the maximum) and are sent again at once, in their
+ *    job's trace — they do not wait for SQS to redeliver the dead worker's message;
+ *  - items whose message is long overdue (lost between a commit and a send): sent again;
+ *  - SUBMITTED jobs nobody dispatched (the CLI died after commit, before publishing);
+ *  - jobs with nothing left that are not final yet, and unpublished BulkJobCompleted rows.
+ * Every step takes its rows with FOR UPDATE SKIP LOCKED, so the sweepers of several workers
+ * divide the work rather than repeat it; a duplicate batch message is harmless anyway.
+ */
+
+export interface SweepSettings {
+  readonly intervalMs: number;
+  readonly stallAfterMs: number;
+  readonly maxAttempts: number;
+  readonly batchSize: number;
+}
+
+export interface SweepResult {
+  readonly recovered: number;
+  readonly resent: number;
+  readonly dispatched: number;
+  readonly completed: number;
+  readonly published: number;
+}
+
+const SWEEP_ITEMS = 10_000;
+const tracer = trace.getTracer('adfleet.bulk');
+
+interface StrayItem {
+  id: number;
+  job_id: string;
+  profile_id: number;
+  entity_type: EntityType;
+  trace_carrier: Carrier;
+}
+
+/** Sends items again as batches, each job's in that job's trace. */
+async function resend(messenger: Messenger, items: readonly StrayItem[], batchSize: number, what: string) {
+  const byJob = new Map<string, StrayItem[]>();
+  for (const item of items) {
+    const list = byJob.get(item.job_id) ?? [];
+    list.push(item);
+    byJob.set(item.job_id, list);
+  }
+  for (const [jobId, list] of byJob) {
+    const batches = planBatches(
+      list.map((item) => ({ id: item.id, profileId: item.profile_id, entityType: item.entity_type })),
+      batchSize,
+    );
+    await context.with(extractContext(list[0]?.trace_carrier ?? {}), () =>
+      tracer.startActiveSpan(`bulk ${what}`, async (span) => {
+        try {
+          span.setAttribute('adfleet.bulk.job_id', jobId);
+          span.setAttribute('adfleet.bulk.items', list.length);
+          await messenger.sendBatch(
+            'BulkItemBatch',
+            batches.map((batch) => ({ jobId, profileId: batch.profileId, itemIds: batch.itemIds })),
+          );
+        } finally {
+          span.end();
+        }
+      }),
+    );
+  }
+}
+
+export async function recoverExpiredLeases(
+  pool: pg.Pool,
+  messenger: Messenger,
+  settings: Pick<SweepSettings, 'maxAttempts' | 'batchSize'>,
+): Promise<number> {
+  const { items, outboxes } = await inTransaction(pool, async (client) => {
+    const { rows } = await client.query<StrayItem & { attempts: number }>(
+      `SELECT i.id, i.job_id, i.profile_id, i.entity_type, i.attempts, j.trace_carrier
+         FROM bulk_items i JOIN bulk_jobs j ON j.id = i.job_id
+        WHERE i.status = 'RUNNING' AND i.lease_expires_at < now()
+        ORDER BY i.id LIMIT $1 FOR UPDATE OF i SKIP LOCKED`,
+      [SWEEP_ITEMS],
+    );
+    if (rows.length === 0) return { items: [], outboxes: [] };
+    await client.query(
+      `UPDATE bulk_items
+          SET attempts = attempts + 1,
+              status = CASE WHEN attempts + 1 >= $2 THEN 'FAILED' ELSE 'RETRY' END,
+              finished_at = CASE WHEN attempts + 1 >= $2 THEN now() END,
+              error_code = $3,
+              error_message = 'the worker applying it stopped before recording Amazon''s answer (lease expired)',
+              lease_owner = NULL, lease_expires_at = NULL, due_at = now(), updated_at = now()
+        WHERE id = ANY($1)`,
+      [rows.map((row) => row.id), settings.maxAttempts, FleetErrorCode.LeaseExpired],
+    );
+    const outboxes: number[] = [];
+    for (const jobId of new Set(rows.map((row) => row.job_id))) {
+      const outbox = await completeIfDone(client, jobId);
+      if (outbox !== undefined) outboxes.push(outbox);
+    }
+    await resend(
+      messenger,
+      rows.filter((row) => row.attempts + 1 < settings.maxAttempts),
+      settings.batchSize,
+      'recover',
+    );
+    return { items: rows, outboxes };
+  });
+  for (const outbox of outboxes) await publishOutbox(pool, messenger, outbox);
+  return items.length;
+}
+
+export async function resendOverdue(
+  pool: pg.Pool,
+  messenger: Messenger,
+  settings: Pick<SweepSettings, 'stallAfterMs' | 'batchSize'>,
+): Promise<number> {
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query<StrayItem>(
+      `SELECT i.id, i.job_id, i.profile_id, i.entity_type, j.trace_carrier
+         FROM bulk_items i JOIN bulk_jobs j ON j.id = i.job_id
+        WHERE i.status IN ('PENDING', 'RETRY') AND j.status = 'RUNNING'
+          AND coalesce(i.due_at, j.dispatched_at) < now() - $1 * interval '1 millisecond'
+        ORDER BY i.id LIMIT $2 FOR UPDATE OF i SKIP LOCKED`,
+      [settings.stallAfterMs, SWEEP_ITEMS],
+    );
+    if (rows.length === 0) return 0;
+    await resend(messenger, rows, settings.batchSize, 'resend');
+    await client.query('UPDATE bulk_items SET due_at = now(), updated_at = now() WHERE id = ANY($1)', [
+      rows.map((row) => row.id),
+    ]);
+    return rows.length;
+  });
+}
+
+export async function dispatchForgotten(
+  pool: pg.Pool,
+  messenger: Messenger,
+  settings: Pick<SweepSettings, 'stallAfterMs' | 'batchSize'>,
+): Promise<number> {
+  const { rows } = await pool.query<{ id: string; trace_carrier: Carrier }>(
+    `SELECT id, trace_carrier FROM bulk_jobs
+      WHERE status = 'SUBMITTED' AND created_at < now() - $1 * interval '1 millisecond'
+      ORDER BY created_at LIMIT 10`,
+    [settings.stallAfterMs],
+  );
+  for (const job of rows) {
+    await context.with(extractContext(job.trace_carrier), () =>
+      dispatchJob(pool, messenger, job.id, settings.batchSize),
+    );
+  }
+  return rows.length;
+}
+
+export async function settleJobs(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ id: string; trace_carrier: Carrier }>(
+    `SELECT id, trace_carrier FROM bulk_jobs
+      WHERE (status = 'RUNNING' AND pending + running + retry = 0) OR (status = 'CANCELLING' AND running = 0)`,
+  );
+  let completed = 0;
+  for (const job of rows) {
+    const outbox = await context.with(extractContext(job.trace_carrier), () =>
+      inTransaction(pool, (client) => completeIfDone(client, job.id)),
+    );
+    if (outbox !== undefined) completed += 1;
+  }
+  return completed;
+}
+
+export async function sweepOnce(
+  pool: pg.Pool,
+  messenger: Messenger,
+  settings: SweepSettings,
+): Promise<SweepResult> {
+  const recovered = await recoverExpiredLeases(pool, messenger, settings);
+  const resent = await resendOverdue(pool, messenger, settings);
+  const dispatched = await dispatchForgotten(pool, messenger, settings);
+  const completed = await settleJobs(pool);
+  const published = await publishOutbox(pool, messenger);
+  return { recovered, resent, dispatched, completed, published };
+}
+
+export interface Sweeper {
+  stop(): Promise<void>;
+}
+
+export function startSweeper(
+  pool: pg.Pool,
+  messenger: Messenger,
+  logger: Logger,
+  settings: SweepSettings,
+): Sweeper {
+  let stopped = false;
+  let running: Promise<void> = Promise.resolve();
+  const tick = () => {
+    running = sweepOnce(pool, messenger, settings)
+      .then((result) => {
+        if (Object.values(result).some((count) => count > 0)) logger.info(result, 'bulk sweep');
+      })
+      .catch((error: unknown) => logger.warn({ err: describeError(error) }, 'bulk sweep failed'))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(tick, settings.intervalMs);
+      });
+  };
+  let timer = setTimeout(tick, settings.intervalMs);
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
