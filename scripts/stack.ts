@@ -14,12 +14,28 @@
  * Idempotent: a service whose port already answers is left alone, so a second run returns
  * in seconds. It ends by applying the topology and the migrations and writing the
  * environment a worker needs to `.stack/env` (usable with `node --env-file=.stack/env`).
+ *
+ * It prints one line per service; what the tools it runs print (apt-get, initdb, pip, go
+ * build, LocalStack's spec build) goes to `.stack/logs/<step>.log`, and a failing step's
+ * error names its log and quotes the end of it.
+ *
+ * `node scripts/stack.ts ensure` (before `npm test`) returns at once when the stack's
+ * environment is written and every service answers, and runs `up` otherwise.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createConnection } from 'node:net';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../contract/config.ts';
@@ -27,7 +43,7 @@ import { resourceNames } from '../contract/topology.ts';
 import { createAwsClients } from '../shared/aws.ts';
 import { bootstrapTopology } from '../shared/bootstrap.ts';
 import { migrate, runAdminStatement } from '../shared/db.ts';
-import { STACK_ENV_FILE } from './stack-env.ts';
+import { readStackEnv, STACK_ENV_FILE } from './stack-env.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const STATE_DIR = join(ROOT, '.stack');
@@ -73,11 +89,49 @@ function log(message: string) {
   process.stdout.write(`stack: ${message}\n`);
 }
 
-function run(command: string, args: string[], options: { quiet?: boolean } = {}) {
-  return execFileSync(command, args, {
-    stdio: options.quiet ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'],
-    encoding: 'utf8',
-  });
+/** The one line a service gets: name, where it listens, and what this run did about it. */
+function serviceLine(service: string, where: string, state: string) {
+  log(`${service.padEnd(13)} ${where.padEnd(52)} ${state}`);
+}
+
+const since = (startedAt: number) => `${((Date.now() - startedAt) / 1000).toFixed(1)} s`;
+
+interface RunOptions {
+  /** The log under .stack/logs/ that gets the command's output (stderr too). */
+  readonly log: string;
+  /** Return stdout instead of logging it (stderr still goes to the log). */
+  readonly capture?: boolean;
+  readonly cwd?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Runs a tool with its output in .stack/logs/<log>.log, not on the terminal: a first run
+ * installs packages and builds binaries, and their pages of output bury the one line that
+ * matters. A failure names the log and quotes its end.
+ */
+function run(command: string, args: string[], options: RunOptions): string {
+  mkdirSync(LOG_DIR, { recursive: true });
+  const logFile = join(LOG_DIR, `${options.log}.log`);
+  const fd = openSync(logFile, 'a');
+  try {
+    writeFileSync(fd, `\n$ ${command} ${args.join(' ')}\n`);
+    const output = execFileSync(command, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ['ignore', options.capture ? 'pipe' : fd, fd],
+      encoding: 'utf8',
+    });
+    return output ?? '';
+  } catch (error) {
+    const tail = readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-15).join('\n');
+    throw new Error(
+      `${command} ${args.join(' ')} failed (${(error as Error).message.split('\n')[0]}); ` +
+        `its output is in ${relative(ROOT, logFile)}, ending:\n${tail}`,
+    );
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function commandExists(command: string) {
@@ -141,16 +195,13 @@ function startDetached(name: string, command: string, args: string[], env: Recor
 
 let aptUpdated = false;
 function aptInstall(...packages: string[]) {
+  log(`installing ${packages.join(', ')} (apt-get; output in .stack/logs/apt.log)`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   if (!aptUpdated) {
-    log('apt-get update');
-    run('apt-get', ['update', '-qq']);
+    run('apt-get', ['update', '-qq'], { log: 'apt', env });
     aptUpdated = true;
   }
-  log(`apt-get install ${packages.join(' ')}`);
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
+  run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], { log: 'apt', env });
 }
 
 // ---------------------------------------------------------------- Postgres
@@ -179,10 +230,15 @@ function postgresDir(): string {
 
 /** Postgres refuses to run as root: as root, the server runs as the `postgres` user. */
 function asPostgresUser(command: string, args: string[]) {
-  return isRoot ? run('runuser', ['-u', 'postgres', '--', command, ...args]) : run(command, args);
+  const options = { log: 'postgres-setup' };
+  return isRoot
+    ? run('runuser', ['-u', 'postgres', '--', command, ...args], options)
+    : run(command, args, options);
 }
 
 async function startPostgres() {
+  const startedAt = Date.now();
+  let state = 'already up';
   if (!(await portOpen(PORTS.postgres))) {
     let bin = postgresBinDir();
     if (bin === undefined) {
@@ -193,12 +249,12 @@ async function startPostgres() {
     const dir = postgresDir();
     const data = join(dir, 'data');
     mkdirSync(dir, { recursive: true });
-    if (isRoot) run('chown', ['-R', 'postgres:postgres', dir]);
+    if (isRoot) run('chown', ['-R', 'postgres:postgres', dir], { log: 'postgres-setup' });
+    state = 'started';
     if (!existsSync(join(data, 'PG_VERSION'))) {
-      log('initdb');
       asPostgresUser(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8']);
+      state = 'created (initdb) and started';
     }
-    log('starting Postgres');
     // Durability settings are for a disposable local database: tests and benchmarks
     // compare approaches side by side on the same settings.
     const options = [
@@ -223,11 +279,12 @@ async function startPostgres() {
       '60',
       'start',
     ]);
+    state = `${state} in ${since(startedAt)}`;
   }
   await runAdminStatement(DATABASE_URL, 'CREATE DATABASE adfleet').catch((error: { code?: string }) => {
     if (error.code !== '42P04') throw error; // duplicate_database: it is there already
   });
-  log(`Postgres on ${HOST}:${PORTS.postgres}`);
+  serviceLine('postgres', `${HOST}:${PORTS.postgres}`, state);
 }
 
 function stopPostgres() {
@@ -248,9 +305,10 @@ function stopPostgres() {
 // ---------------------------------------------------------------- Redis
 
 async function startRedis() {
+  const startedAt = Date.now();
+  let state = 'already up';
   if (!(await portOpen(PORTS.redis))) {
     if (!commandExists('redis-server')) aptInstall('redis-server');
-    log('starting Redis');
     startDetached('redis', 'redis-server', [
       '--bind',
       HOST,
@@ -264,8 +322,9 @@ async function startRedis() {
       'no',
     ]);
     await waitFor('Redis', () => portOpen(PORTS.redis), 15_000);
+    state = `started in ${since(startedAt)}`;
   }
-  log(`Redis on ${HOST}:${PORTS.redis}`);
+  serviceLine('redis', `${HOST}:${PORTS.redis}`, state);
 }
 
 // ---------------------------------------------------------------- AWS emulator
@@ -285,9 +344,9 @@ function pythonVenv(name: string, python: string, install: (pip: string) => void
   if (!existsSync(marker)) {
     rmSync(venv, { recursive: true, force: true });
     mkdirSync(TOOLS_DIR, { recursive: true });
-    log(`creating ${venv}`);
+    log(`installing ${name} into ${relative(ROOT, venv)} (pip; output in .stack/logs/${name}.log)`);
     ensureVenvSupport(python);
-    run(python, ['-m', 'venv', venv]);
+    run(python, ['-m', 'venv', venv], { log: name });
     install(join(venv, 'bin', 'pip'));
     writeFileSync(marker, new Date().toISOString());
   }
@@ -333,7 +392,9 @@ async function localStackReady(endpoint: string): Promise<boolean> {
 
 async function startLocalStack(python: string, endpoint: string) {
   const venv = pythonVenv('localstack-venv', python, (pip) =>
-    run(pip, ['install', '-q', '--no-deps', '-r', join(ROOT, 'localstack', 'requirements.txt')]),
+    run(pip, ['install', '--no-deps', '-r', join(ROOT, 'localstack', 'requirements.txt')], {
+      log: 'localstack-venv',
+    }),
   );
   const root = join(STATE_DIR, 'localstack');
   mkdirSync(join(root, 'usr', 'lib', 'localstack'), { recursive: true });
@@ -357,38 +418,46 @@ async function startLocalStack(python: string, endpoint: string) {
   if (!catalogBuilt) {
     // Built once ahead of time: otherwise the first request builds it and the process
     // keeps ~500 MB instead of ~150 MB.
-    execFileSync(join(venv, 'bin', 'python'), ['-m', 'localstack.aws.spec'], {
+    run(join(venv, 'bin', 'python'), ['-m', 'localstack.aws.spec'], {
+      log: 'localstack-venv',
       env: { ...process.env, ...env },
-      stdio: 'ignore',
     });
   }
-  log('starting LocalStack (no Docker)');
   startDetached('emulator', join(venv, 'bin', 'python'), ['-m', 'localstack.runtime.main'], env);
   await waitFor('LocalStack', () => localStackReady(endpoint), 120_000);
 }
 
 async function startMoto(endpoint: string) {
   const venv = pythonVenv('moto-venv', 'python3', (pip) =>
-    run(pip, ['install', '-q', `moto[server]==${MOTO_VERSION}`]),
+    run(pip, ['install', `moto[server]==${MOTO_VERSION}`], { log: 'moto-venv' }),
   );
-  log('starting moto');
   startDetached('emulator', join(venv, 'bin', 'moto_server'), ['-H', HOST, '-p', String(PORTS.emulator)]);
   await waitFor('moto', () => httpOk(`${endpoint}/moto-api/`), 60_000);
 }
 
-async function startEmulator(emulator: Emulator): Promise<Emulator> {
+async function startEmulator(wanted: Emulator): Promise<Emulator> {
+  const startedAt = Date.now();
   const endpoint = `http://${HOST}:${PORTS.emulator}`;
-  if (await portOpen(PORTS.emulator)) return runningEmulator(emulator);
-  if (emulator === Emulator.LocalStack) {
-    const python = python313();
-    if (python !== undefined) {
-      await startLocalStack(python, endpoint);
-      return Emulator.LocalStack;
-    }
-    log('LocalStack 4.14.0 needs Python 3.13 and none was found: using moto instead');
+  const where = `${endpoint} (SQS, EventBridge, Scheduler)`;
+  if (await portOpen(PORTS.emulator)) {
+    const running = await runningEmulator(wanted);
+    serviceLine(`aws emulator`, where, `already up (${running})`);
+    return running;
   }
-  await startMoto(endpoint);
-  return Emulator.Moto;
+  let emulator: Emulator = Emulator.Moto;
+  let python: string | undefined;
+  if (wanted === Emulator.LocalStack) python = python313();
+  if (python !== undefined) {
+    await startLocalStack(python, endpoint);
+    emulator = Emulator.LocalStack;
+  } else {
+    if (wanted === Emulator.LocalStack) {
+      log('LocalStack 4.14.0 needs Python 3.13 and none was found: using moto instead');
+    }
+    await startMoto(endpoint);
+  }
+  serviceLine('aws emulator', where, `started ${emulator} in ${since(startedAt)}`);
+  return emulator;
 }
 
 // ---------------------------------------------------------------- Jaeger
@@ -422,46 +491,54 @@ function buildJaeger(binary: string) {
   const work = join(TOOLS_DIR, 'jaeger-build');
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
-  log(`building Jaeger ${JAEGER_VERSION} from the Go module proxy (once; a few minutes)`);
+  log(
+    `building Jaeger ${JAEGER_VERSION} from the Go module proxy (once; a few minutes; output in .stack/logs/jaeger-build.log)`,
+  );
+  const options = { log: 'jaeger-build' };
   const download = JSON.parse(
     run(go, ['mod', 'download', '-json', `github.com/jaegertracing/jaeger@${JAEGER_VERSION}`], {
-      quiet: true,
+      ...options,
+      capture: true,
     }),
   ) as { Dir: string };
   const source = join(work, 'src');
-  run('cp', ['-r', download.Dir, source]);
-  run('chmod', ['-R', 'u+w', source]);
-  execFileSync(go, ['build', '-o', binary, './cmd/jaeger'], {
+  run('cp', ['-r', download.Dir, source], options);
+  run('chmod', ['-R', 'u+w', source], options);
+  run(go, ['build', '-o', binary, './cmd/jaeger'], {
+    ...options,
     cwd: source,
-    stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, GOFLAGS: '-mod=mod' },
   });
   rmSync(work, { recursive: true, force: true });
 }
 
 async function startJaeger() {
+  const startedAt = Date.now();
+  let state = 'already up';
   if (!(await portOpen(PORTS.otlp))) {
     const binary = join(TOOLS_DIR, 'bin', 'jaeger');
     if (!existsSync(binary)) buildJaeger(binary);
-    log('starting Jaeger');
     startDetached('jaeger', binary, [], { JAEGER_LISTEN_HOST: HOST });
     await waitFor('Jaeger', () => httpOk(`http://${HOST}:${PORTS.jaegerQuery}/api/services`), 60_000);
+    state = `started in ${since(startedAt)}`;
   }
-  log(`Jaeger on ${HOST}:${PORTS.otlp} (OTLP/HTTP), UI http://${HOST}:${PORTS.jaegerQuery}`);
+  serviceLine('jaeger', `${HOST}:${PORTS.otlp} (OTLP), UI http://${HOST}:${PORTS.jaegerQuery}`, state);
 }
 
 // ---------------------------------------------------------------- Ads API sandbox
 
 async function startAdsSandbox() {
+  const startedAt = Date.now();
+  let state = 'already up';
   const main = join(ROOT, 'sandbox', 'ads-api', 'main.ts');
   if (!(await portOpen(PORTS.adsSandbox))) {
-    log('starting the Ads API sandbox');
     startDetached('ads-sandbox', process.execPath, [main], {
       ADFLEET_SANDBOX_PORT: String(PORTS.adsSandbox),
     });
     await waitFor('Ads API sandbox', () => portOpen(PORTS.adsSandbox), 30_000);
+    state = `started in ${since(startedAt)}`;
   }
-  log(`Ads API sandbox on http://${HOST}:${PORTS.adsSandbox}`);
+  serviceLine('ads sandbox', `http://${HOST}:${PORTS.adsSandbox}`, state);
 }
 
 // ---------------------------------------------------------------- up / down
@@ -498,43 +575,81 @@ async function up() {
   let emulator = selectedEmulator();
   if (dockerEngineReachable()) {
     emulator = Emulator.LocalStack;
-    log('Docker engine found: docker compose up');
-    run('docker', ['compose', '-f', join(ROOT, 'localstack', 'docker-compose.yml'), 'up', '-d', '--wait']);
+    const compose = join(ROOT, 'localstack', 'docker-compose.yml');
+    run('docker', ['compose', '-f', compose, 'up', '-d', '--wait'], { log: 'docker-compose' });
+    serviceLine('docker', relative(ROOT, compose), 'up (LocalStack, Jaeger, Postgres, Redis)');
   } else {
     // Sequential on purpose: installs share apt's lock and the machine's two cores.
     await startPostgres();
     await startRedis();
     emulator = await startEmulator(emulator);
-    log(`AWS emulator (${emulator}) on http://${HOST}:${PORTS.emulator}`);
     await startJaeger();
   }
   await startAdsSandbox();
 
   const env = stackEnvironment(emulator);
   const { applied } = await migrate(env.DATABASE_URL as string);
-  log(applied.length === 0 ? 'migrations: up to date' : `migrations applied: ${applied.join(', ')}`);
+  serviceLine(
+    'migrations',
+    'database adfleet',
+    applied.length === 0 ? 'up to date' : `applied ${applied.join(', ')}`,
+  );
 
   // The workers' own config, so the topology gets the names they will look for.
   Object.assign(process.env, env);
   const config = loadConfig();
   const clients = createAwsClients(config);
+  const topologyLog: string[] = [];
   try {
     await bootstrapTopology(clients, resourceNames(config.ADFLEET_RESOURCE_PREFIX), (line) =>
-      log(`topology: ${line}`),
+      topologyLog.push(line),
     );
   } finally {
     clients.destroy();
   }
+  mkdirSync(LOG_DIR, { recursive: true });
+  writeFileSync(join(LOG_DIR, 'topology.log'), `${topologyLog.join('\n')}\n`);
+  serviceLine(
+    'topology',
+    `prefix ${config.ADFLEET_RESOURCE_PREFIX}`,
+    `${topologyLog.length} resources in place (.stack/logs/topology.log)`,
+  );
 
   const lines = Object.entries(env).map(([key, value]) => `${key}=${value}`);
   writeFileSync(STACK_ENV_FILE, `${lines.join('\n')}\n`);
-  log(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s; environment (also in .stack/env):`);
-  process.stdout.write(`\n${lines.map((line) => `export ${line}`).join('\n')}\n`);
+  log(`ready in ${since(started)}; environment in .stack/env (node --env-file=.stack/env …)`);
+}
+
+/**
+ * Before `npm test`: nothing to do when the environment is written and every service
+ * answers (a second `up` would also be quick, but would re-apply the topology each run);
+ * the whole `up` otherwise, so that a fresh clone's `npm test` brings its stack itself. A
+ * caller that points the tests elsewhere (AWS_ENDPOINT_URL, DATABASE_URL and REDIS_URL all
+ * set) is left alone.
+ */
+async function ensure() {
+  const aimedElsewhere = ['AWS_ENDPOINT_URL', 'DATABASE_URL', 'REDIS_URL'].every(
+    (key) => (process.env[key] ?? '') !== '',
+  );
+  if (aimedElsewhere) {
+    log('AWS_ENDPOINT_URL, DATABASE_URL and REDIS_URL are set: using those, not the local stack');
+    return;
+  }
+  const written = Object.keys(readStackEnv()).length > 0;
+  const answering = await Promise.all(Object.values(PORTS).map((port) => portOpen(port)));
+  if (written && answering.every(Boolean)) {
+    log('local stack is up (npm run stack to re-check it; .stack/env)');
+    return;
+  }
+  log('local stack not up: starting it (npm run stack)');
+  await up();
 }
 
 function down() {
   if (dockerEngineReachable()) {
-    run('docker', ['compose', '-f', join(ROOT, 'localstack', 'docker-compose.yml'), 'down']);
+    run('docker', ['compose', '-f', join(ROOT, 'localstack', 'docker-compose.yml'), 'down'], {
+      log: 'docker-compose',
+    });
   }
   stopPostgres();
   if (existsSync(PID_DIR)) {
@@ -557,10 +672,12 @@ const command = process.argv[2] ?? 'up';
 if (import.meta.main) {
   if (command === 'up') {
     await up();
+  } else if (command === 'ensure') {
+    await ensure();
   } else if (command === 'down') {
     down();
   } else {
-    process.stderr.write('usage: node scripts/stack.ts up|down\n');
+    process.stderr.write('usage: node scripts/stack.ts up|ensure|down\n');
     process.exit(2);
   }
 }
