@@ -1,11 +1,13 @@
-// One measured run of the queue-worker benchmark, in a process of its own so that tracing
-// on and off are separate SDK states. Usage: node bench/queue-worker-run.ts <bare|worker> <messages> <concurrency>
+// One measured run of the queue-worker benchmark, in a process of its own so that tracing on
+// and off are separate SDK states and the CPU and peak RSS read are this consumer's alone.
+// Usage: node bench/queue-worker-run.ts <bare|worker|sqs-consumer> <messages> <concurrency>
 // Environment: the stack's, plus ADFLEET_RESOURCE_PREFIX naming a preloaded topology.
 import '../shared/telemetry/start.ts';
 
 const { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand } = await import(
   '@aws-sdk/client-sqs'
 );
+const { Consumer } = await import('sqs-consumer');
 const { loadConfig } = await import('../contract/config.ts');
 const { createAwsClients } = await import('../shared/aws.ts');
 const { createLogger } = await import('../shared/logging.ts');
@@ -19,21 +21,50 @@ const [mode, messagesArg, concurrencyArg] = process.argv.slice(2);
 const total = Number(messagesArg);
 const concurrency = Number(concurrencyArg);
 const config = loadConfig({ ...process.env, ADFLEET_CONCURRENCY: String(concurrency), LOG_LEVEL: 'warn' });
+const clients = createAwsClients(config);
+const { QueueUrl } = await clients.sqs.send(
+  new GetQueueUrlCommand({ QueueName: resourceNames(config.ADFLEET_RESOURCE_PREFIX).queue('bulk-item') }),
+);
+if (QueueUrl === undefined) throw new Error('bulk-item queue not found');
 
-async function bareLoop(): Promise<number> {
+/**
+ * What every variant reports: the clock and this process's CPU from the moment consumption
+ * starts to the last handled message (the other pollers may still sit in an empty long poll
+ * by then), and RSS sampled along the way for the long-run flatness check.
+ */
+let handled = 0;
+let startedAt = 0;
+let cpuAtStart: NodeJS.CpuUsage = { user: 0, system: 0 };
+let finishedAt = 0;
+let cpuAtFinish: NodeJS.CpuUsage = { user: 0, system: 0 };
+const rssSamples: { handled: number; rssMb: number }[] = [];
+let finish: () => void = () => {};
+const finished = new Promise<void>((resolve) => {
+  finish = resolve;
+});
+
+function begin(): void {
+  startedAt = performance.now();
+  cpuAtStart = process.cpuUsage();
+}
+
+function countHandled(): void {
+  handled += 1;
+  if (handled === total) {
+    finishedAt = performance.now();
+    cpuAtFinish = process.cpuUsage(cpuAtStart);
+    finish();
+  }
+}
+
+const sampler = setInterval(() => {
+  rssSamples.push({ handled, rssMb: process.memoryUsage.rss() / 1024 / 1024 });
+}, 500);
+
+async function bareLoop(): Promise<void> {
   // The baseline: what a hand-written consumer does — long-poll 10 at a time, delete each
   // message once "handled", as many loops as it takes to keep `concurrency` messages busy.
-  const clients = createAwsClients(config);
-  const { QueueUrl } = await clients.sqs.send(
-    new GetQueueUrlCommand({
-      QueueName: resourceNames(config.ADFLEET_RESOURCE_PREFIX).queue('bulk-item'),
-    }),
-  );
-  let handled = 0;
-  const started = performance.now();
-  // Timed to the last handled message, like the worker below: the other loops may still
-  // sit in an empty long poll by then.
-  let finished = started;
+  begin();
   const loops = Array.from({ length: Math.ceil(concurrency / 10) }, async () => {
     while (handled < total) {
       const { Messages = [] } = await clients.sqs.send(
@@ -50,25 +81,16 @@ async function bareLoop(): Promise<number> {
           await clients.sqs.send(
             new DeleteMessageCommand({ QueueUrl, ReceiptHandle: message.ReceiptHandle }),
           );
-          handled += 1;
-          if (handled === total) finished = performance.now();
+          countHandled();
         }),
       );
     }
   });
   await Promise.all(loops);
-  const seconds = (finished - started) / 1000;
-  clients.destroy();
-  return handled / seconds;
 }
 
-async function queueWorker(): Promise<number> {
-  let handled = 0;
-  let started = 0;
-  let resolveDone: () => void = () => {};
-  const done = new Promise<void>((resolve) => {
-    resolveDone = resolve;
-  });
+async function queueWorker(): Promise<void> {
+  begin();
   const worker = await startWorker(
     {
       queue: 'bulk-item',
@@ -79,22 +101,53 @@ async function queueWorker(): Promise<number> {
       config,
       logger: createLogger({ level: 'warn', name: 'bench', pretty: false }),
       waitTimeSeconds: 1,
-      onHandled: () => {
-        if (started === 0) started = performance.now();
-        handled += 1;
-        if (handled === total) resolveDone();
-      },
+      onHandled: countHandled,
     },
   );
-  const begin = performance.now();
-  await done;
-  // Deletes are acknowledged after onHandled; measure to the last handled message.
-  const seconds = (performance.now() - Math.min(begin, started || begin)) / 1000;
+  await finished;
   await worker.stop();
-  return handled / seconds;
 }
 
-const rate = mode === 'bare' ? await bareLoop() : await queueWorker();
+async function plainSqsConsumer(): Promise<void> {
+  // sqs-consumer as its README configures it: one consumer, a batch of 10, the message
+  // returned to acknowledge (delete) it.
+  const consumer = Consumer.create({
+    queueUrl: QueueUrl as string,
+    sqs: clients.sqs,
+    batchSize: 10,
+    waitTimeSeconds: 1,
+    handleMessage: async (message) => {
+      JSON.parse(message.Body ?? '{}');
+      return message;
+    },
+  });
+  // Counted once deleted, as the bare loop and QueueWorker count after their delete is sent.
+  consumer.on('message_processed', countHandled);
+  consumer.on('error', (error) => process.stderr.write(`sqs-consumer: ${error.message}\n`));
+  begin();
+  consumer.start();
+  await finished;
+  consumer.stop({ abort: true });
+}
+
+if (mode === 'bare') await bareLoop();
+else if (mode === 'worker') await queueWorker();
+else if (mode === 'sqs-consumer') await plainSqsConsumer();
+else throw new Error(`unknown mode ${mode}`);
+clearInterval(sampler);
+const seconds = (finishedAt - startedAt) / 1000;
+const cpuMs = (cpuAtFinish.user + cpuAtFinish.system) / 1000;
 await telemetry.shutdown();
-process.stdout.write(`${JSON.stringify({ mode, tracing: telemetry.enabled, rate })}\n`);
+clients.destroy();
+process.stdout.write(
+  `${JSON.stringify({
+    mode,
+    tracing: telemetry.enabled,
+    rate: handled / seconds,
+    cpuMsPerMessage: cpuMs / handled,
+    // maxRSS is in kilobytes.
+    maxRssMb: process.resourceUsage().maxRSS / 1024,
+    rssSamples,
+  })}\n`,
+);
 process.exit(0);
