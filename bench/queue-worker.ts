@@ -101,7 +101,8 @@ async function consume(
         OTEL_SERVICE_NAME: 'bench',
       },
       maxBuffer: 64 * 1024 * 1024,
-      timeout: 1_800_000,
+      // Generous: a loaded emulator can fall to tens of messages a second.
+      timeout: Math.max(300_000, messages * 100),
     },
   );
   return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as RunResult;
