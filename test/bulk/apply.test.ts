@@ -77,7 +77,9 @@ describe('bulk job end to end', { timeout: 120_000 }, () => {
     });
     await expectCountsMatchItems(world.db.pool, jobId);
 
-    process.stdout.write(`job final after ${seconds.toFixed(1)} s: ${JSON.stringify(world.sandbox.admin.stats().totals)}\n`);
+    process.stdout.write(
+      `job final after ${seconds.toFixed(1)} s: ${JSON.stringify(world.sandbox.admin.stats().totals)}\n`,
+    );
     // The faults were really there and really retried.
     const stats = world.sandbox.admin.stats();
     expect(stats.totals.throttled).toBeGreaterThan(0);

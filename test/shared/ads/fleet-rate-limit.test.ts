@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type AdsSandbox, startAdsSandbox } from '../../sandbox/ads-api/server.ts';
-import { startLoadWorker } from '../support/ads-load-fleet.ts';
-import type { LoadWorkerSpec } from '../support/ads-load-worker.ts';
-import { stackEnv, uniquePrefix } from '../support/env.ts';
-import { eventually } from '../support/processes.ts';
+import { type AdsSandbox, startAdsSandbox } from '../../../sandbox/ads-api/server.ts';
+import { startLoadWorker } from '../../support/ads-load-fleet.ts';
+import type { LoadWorkerSpec } from '../../support/ads-load-worker.ts';
+import { stackEnv, uniquePrefix } from '../../support/env.ts';
+import { eventually } from '../../support/processes.ts';
 
 /**
  * The limiter as the fleet runs it: separate worker processes (test/support/ads-load-worker.ts, the

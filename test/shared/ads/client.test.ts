@@ -1,10 +1,15 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type AdsSandbox, startAdsSandbox } from '../../sandbox/ads-api/server.ts';
-import { AdsApiError, AdsAuthError, AdsRetryableError, AdsThrottledError } from '../../shared/ads/errors.ts';
-import { AdsRateLimiter } from '../../shared/ads/rate-limit.ts';
-import { MediaType } from '../../shared/ads/types.ts';
-import { classifyError, ErrorKind } from '../../shared/errors.ts';
-import { uniquePrefix } from '../support/env.ts';
+import { type AdsSandbox, startAdsSandbox } from '../../../sandbox/ads-api/server.ts';
+import {
+  AdsApiError,
+  AdsAuthError,
+  AdsRetryableError,
+  AdsThrottledError,
+} from '../../../shared/ads/errors.ts';
+import { AdsRateLimiter } from '../../../shared/ads/rate-limit.ts';
+import { MediaType } from '../../../shared/ads/types.ts';
+import { classifyError, ErrorKind } from '../../../shared/errors.ts';
+import { uniquePrefix } from '../../support/env.ts';
 import { clientFor, collect, lwaFor, testRedis } from './support.ts';
 
 let sandbox: AdsSandbox;

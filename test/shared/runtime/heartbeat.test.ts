@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { stackEnv, workerEnv } from '../support/env.ts';
-import { eventually, spawnNode } from '../support/processes.ts';
-import { fleetMessage, sendBody } from '../support/queues.ts';
-import { createTestTopology, type TestTopology } from '../support/topology.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { stackEnv, workerEnv } from '../../support/env.ts';
+import { eventually, spawnNode } from '../../support/processes.ts';
+import { fleetMessage, sendBody } from '../../support/queues.ts';
+import { createTestTopology, type TestTopology } from '../../support/topology.ts';
 
 interface HeartbeatRow {
   service: string;

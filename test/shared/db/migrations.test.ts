@@ -1,9 +1,9 @@
 import { readdirSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MIGRATIONS_DIR, MIGRATIONS_TABLE, migrate } from '../../shared/db.ts';
-import { createEmptyDatabase } from '../support/database.ts';
-import { stackEnv } from '../support/env.ts';
+import { MIGRATIONS_DIR, MIGRATIONS_TABLE, migrate } from '../../../shared/db.ts';
+import { createEmptyDatabase } from '../../support/database.ts';
+import { stackEnv } from '../../support/env.ts';
 
 describe('migrations', () => {
   let database: Awaited<ReturnType<typeof createEmptyDatabase>>;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MISSING_RESULT, mapMultiStatus } from '../../shared/ads/multi-status.ts';
-import type { AmazonItemError, KeywordUpdate, MultiStatusPart } from '../../shared/ads/types.ts';
+import { MISSING_RESULT, mapMultiStatus } from '../../../shared/ads/multi-status.ts';
+import type { AmazonItemError, KeywordUpdate, MultiStatusPart } from '../../../shared/ads/types.ts';
 
 function update(keywordId: string, bid = 1): KeywordUpdate {
   return { keywordId, bid };

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FLEET_ATTRIBUTES } from '../../shared/messaging/trace-context.ts';
-import { workerEnv } from '../support/env.ts';
-import { type LogLine, type NodeProcess, spawnNode } from '../support/processes.ts';
-import { drainMessages, fleetMessage, queueDepth, sendBody } from '../support/queues.ts';
-import { createTestTopology, type TestTopology } from '../support/topology.ts';
+import { FLEET_ATTRIBUTES } from '../../../shared/messaging/trace-context.ts';
+import { workerEnv } from '../../support/env.ts';
+import { type LogLine, type NodeProcess, spawnNode } from '../../support/processes.ts';
+import { drainMessages, fleetMessage, queueDepth, sendBody } from '../../support/queues.ts';
+import { createTestTopology, type TestTopology } from '../../support/topology.ts';
 
 /** What happens to good, poison, failing and throttled messages, through the real runtime. */
 describe('message delivery rules', () => {

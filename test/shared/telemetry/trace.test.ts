@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { stackEnv, workerEnv } from '../support/env.ts';
-import { type ReceivedSpan, SpanKindCode, startOtlpReceiver } from '../support/otlp-receiver.ts';
-import { eventually, type NodeProcess, spawnNode } from '../support/processes.ts';
-import { createTestTopology, type TestTopology } from '../support/topology.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { stackEnv, workerEnv } from '../../support/env.ts';
+import { type ReceivedSpan, SpanKindCode, startOtlpReceiver } from '../../support/otlp-receiver.ts';
+import { eventually, type NodeProcess, spawnNode } from '../../support/processes.ts';
+import { createTestTopology, type TestTopology } from '../../support/topology.ts';
 
 /**
  * The chassis' trace property over both carriers: a producer span → EventBridge (context in

@@ -6,8 +6,8 @@ import {
   initialRateState,
   plateauMs,
   type RateState,
-} from '../../shared/ads/adaptive-rate.ts';
-import { parseRetryAfterMs } from '../../shared/ads/retry-after.ts';
+} from '../../../shared/ads/adaptive-rate.ts';
+import { parseRetryAfterMs } from '../../../shared/ads/retry-after.ts';
 
 const options = { ...ADAPTIVE_RATE_DEFAULTS, initialRate: 10 };
 

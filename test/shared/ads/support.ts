@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
-import { SANDBOX_DEFAULTS } from '../../sandbox/ads-api/server.ts';
-import { AdsApiClient, type AdsClientOptions } from '../../shared/ads/client.ts';
-import { LwaTokenProvider } from '../../shared/ads/lwa.ts';
-import { stackEnv } from '../support/env.ts';
+import { SANDBOX_DEFAULTS } from '../../../sandbox/ads-api/server.ts';
+import { AdsApiClient, type AdsClientOptions } from '../../../shared/ads/client.ts';
+import { LwaTokenProvider } from '../../../shared/ads/lwa.ts';
+import { stackEnv } from '../../support/env.ts';
 
 /** Redis of the local stack, for this test process. */
 export function testRedis(): Redis {

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stackEnv, workerEnv } from '../support/env.ts';
-import { eventually, spawnNode } from '../support/processes.ts';
-import { fleetMessage, sendBody } from '../support/queues.ts';
-import { freePort, startTcpProxy } from '../support/tcp-proxy.ts';
-import { createTestTopology, type TestTopology } from '../support/topology.ts';
+import { stackEnv, workerEnv } from '../../support/env.ts';
+import { eventually, spawnNode } from '../../support/processes.ts';
+import { fleetMessage, sendBody } from '../../support/queues.ts';
+import { freePort, startTcpProxy } from '../../support/tcp-proxy.ts';
+import { createTestTopology, type TestTopology } from '../../support/topology.ts';
 
 async function probe(port: number, path: string): Promise<number> {
   try {

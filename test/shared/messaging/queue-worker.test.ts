@@ -1,11 +1,11 @@
 import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../shared/logging.ts';
-import { QueueProducer } from '../../shared/messaging/producer.ts';
-import { QueueWorker } from '../../shared/messaging/queue-worker.ts';
-import { eventually } from '../support/processes.ts';
-import { queueDepth } from '../support/queues.ts';
-import { createTestTopology, type TestTopology } from '../support/topology.ts';
+import { createLogger } from '../../../shared/logging.ts';
+import { QueueProducer } from '../../../shared/messaging/producer.ts';
+import { QueueWorker } from '../../../shared/messaging/queue-worker.ts';
+import { eventually } from '../../support/processes.ts';
+import { queueDepth } from '../../support/queues.ts';
+import { createTestTopology, type TestTopology } from '../../support/topology.ts';
 
 /** QueueWorker in-process against the emulator: concurrency past one batch, and the heartbeat. */
 describe('QueueWorker', () => {

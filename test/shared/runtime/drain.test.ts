@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { workerEnv } from '../support/env.ts';
-import { eventually, type LogLine, spawnNode } from '../support/processes.ts';
-import { fleetMessage, queueDepth, sendBody } from '../support/queues.ts';
-import { createTestTopology, type TestTopology } from '../support/topology.ts';
+import { workerEnv } from '../../support/env.ts';
+import { eventually, type LogLine, spawnNode } from '../../support/processes.ts';
+import { fleetMessage, queueDepth, sendBody } from '../../support/queues.ts';
+import { createTestTopology, type TestTopology } from '../../support/topology.ts';
 
 describe('SIGTERM drains', () => {
   let topology: TestTopology;
