@@ -151,7 +151,7 @@ export async function buildRows(
     );
     const valid = perProfile - invalidPerProfile;
     let made = 0;
-    for (const campaign of liveCampaigns.slice(0, Math.min(3, valid))) {
+    for (const campaign of liveCampaigns.slice(0, Math.min(3, Math.floor(valid / 10)))) {
       const min = marketplaceOf(country).dailyBudget.min;
       rows.push({
         profile_id: profileId,
