@@ -50,7 +50,8 @@ import { carrierToAttributes, currentCarrier, extractContext, FLEET_ATTRIBUTES }
  * once the breaker's half-open probe succeeds.
  *
  * Draining (stop): pollers stop at once; messages waiting for a handler slot are released
- * (re-sent with no delay, original deleted: a drain spends no receive either); running
+ * (re-sent, original deleted: a drain spends no receive either; the copy is delayed by the
+ * long-poll wait + 1 s so this worker's last poll cannot take it again); running
  * handlers get until the drain deadline, then their AbortSignal fires and their messages
  * are released the same way.
  *
@@ -452,7 +453,13 @@ export class QueueWorker {
         const first = await Promise.race([handled, released, ...(deadline === undefined ? [] : [deadline])]);
         if (first !== 'done') handled.catch(() => {}); // its result no longer matters
         if (first === 'released') {
-          outcome = await this.#release(message, info, 0, 'the worker is stopping', logger);
+          outcome = await this.#release(
+            message,
+            info,
+            this.#drainReleaseDelaySeconds(),
+            'the worker is stopping',
+            logger,
+          );
           return undefined;
         }
         if (first === 'deadline') {
@@ -498,7 +505,9 @@ export class QueueWorker {
       releases: attributeNumber(message, FLEET_ATTRIBUTES.releases),
       deferrals: attributeNumber(message, FLEET_ATTRIBUTES.deferrals),
     };
-    const delaySeconds = this.#draining ? 0 : this.#outageDelaySeconds(info.releases);
+    const delaySeconds = this.#draining
+      ? this.#drainReleaseDelaySeconds()
+      : this.#outageDelaySeconds(info.releases);
     const releasing = this.#release(message, info, delaySeconds, 'not started', this.#options.logger).then(
       () => undefined,
     );
@@ -508,6 +517,14 @@ export class QueueWorker {
     } finally {
       this.#releasing.delete(releasing);
     }
+  }
+
+  /**
+   * A drained message's copy waits out this worker's last long poll, which is still open
+   * and would otherwise receive (and release) it again.
+   */
+  #drainReleaseDelaySeconds(): number {
+    return (this.#options.waitTimeSeconds ?? 20) + 1;
   }
 
   #outageDelaySeconds(releases: number): number {

@@ -39,7 +39,8 @@ describe('SIGTERM drains', () => {
     expect(handledBy(first.logs, slow)).toBe(1);
     expect(handledBy(first.logs, queued)).toBe(0);
 
-    // The released message is handled by the next worker at once (visibility 0, not 300 s);
+    // The released message is handled by the next worker within seconds (a copy delayed by
+    // the poll wait + 1 s, not a 300 s visibility timeout);
     // the slow one was deleted and never comes back.
     const second = spawnNode('test/fixtures/chassis-worker.ts', env);
     try {
