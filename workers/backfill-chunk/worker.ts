@@ -51,6 +51,7 @@ export function createBackfillChunkWorker(options: BackfillWorkerOptions = {}): 
         watchdog: options.watchdog === false ? undefined : startWatchdog(pool, messenger, logger),
       };
     },
+    probes: ({ pool }) => ({ postgres: () => pool.query('SELECT 1') }),
     async teardown(deps) {
       await deps.watchdog?.stop();
       await deps.pool.end();

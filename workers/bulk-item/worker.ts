@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Config } from '../../contract/config.ts';
 import {
@@ -23,6 +23,7 @@ import type { AdsRateLimiter } from '../../shared/ads/rate-limit.ts';
 import { createPool } from '../../shared/db.ts';
 import { ThrottledError } from '../../shared/errors.ts';
 import type { Messenger } from '../../shared/messaging/messenger.ts';
+import { createRedis } from '../../shared/redis.ts';
 import { defineWorker, type WorkerSpec } from '../../shared/worker.ts';
 import { outcomesOfCallFailure, outcomesOfResults, type RetryPolicy, retryBackoff } from './outcomes.ts';
 
@@ -152,8 +153,7 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
         applicationName: 'adfleet-bulk-item',
       });
       await pool.query('SELECT 1');
-      const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2 });
-      redis.on('error', () => {}); // reconnects by itself; calls fail meanwhile and are retried as messages
+      const redis = createRedis(config.REDIS_URL);
       // One attempt per call: a 5xx or timeout is the items' attempt, retried as a delayed
       // message (freeing the handler slot), not in a loop inside the handler.
       const { client, limiter } = createAdsClient(config, redis, {
@@ -174,6 +174,11 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
         workerId: `${hostname()}:${process.pid}`,
       };
     },
+    probes: ({ pool, ads }) => ({
+      postgres: () => pool.query('SELECT 1'),
+      'ads-api': () => ads.probe(),
+      'ads-credentials': () => ads.probe(),
+    }),
     async teardown({ pool, redis, limiter, sweeper }) {
       await sweeper.stop();
       await limiter.close();
