@@ -36,9 +36,10 @@ export const configSchema = z.object({
     .default('adfleet'),
   ADFLEET_ADS_API_URL: url.default('http://127.0.0.1:4580'),
   ADFLEET_LWA_TOKEN_URL: url.optional(),
-  ADFLEET_ADS_CLIENT_ID: z.string().min(1).default('adfleet-local'),
-  ADFLEET_ADS_CLIENT_SECRET: z.string().min(1).default('adfleet-local-secret'),
-  ADFLEET_ADS_REFRESH_TOKEN: z.string().min(1).default('adfleet-local-refresh'),
+  /** LWA credentials: required unless the Ads API URL is the local sandbox (see loadConfig). */
+  ADFLEET_ADS_CLIENT_ID: z.string().min(1).optional(),
+  ADFLEET_ADS_CLIENT_SECRET: z.string().min(1).optional(),
+  ADFLEET_ADS_REFRESH_TOKEN: z.string().min(1).optional(),
   /** Per-attempt timeout of an Ads API call. */
   ADFLEET_ADS_TIMEOUT_MS: positiveInt.default(10_000),
   /**
@@ -88,7 +89,33 @@ export const configSchema = z.object({
   ADFLEET_DASHBOARD_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
 });
 
-export type Config = z.infer<typeof configSchema>;
+const CREDENTIAL_VARIABLES = [
+  'ADFLEET_ADS_CLIENT_ID',
+  'ADFLEET_ADS_CLIENT_SECRET',
+  'ADFLEET_ADS_REFRESH_TOKEN',
+] as const;
+type CredentialVariable = (typeof CREDENTIAL_VARIABLES)[number];
+
+/** The parsed configuration; the LWA credentials always set (real ones, or the local sandbox's). */
+export type Config = Omit<z.infer<typeof configSchema>, CredentialVariable> &
+  Record<CredentialVariable, string>;
+
+/**
+ * The local sandbox's LWA credentials (sandbox/ads-api holds the same). They apply only when
+ * the Ads API URL is the local sandbox: a deployment whose secret mapping is missing must
+ * refuse to start, not log in to Amazon with a sandbox's values and fail every call.
+ */
+export const SANDBOX_CREDENTIALS: Readonly<Record<CredentialVariable, string>> = {
+  ADFLEET_ADS_CLIENT_ID: 'adfleet-local',
+  ADFLEET_ADS_CLIENT_SECRET: 'adfleet-local-secret',
+  ADFLEET_ADS_REFRESH_TOKEN: 'adfleet-local-refresh',
+};
+
+/** The sandbox runs on this machine: a loopback Ads API URL. */
+export function isLocalSandbox(adsApiUrl: string): boolean {
+  const host = new URL(adsApiUrl).hostname;
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -107,7 +134,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
   const result = configSchema.safeParse(present);
   if (!result.success) throw new ConfigError(result.error.issues);
-  return result.data;
+  const parsed = result.data;
+  const missing = CREDENTIAL_VARIABLES.filter((name) => parsed[name] === undefined);
+  if (missing.length > 0 && !isLocalSandbox(parsed.ADFLEET_ADS_API_URL)) {
+    throw new ConfigError(
+      missing.map((name) => ({
+        code: 'custom' as const,
+        path: [name],
+        input: undefined,
+        message: `required: ADFLEET_ADS_API_URL (${new URL(parsed.ADFLEET_ADS_API_URL).host}) is not the local sandbox, whose credentials are the only defaults`,
+      })),
+    );
+  }
+  return {
+    ...parsed,
+    ADFLEET_ADS_CLIENT_ID: parsed.ADFLEET_ADS_CLIENT_ID ?? SANDBOX_CREDENTIALS.ADFLEET_ADS_CLIENT_ID,
+    ADFLEET_ADS_CLIENT_SECRET:
+      parsed.ADFLEET_ADS_CLIENT_SECRET ?? SANDBOX_CREDENTIALS.ADFLEET_ADS_CLIENT_SECRET,
+    ADFLEET_ADS_REFRESH_TOKEN:
+      parsed.ADFLEET_ADS_REFRESH_TOKEN ?? SANDBOX_CREDENTIALS.ADFLEET_ADS_REFRESH_TOKEN,
+  };
 }
 
 /** The LWA token endpoint: explicit, or the Ads API base's /auth/o2/token (the sandbox serves both). */

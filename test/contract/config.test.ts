@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../contract/config.ts';
+import { ConfigError, loadConfig, SANDBOX_CREDENTIALS } from '../../contract/config.ts';
 
 const valid = {
   DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/adfleet',
@@ -44,5 +44,38 @@ describe('loadConfig', () => {
 
   it('rejects a URL with the wrong scheme', () => {
     expect(() => loadConfig({ ...valid, DATABASE_URL: 'ftp://example' })).toThrow(/DATABASE_URL/);
+  });
+
+  it('gives the sandbox credentials only to a process aimed at the local sandbox', () => {
+    const local = loadConfig({ ...valid, ADFLEET_ADS_API_URL: 'http://127.0.0.1:45123' });
+    expect(local.ADFLEET_ADS_CLIENT_SECRET).toBe(SANDBOX_CREDENTIALS.ADFLEET_ADS_CLIENT_SECRET);
+    expect(loadConfig(valid).ADFLEET_ADS_REFRESH_TOKEN).toBe(SANDBOX_CREDENTIALS.ADFLEET_ADS_REFRESH_TOKEN);
+  });
+
+  it('refuses to start against the real Ads API without real credentials, naming each missing one', () => {
+    const attempt = () =>
+      loadConfig({
+        ...valid,
+        ADFLEET_ADS_API_URL: 'https://advertising-api.amazon.com',
+        ADFLEET_ADS_CLIENT_ID: 'amzn1.application-oa2-client.real',
+      });
+    expect(attempt).toThrow(ConfigError);
+    try {
+      attempt();
+    } catch (error) {
+      expect((error as ConfigError).variables).toEqual([
+        'ADFLEET_ADS_CLIENT_SECRET',
+        'ADFLEET_ADS_REFRESH_TOKEN',
+      ]);
+      expect((error as Error).message).toContain('not the local sandbox');
+    }
+    const real = loadConfig({
+      ...valid,
+      ADFLEET_ADS_API_URL: 'https://advertising-api.amazon.com',
+      ADFLEET_ADS_CLIENT_ID: 'id',
+      ADFLEET_ADS_CLIENT_SECRET: 'secret',
+      ADFLEET_ADS_REFRESH_TOKEN: 'refresh',
+    });
+    expect(real.ADFLEET_ADS_CLIENT_SECRET).toBe('secret');
   });
 });
