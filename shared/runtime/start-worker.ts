@@ -104,14 +104,15 @@ export async function startWorker(definition: AnyWorkerSpec, options: StartOptio
           service: definition.queue,
           intervalMs: config.ADFLEET_HEARTBEAT_INTERVAL_MS,
           logger,
-          state: () => ({
-            ready: queueWorker.ready,
-            notReadyReason: queueWorker.running
-              ? `no successful SQS receive since ${queueWorker.lastReceiveAt.toISOString()}`
-              : 'not polling',
-            inFlight: queueWorker.inFlight,
-            lastPollAt: queueWorker.lastReceiveAt,
-          }),
+          state: () => {
+            const reasons = queueWorker.notReadyReasons();
+            return {
+              ready: reasons.length === 0,
+              notReadyReason: reasons.length === 0 ? null : reasons.join('; '),
+              inFlight: queueWorker.inFlight,
+              lastPollAt: queueWorker.lastReceiveAt,
+            };
+          },
         })
       : undefined;
   queueWorker.start();
