@@ -8,6 +8,7 @@ const { bulkCommand } = await import('./commands/bulk.ts');
 const { dbCommand } = await import('./commands/db.ts');
 const { dlqCommand } = await import('./commands/dlq.ts');
 const { statusCommand } = await import('./commands/status.ts');
+const { dashboardCommand } = await import('./commands/dashboard.ts');
 const { runCommand } = await import('./context.ts');
 
 const program = new Command('adfleet')
@@ -15,6 +16,7 @@ const program = new Command('adfleet')
   .showHelpAfterError();
 
 program.addCommand(statusCommand());
+program.addCommand(dashboardCommand());
 program.addCommand(bulkCommand());
 program.addCommand(backfillCommand());
 program.addCommand(dlqCommand());

@@ -170,4 +170,25 @@ for (const entry of summary) {
       `  ${''.padEnd(28)} ${jaeger}/trace/${entry.traceId}\n`,
   );
 }
+
+// 4. The operations view of what just ran: the dashboard, served until Ctrl-C when a person
+// is watching; in CI (no terminal) only the way to start it.
+const DASHBOARD_PORT = 8_484;
+const dashboardCommand = `node --env-file=.stack/env cli/main.ts dashboard --port ${DASHBOARD_PORT}`;
+if (exitCode === 0 && process.stdout.isTTY && process.env.CI === undefined) {
+  process.stdout.write(
+    `\ndashboard: http://127.0.0.1:${DASHBOARD_PORT}/ (serving until Ctrl-C; \`adfleet status\` for the terminal view)\n`,
+  );
+  const dashboard = spawn(
+    process.execPath,
+    [join(ROOT, 'cli', 'main.ts'), 'dashboard', '--port', String(DASHBOARD_PORT)],
+    { cwd: ROOT, env: { ...process.env, OTEL_SERVICE_NAME: 'adfleet-dashboard' }, stdio: 'inherit' },
+  );
+  process.on('SIGINT', () => dashboard.kill('SIGINT'));
+  await new Promise((resolve) => dashboard.once('exit', resolve));
+} else {
+  process.stdout.write(
+    `\noperations: \`node --env-file=.stack/env cli/main.ts status\`; dashboard: \`${dashboardCommand}\` → http://127.0.0.1:${DASHBOARD_PORT}/\n`,
+  );
+}
 process.exit(exitCode);

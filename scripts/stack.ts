@@ -10,6 +10,7 @@
  *   Redis         127.0.0.1:6379   Debian package
  *   Jaeger        127.0.0.1:4318 (OTLP/HTTP), 127.0.0.1:16686 (UI, query API)
  *   Ads sandbox   127.0.0.1:4580   sandbox/ads-api
+ *   Chromium      /usr/bin/chromium  Debian package, for the dashboard's browser tests
  *
  * Idempotent: a service whose port already answers is left alone, so a second run returns
  * in seconds. It ends by applying the topology and the migrations and writing the
@@ -202,6 +203,17 @@ function aptInstall(...packages: string[]) {
     aptUpdated = true;
   }
   run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], { log: 'apt', env });
+}
+
+// ---------------------------------------------------------------- Chromium
+
+/** Debian's Chromium: the dashboard tests drive it with playwright-core, which never downloads a browser. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+function ensureChromium() {
+  if (existsSync(CHROMIUM)) return;
+  if (isRoot && commandExists('apt-get')) aptInstall('chromium');
+  else log(`no ${CHROMIUM}: the dashboard tests need it (apt-get install chromium, as root)`);
 }
 
 // ---------------------------------------------------------------- Postgres
@@ -586,6 +598,7 @@ async function up() {
     await startJaeger();
   }
   await startAdsSandbox();
+  ensureChromium();
 
   const env = stackEnvironment(emulator);
   const { applied } = await migrate(env.DATABASE_URL as string);

@@ -15,6 +15,7 @@ export const INCIDENT = {
   backfillTraceId: '4bf92f3577b34da6a3ce929d0e0e4736',
   deadLetterReason: 'FatalError: item batch for profile 31 is malformed: change.bid must be a number',
   deadLetters: 12,
+  throttleReason: 'heartbeat write took 57.5 ms (slow above 40 ms)',
   staleProfileId: 9_000_000_001,
   freshProfileId: 9_000_000_002,
   deadPid: 424_242,
@@ -45,6 +46,19 @@ export async function seedDatabase(db: pg.Pool): Promise<void> {
      VALUES ($1, 0, 'running', 0, 200000, 70000, 70000, 70000, 70, 4, 0, 'healthy',
              now() - interval '10 minutes', now() - interval '12 minutes')`,
     [INCIDENT.backfillJobId],
+  );
+  // Its rate history up to the stall, and the throttle decisions on the way.
+  await db.query(
+    `INSERT INTO backfill_progress_samples (job_id, at, rows_processed, current_rate)
+     SELECT $1, now() - interval '40 minutes' + n * interval '2 minutes', n * 2500, 100 + 10 * n
+       FROM generate_series(1, 14) AS n`,
+    [INCIDENT.backfillJobId],
+  );
+  await db.query(
+    `INSERT INTO backfill_throttle_events (job_id, partition, at, state, reason, probe_ms, active_connections, rate_limit)
+     VALUES ($1, 0, now() - interval '30 minutes', 'slowed', $2, 57.5, 12, 500),
+            ($1, 0, now() - interval '20 minutes', 'healthy', 'heartbeat write 8.1 ms, 9 active connections', 8.1, 9, NULL)`,
+    [INCIDENT.backfillJobId, INCIDENT.throttleReason],
   );
   await db.query(
     `INSERT INTO profiles (id, country_code, currency_code, marketplace, account_name, last_synced_at)
