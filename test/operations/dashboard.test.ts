@@ -18,6 +18,8 @@ import { INCIDENT, seedDatabase, seedQueues } from './incident.ts';
 const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'test-dashboard-token-7f3a9c2e';
 const SCREENSHOTS = join(REPO_ROOT, '.stack', 'dashboard');
+// The machine may be busy: a page or its refresh can take seconds, not the default one.
+const POLL = { timeout: 15_000 };
 const readText = (element: { innerText: string }) => element.innerText;
 
 describe('adfleet dashboard in a real browser', () => {
@@ -99,7 +101,7 @@ describe('adfleet dashboard in a real browser', () => {
   it('shows the incident on the overview, with trace links and the commands to run', async () => {
     await page.goto(`${base}/?token=${TOKEN}`);
     expect(new URL(page.url()).search).toBe(''); // the token went into a cookie, not the history
-    await expect.poll(() => page.locator('h1').textContent()).toContain('Needs a human');
+    await expect.poll(() => page.locator('h1').textContent(), POLL).toContain('Needs a human');
     const findings = await text('#findings');
     expect(findings).toContain(`${INCIDENT.deadLetters} dead letter(s)`);
     expect(findings).toContain(INCIDENT.deadLetterReason);
@@ -121,7 +123,7 @@ describe('adfleet dashboard in a real browser', () => {
 
   it('shows the backfill with its rows/s chart and throttle decisions', async () => {
     await page.goto(`${base}/backfills/${INCIDENT.backfillJobId}`);
-    await expect.poll(() => page.locator('h1').textContent()).toBe('backfill campaign-currency');
+    await expect.poll(() => page.locator('h1').textContent(), POLL).toBe('backfill campaign-currency');
     const points = (await page.locator('#rate-chart polyline').getAttribute('points')) ?? '';
     expect(points.trim().split(/\s+/)).toHaveLength(14);
     expect(await page.locator('#rate-chart').getAttribute('aria-label')).toContain('peak 240');
@@ -135,7 +137,7 @@ describe('adfleet dashboard in a real browser', () => {
   it('lists profiles stalest first', async () => {
     await page.goto(`${base}/profiles`);
     const rows = page.locator('#profiles tr[data-profile]');
-    await expect.poll(() => rows.count()).toBe(2);
+    await expect.poll(() => rows.count(), POLL).toBe(2);
     expect(await rows.nth(0).getAttribute('data-profile')).toBe(String(INCIDENT.staleProfileId));
     expect(await rows.nth(0).evaluate(readText)).toContain('Stale Shop GmbH');
     expect(await rows.nth(1).evaluate(readText)).toContain('Fresh Store Inc');
@@ -149,7 +151,7 @@ describe('adfleet dashboard in a real browser', () => {
     );
     await page.click('a[href="/dead-letters/bulk-item"]');
     const rows = page.locator('#dead-letters tr:has(td)');
-    await expect.poll(() => rows.count()).toBe(INCIDENT.deadLetters);
+    await expect.poll(() => rows.count(), POLL).toBe(INCIDENT.deadLetters);
     expect(await rows.nth(0).evaluate(readText)).toContain(INCIDENT.deadLetterReason);
     await screenshot('dead-letters');
   });
@@ -164,7 +166,7 @@ describe('adfleet dashboard in a real browser', () => {
       `INSERT INTO profiles (id, country_code, currency_code, marketplace, account_name, last_synced_at)
        VALUES (9000000003, 'FR', 'EUR', 'A13V1IB3VIYZZH', 'Late Night SARL', NULL)`,
     );
-    await expect.poll(() => text('#profiles'), { timeout: 15_000 }).toContain('2 not synced');
+    await expect.poll(() => text('#profiles'), POLL).toContain('2 not synced');
     expect(await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded)).toBe(
       true,
     );
