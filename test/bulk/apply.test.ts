@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { resourceNames } from '../../contract/topology.ts';
-import { eventually, type NodeProcess } from '../support/processes.ts';
+import type { NodeProcess } from '../support/processes.ts';
 import { drainMessages } from '../support/queues.ts';
 import {
   type BulkWorld,
@@ -138,10 +138,14 @@ describe('bulk job end to end', { timeout: 120_000 }, () => {
     const lines = report.output.filter((line) => line.trim() !== '');
     expect(lines[0]).toMatch(/^item_id,line,/);
     expect(lines).toHaveLength(101);
-    await eventually('status readable', async () => {
-      const status = runCli(world, ['bulk', 'status', jobId.slice(0, 8)]);
-      const out = await cliOutput(status);
-      return out.code === 0 && /COMPLETED_WITH_ERRORS/.test(status.output.join('\n')) ? true : undefined;
-    });
+    await vi.waitFor(
+      async () => {
+        const status = runCli(world, ['bulk', 'status', jobId.slice(0, 8)]);
+        const out = await cliOutput(status);
+        expect(out.code, 'bulk status exit code').toBe(0);
+        expect(status.output.join('\n')).toMatch(/COMPLETED_WITH_ERRORS/);
+      },
+      { timeout: 30_000, interval: 200 },
+    );
   });
 });

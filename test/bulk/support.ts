@@ -1,9 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import { expect } from 'vitest';
+import { expect, vi } from 'vitest';
 import { type BulkJob, loadJob } from '../../domain/bulk/jobs.ts';
 import { TERMINAL_JOB_STATUSES } from '../../domain/bulk/status.ts';
 import { type AdsSandbox, SANDBOX_DEFAULTS, startAdsSandbox } from '../../sandbox/ads-api/server.ts';
@@ -220,14 +219,20 @@ export async function waitForJob(
   what = 'final',
   timeoutMs = 60_000,
 ): Promise<BulkJob> {
-  const deadline = Date.now() + timeoutMs;
   let job: BulkJob | undefined;
-  while (Date.now() < deadline) {
-    job = await loadJob(pool, jobId);
-    if (job !== undefined && predicate(job)) return job;
-    await sleep(200);
-  }
-  throw new Error(`bulk job ${jobId}: not ${what} within ${timeoutMs} ms; last: ${JSON.stringify(job)}`);
+  // A named wait because its failure shows the job's whole last state, not one field.
+  return vi
+    .waitFor(
+      async () => {
+        job = await loadJob(pool, jobId);
+        if (job === undefined || !predicate(job)) throw new Error('not yet');
+        return job;
+      },
+      { timeout: timeoutMs, interval: 200 },
+    )
+    .catch(() => {
+      throw new Error(`bulk job ${jobId}: not ${what} within ${timeoutMs} ms; last: ${JSON.stringify(job)}`);
+    });
 }
 
 export interface ItemRecord {

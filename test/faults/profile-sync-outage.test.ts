@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type AdsSandbox, startAdsSandbox } from '../../sandbox/ads-api/server.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { stackEnv, workerEnv } from '../support/env.ts';
-import { eventually, type NodeProcess, spawnNode } from '../support/processes.ts';
+import { type NodeProcess, spawnNode } from '../support/processes.ts';
 import { freePort } from '../support/tcp-proxy.ts';
 import { createTestTopology, type TestTopology } from '../support/topology.ts';
 import { deadLettered, health, proxyFor, redisUrl, testMessenger } from './support.ts';
@@ -64,22 +64,20 @@ describe('profile-sync through a Redis and a Postgres outage', () => {
     await redis.proxy.cut();
     await testMessenger(topology).publish('SyncAllProfilesRequested', { reason: 'outage test' });
     // Redis is down: the rate limiter's local budget lets syncs go on, slower.
-    await eventually(
-      'a first profile synced with Redis down',
-      async () => ((await synced()) >= 1 ? true : undefined),
-      60_000,
+    await vi.waitFor(
+      async () => expect(await synced(), 'profiles synced with Redis down').toBeGreaterThanOrEqual(1),
+      { timeout: 60_000, interval: 200 },
     );
 
     await postgres.proxy.cut();
-    const notReady = await eventually(
-      'not ready while Postgres is down',
+    const notReady = await vi.waitFor(
       async () => {
         const state = await health(healthPort);
-        return state.status === 503 && JSON.stringify(state.body).includes('postgres unavailable')
-          ? state
-          : undefined;
+        expect(state.status, 'GET /readyz while Postgres is down').toBe(503);
+        expect(JSON.stringify(state.body)).toContain('postgres unavailable');
+        return state;
       },
-      30_000,
+      { timeout: 30_000, interval: 200 },
     );
     expect(JSON.stringify(notReady.body)).toContain('postgres unavailable');
     // Longer than five receives' worth of retry backoff.
@@ -90,15 +88,13 @@ describe('profile-sync through a Redis and a Postgres outage', () => {
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, redisDownAt + 60_000 - Date.now())));
     await redis.proxy.restore();
 
-    await eventually(
-      'every profile synced',
-      async () => ((await synced()) === sizes.profiles ? true : undefined),
-      120_000,
-    );
-    await eventually(
-      'ready again',
-      async () => ((await health(healthPort)).status === 200 ? true : undefined),
-      30_000,
+    await vi.waitFor(async () => expect(await synced(), 'profiles synced').toBe(sizes.profiles), {
+      timeout: 120_000,
+      interval: 200,
+    });
+    await vi.waitFor(
+      async () => expect((await health(healthPort)).status, 'GET /readyz after the outage').toBe(200),
+      { timeout: 30_000, interval: 200 },
     );
     expect(await deadLettered(topology, 'profile-sync')).toBe(0);
     const messages = worker.logs.map((line) => line.msg);

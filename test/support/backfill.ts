@@ -1,6 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import { expect } from 'vitest';
+import { expect, vi } from 'vitest';
 import { loadJob } from '../../domain/backfill/jobs.ts';
 import { type Started, type StartRequest, startBackfill } from '../../domain/backfill/lifecycle.ts';
 import type { BackfillJob } from '../../domain/backfill/records.ts';
@@ -180,16 +179,22 @@ export async function waitForJob(
   what: string,
   timeoutMs = 60_000,
 ): Promise<BackfillJob> {
-  const deadline = Date.now() + timeoutMs;
   let job: BackfillJob | undefined;
-  while (Date.now() < deadline) {
-    job = await loadJob(pool, jobId);
-    if (job !== undefined && predicate(job)) return job;
-    await sleep(100);
-  }
-  throw new Error(
-    `backfill job ${jobId}: ${what} not within ${timeoutMs} ms; last state: ${JSON.stringify(job, null, 1)}`,
-  );
+  // A named wait because its failure shows the job's whole last state, not one field.
+  return vi
+    .waitFor(
+      async () => {
+        job = await loadJob(pool, jobId);
+        if (job === undefined || !predicate(job)) throw new Error('not yet');
+        return job;
+      },
+      { timeout: timeoutMs, interval: 100 },
+    )
+    .catch(() => {
+      throw new Error(
+        `backfill job ${jobId}: ${what} not within ${timeoutMs} ms; last state: ${JSON.stringify(job, null, 1)}`,
+      );
+    });
 }
 
 export async function rowsProcessed(pool: pg.Pool, jobId: string): Promise<number> {

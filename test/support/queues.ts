@@ -6,7 +6,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { eventually } from './processes.ts';
+import { expect, vi } from 'vitest';
 
 export async function sendBody(sqs: SQSClient, queueUrl: string, body: string) {
   await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
@@ -19,8 +19,7 @@ export function fleetMessage(type: string, payload: unknown): string {
 /** Receives (and deletes) messages until `count` have arrived or the deadline passes. */
 export async function drainMessages(sqs: SQSClient, queueUrl: string, count: number, timeoutMs = 30_000) {
   const received: Message[] = [];
-  await eventually(
-    `${count} message(s) on ${queueUrl}`,
+  await vi.waitFor(
     async () => {
       const { Messages = [] } = await sqs.send(
         new ReceiveMessageCommand({
@@ -37,9 +36,9 @@ export async function drainMessages(sqs: SQSClient, queueUrl: string, count: num
           new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }),
         );
       }
-      return received.length >= count ? received : undefined;
+      expect(received.length, `messages received from ${queueUrl}`).toBeGreaterThanOrEqual(count);
     },
-    timeoutMs,
+    { timeout: timeoutMs, interval: 50 },
   );
   return received;
 }

@@ -1,11 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type AdsSandbox, startAdsSandbox } from '../../sandbox/ads-api/server.ts';
 import { createLogger } from '../../shared/logging.ts';
 import { type RunningWorker, startWorker } from '../../shared/runtime/start-worker.ts';
 import { profileSyncWorker } from '../../workers/profile-sync/worker.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { stackEnv, testConfig } from '../support/env.ts';
-import { eventually } from '../support/processes.ts';
 import { createTestTopology, type TestTopology } from '../support/topology.ts';
 
 /** profile-sync end to end: a sync-all event in, every profile's entities in Postgres. */
@@ -52,16 +51,15 @@ describe('profile-sync', () => {
 
   async function syncAllAndWait(after: Date) {
     await worker.messenger.publish('SyncAllProfilesRequested', { reason: 'test' });
-    await eventually(
-      'every profile synced',
+    await vi.waitFor(
       async () => {
         const { rows } = await database.pool.query<{ n: number }>(
           'SELECT count(*)::int AS n FROM profiles WHERE last_synced_at > $1',
           [after],
         );
-        return rows[0]?.n === sizes.profiles ? true : undefined;
+        expect(rows[0]?.n, 'profiles synced').toBe(sizes.profiles);
       },
-      60_000,
+      { timeout: 60_000, interval: 200 },
     );
   }
 

@@ -1,10 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type AdsSandbox, startAdsSandbox } from '../../../sandbox/ads-api/server.ts';
 import { startLoadWorker } from '../../support/ads-load-fleet.ts';
 import type { LoadWorkerSpec } from '../../support/ads-load-worker.ts';
 import { stackEnv, uniquePrefix } from '../../support/env.ts';
-import { eventually } from '../../support/processes.ts';
 
 /**
  * The limiter as the fleet runs it: separate worker processes (test/support/ads-load-worker.ts, the
@@ -73,10 +72,10 @@ function rates(from: Sample, to: Sample) {
   };
 }
 
-/** Waits (eventually) until `check` holds; returns how long that took. */
+/** Waits until `check` holds; returns how long that took. */
 async function within(timeoutMs: number, check: () => boolean): Promise<number> {
   const started = Date.now();
-  await eventually('rate condition', async () => (check() ? true : undefined), timeoutMs);
+  await vi.waitFor(() => expect(check(), 'rate condition').toBe(true), { timeout: timeoutMs, interval: 200 });
   return Date.now() - started;
 }
 

@@ -1,11 +1,11 @@
 import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../../shared/logging.ts';
 import { QueueProducer } from '../../../shared/messaging/producer.ts';
 import { QueueWorker } from '../../../shared/messaging/queue-worker.ts';
-import { eventually } from '../../support/processes.ts';
 import { queueDepth } from '../../support/queues.ts';
 import { createTestTopology, type TestTopology } from '../../support/topology.ts';
+import { WAIT } from '../../support/wait.ts';
 
 /** QueueWorker in-process against the emulator: concurrency past one batch, and the heartbeat. */
 describe('QueueWorker', () => {
@@ -73,18 +73,13 @@ describe('QueueWorker', () => {
     await sendMany(topology.state.queues['bulk-item'].url, 40);
     subject.start();
     try {
-      await eventually(
-        '25 handlers running at once',
-        async () => (running === concurrency ? true : undefined),
-        30_000,
-      );
+      await vi.waitFor(() => expect(running, 'handlers running at once').toBe(concurrency), WAIT);
       expect(peak).toBe(concurrency);
       release();
-      await eventually('queue empty', async () =>
-        (await queueDepth(topology.clients.sqs, topology.state.queues['bulk-item'].url)) === 0
-          ? true
-          : undefined,
-      );
+      await vi.waitFor(async () => {
+        const depth = await queueDepth(topology.clients.sqs, topology.state.queues['bulk-item'].url);
+        expect(depth, 'messages left').toBe(0);
+      }, WAIT);
       expect(peak).toBe(concurrency);
     } finally {
       release();
@@ -106,7 +101,7 @@ describe('QueueWorker', () => {
     await sendMany(queueUrl, 1);
     subject.start();
     try {
-      await eventually('handler started', async () => (calls === 1 ? true : undefined));
+      await vi.waitFor(() => expect(calls, 'handler calls').toBe(1), WAIT);
       // Past two visibility timeouts the message is still in flight, not visible again.
       await new Promise((resolve) => setTimeout(resolve, 6_000));
       const { Attributes = {} } = await topology.clients.sqs.send(
@@ -117,8 +112,9 @@ describe('QueueWorker', () => {
       );
       expect(Number(Attributes.ApproximateNumberOfMessages)).toBe(0);
       expect(Number(Attributes.ApproximateNumberOfMessagesNotVisible)).toBe(1);
-      await eventually('deleted after the handler', async () =>
-        (await queueDepth(topology.clients.sqs, queueUrl)) === 0 ? true : undefined,
+      await vi.waitFor(
+        async () => expect(await queueDepth(topology.clients.sqs, queueUrl), 'messages left').toBe(0),
+        WAIT,
       );
       expect(calls).toBe(1);
     } finally {

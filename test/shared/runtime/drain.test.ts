@@ -1,8 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { workerEnv } from '../../support/env.ts';
-import { eventually, type LogLine, spawnNode } from '../../support/processes.ts';
+import { type LogLine, spawnNode } from '../../support/processes.ts';
 import { fleetMessage, queueDepth, sendBody } from '../../support/queues.ts';
 import { createTestTopology, type TestTopology } from '../../support/topology.ts';
+import { WAIT } from '../../support/wait.ts';
 
 describe('SIGTERM drains', () => {
   let topology: TestTopology;
@@ -45,8 +46,9 @@ describe('SIGTERM drains', () => {
     const second = spawnNode('test/fixtures/chassis-worker.ts', env);
     try {
       await second.waitForLog((line) => line.msg === 'handled' && line.marker === queued, 20_000);
-      await eventually('queue empty', async () =>
-        (await queueDepth(topology.clients.sqs, queueUrl)) === 0 ? true : undefined,
+      await vi.waitFor(
+        async () => expect(await queueDepth(topology.clients.sqs, queueUrl), 'messages left').toBe(0),
+        WAIT,
       );
       expect(handledBy(second.logs, slow)).toBe(0);
     } finally {

@@ -1,9 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
 import { stackEnv, workerEnv } from '../../support/env.ts';
-import { eventually, spawnNode } from '../../support/processes.ts';
+import { spawnNode } from '../../support/processes.ts';
 import { fleetMessage, sendBody } from '../../support/queues.ts';
 import { createTestTopology, type TestTopology } from '../../support/topology.ts';
+import { WAIT } from '../../support/wait.ts';
 
 interface HeartbeatRow {
   service: string;
@@ -52,10 +53,11 @@ describe('worker heartbeat', () => {
       fleetMessage('Fail', { marker: 'beat-fatal', kind: 'fatal', times: 1 }),
     );
 
-    const row = await eventually('a beat counting both messages', async () => {
+    const row = await vi.waitFor(async () => {
       const [found] = await rowsOf(pid);
-      return found !== undefined && found.handled === 2 ? found : undefined;
-    });
+      expect(found?.handled, 'messages the beat counts').toBe(2);
+      return found as HeartbeatRow;
+    }, WAIT);
     expect(row).toMatchObject({
       service: 'bulk-item',
       pid,
@@ -68,10 +70,10 @@ describe('worker heartbeat', () => {
     expect(row.host.length).toBeGreaterThan(0);
     expect(row.last_poll_at).not.toBeNull();
     const first = row.beat_at.getTime();
-    await eventually('the beat moves on', async () => {
+    await vi.waitFor(async () => {
       const [later] = await rowsOf(pid);
-      return later !== undefined && later.beat_at.getTime() > first ? true : undefined;
-    });
+      expect(later?.beat_at.getTime(), 'the next beat').toBeGreaterThan(first);
+    }, WAIT);
 
     expect((await worker.stop('SIGTERM')).code).toBe(0);
     expect(await rowsOf(pid)).toEqual([]);
@@ -84,7 +86,7 @@ describe('worker heartbeat', () => {
     );
     await worker.waitForLog((line) => line.msg === 'worker started');
     const pid = worker.child.pid as number;
-    await eventually('a first beat', async () => ((await rowsOf(pid)).length === 1 ? true : undefined));
+    await vi.waitFor(async () => expect(await rowsOf(pid), 'a first beat').toHaveLength(1), WAIT);
     await worker.stop('SIGKILL');
     const [left] = await rowsOf(pid);
     expect(left).toBeDefined();

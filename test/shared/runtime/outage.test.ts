@@ -1,9 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { stackEnv, workerEnv } from '../../support/env.ts';
-import { eventually, spawnNode } from '../../support/processes.ts';
+import { spawnNode } from '../../support/processes.ts';
 import { fleetMessage, sendBody } from '../../support/queues.ts';
 import { freePort, startTcpProxy } from '../../support/tcp-proxy.ts';
 import { createTestTopology, type TestTopology } from '../../support/topology.ts';
+import { WAIT } from '../../support/wait.ts';
 
 async function probe(port: number, path: string): Promise<number> {
   try {
@@ -37,17 +38,11 @@ describe('an SQS outage', () => {
     );
     try {
       await worker.waitForLog((line) => line.msg === 'worker started');
-      await eventually('ready', async () =>
-        (await probe(healthPort, '/readyz')) === 200 ? true : undefined,
-      );
+      await vi.waitFor(async () => expect(await probe(healthPort, '/readyz'), 'GET /readyz').toBe(200), WAIT);
 
       await proxy.cut();
       const failures = () => worker.logs.filter((line) => line.msg === 'receiving from SQS failed');
-      await eventually(
-        'three failed receives',
-        async () => (failures().length >= 3 ? true : undefined),
-        30_000,
-      );
+      await vi.waitFor(() => expect(failures().length, 'failed receives').toBeGreaterThanOrEqual(3), WAIT);
       const delays = failures().map((line) => Number(line.retryInMs));
       expect(delays[2]).toBeGreaterThan(delays[0] as number);
       expect(await probe(healthPort, '/readyz')).toBe(503);
@@ -66,9 +61,7 @@ describe('an SQS outage', () => {
       await proxy.restore();
       await worker.waitForLog((line) => line.msg === 'queue reachable again', 45_000);
       await worker.waitForLog((line) => line.msg === 'handled' && line.marker === marker, 30_000);
-      await eventually('ready again', async () =>
-        (await probe(healthPort, '/readyz')) === 200 ? true : undefined,
-      );
+      await vi.waitFor(async () => expect(await probe(healthPort, '/readyz'), 'GET /readyz').toBe(200), WAIT);
       expect((await worker.stop('SIGTERM')).code).toBe(0);
     } finally {
       await worker.stop('SIGKILL');

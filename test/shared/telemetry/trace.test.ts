@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
 import { stackEnv, workerEnv } from '../../support/env.ts';
 import { type ReceivedSpan, SpanKindCode, startOtlpReceiver } from '../../support/otlp-receiver.ts';
-import { eventually, type NodeProcess, spawnNode } from '../../support/processes.ts';
+import { type NodeProcess, spawnNode } from '../../support/processes.ts';
 import { createTestTopology, type TestTopology } from '../../support/topology.ts';
+import { WAIT } from '../../support/wait.ts';
 
 /**
  * The chassis' trace property over both carriers: a producer span → EventBridge (context in
@@ -104,13 +105,14 @@ describe('one trace across EventBridge and SQS hops', () => {
     try {
       const run = await runWorkflow(topology, database.url, receiver.url);
       workers = run.workers;
-      const spans = await eventually('all spans exported', async () => {
+      const spans = await vi.waitFor(() => {
         const processSpans = receiver.spans.filter((span) => span.name.startsWith('process '));
-        return processSpans.length >= EXPECTED_PROCESS_SPANS &&
-          receiver.spans.some((s) => s.name === 'test submit')
-          ? receiver.spans.filter((span) => span.traceId === run.traceId || span.name.startsWith('process '))
-          : undefined;
-      });
+        expect(processSpans.length, 'process spans exported').toBeGreaterThanOrEqual(EXPECTED_PROCESS_SPANS);
+        expect(receiver.spans.map((span) => span.name)).toContain('test submit');
+        return receiver.spans.filter(
+          (span) => span.traceId === run.traceId || span.name.startsWith('process '),
+        );
+      }, WAIT);
       assertOneConnectedTrace(spans, run.traceId, topology.prefix);
 
       // Every log line written while handling a message carries that message's span.
@@ -169,14 +171,15 @@ describe('one trace across EventBridge and SQS hops', () => {
         references: Array<{ refType: string; spanID: string }>;
       }>;
     };
-    const trace = await eventually('trace in Jaeger', async () => {
+    const trace = await vi.waitFor(async () => {
       const response = await fetch(`${jaeger}/api/traces/${run.traceId}`);
-      if (!response.ok) return undefined;
+      expect(response.status, `GET /api/traces/${run.traceId}`).toBe(200);
       const body = (await response.json()) as { data?: JaegerTrace[] };
       const found = body.data?.[0];
       const processSpans = found?.spans.filter((span) => span.operationName.startsWith('process ')) ?? [];
-      return processSpans.length >= EXPECTED_PROCESS_SPANS ? found : undefined;
-    });
+      expect(processSpans.length, 'process spans in Jaeger').toBeGreaterThanOrEqual(EXPECTED_PROCESS_SPANS);
+      return found as JaegerTrace;
+    }, WAIT);
     const ids = new Set(trace.spans.map((span) => span.spanID));
     for (const span of trace.spans.filter((s) => s.operationName.startsWith('process '))) {
       const parent = span.references.find((reference) => reference.refType === 'CHILD_OF');

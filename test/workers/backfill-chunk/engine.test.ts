@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { BackfillChunk } from '../../../domain/backfill/messages.ts';
 import { loadPartitions } from '../../../domain/backfill/partitions.ts';
 import { JobStatus } from '../../../domain/backfill/status.ts';
@@ -10,7 +10,6 @@ import {
   rowsProcessed,
   waitForJob,
 } from '../../support/backfill.ts';
-import { eventually } from '../../support/processes.ts';
 import { queueDepth } from '../../support/queues.ts';
 
 const CAMPAIGNS = 100_000;
@@ -141,9 +140,15 @@ describe('backfill engine: campaign-currency over 100,000 rows', { timeout: 120_
 async function waitUntilQueueDrained(world: BackfillWorld) {
   const url = world.topology.state.queues['backfill-chunk'].url;
   let quietSince: number | undefined;
-  await eventually('backfill-chunk queue drained', async () => {
-    if ((await queueDepth(world.topology.clients.sqs, url)) > 0) quietSince = undefined;
-    else quietSince ??= Date.now();
-    return quietSince !== undefined && Date.now() - quietSince > 1_500 ? true : undefined;
-  });
+  await vi.waitFor(
+    async () => {
+      if ((await queueDepth(world.topology.clients.sqs, url)) > 0) quietSince = undefined;
+      else quietSince ??= Date.now();
+      expect(
+        Date.now() - (quietSince ?? Date.now()),
+        'ms the backfill-chunk queue has been empty',
+      ).toBeGreaterThan(1_500);
+    },
+    { timeout: 30_000, interval: 200 },
+  );
 }
