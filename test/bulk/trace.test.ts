@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type ReceivedSpan, SpanKindCode, startOtlpReceiver } from '../support/otlp-receiver.ts';
-import { eventually, type NodeProcess, spawnNode } from '../support/processes.ts';
+import { type NodeProcess, spawnNode } from '../support/processes.ts';
 import {
   type BulkWorld,
   buildRows,
@@ -74,27 +74,37 @@ describe('bulk workflow trace', { timeout: 120_000 }, () => {
       }
       // …and profile-sync re-synced the touched profiles, so Postgres has the new bids too.
       const applied = items.filter((item) => item.status === 'SUCCEEDED');
-      await eventually('re-synced bids in Postgres', async () => {
-        const { rows: synced } = await world.db.pool.query<{ id: number; bid: string }>(
-          'SELECT id, bid FROM keywords WHERE id = ANY($1)',
-          [applied.map((item) => item.entity_id)],
-        );
-        const bids = new Map(synced.map((row) => [String(row.id), Number(row.bid)]));
-        return applied.every((item) => bids.get(item.entity_id) === item.change.bid) ? true : undefined;
-      });
+      await vi.waitFor(
+        async () => {
+          const { rows: synced } = await world.db.pool.query<{ id: number; bid: string }>(
+            'SELECT id, bid FROM keywords WHERE id = ANY($1)',
+            [applied.map((item) => item.entity_id)],
+          );
+          const bids = new Map(synced.map((row) => [String(row.id), Number(row.bid)]));
+          expect(
+            applied
+              .filter((item) => bids.get(item.entity_id) !== item.change.bid)
+              .map((item) => item.entity_id),
+            'keywords whose re-synced bid differs from the change',
+          ).toEqual([]);
+        },
+        { timeout: 30_000, interval: 200 },
+      );
 
       // dispatch + one batch per profile + BulkJobCompleted + one SyncProfile per profile
       const expectedProcess = 1 + PROFILES + 1 + PROFILES;
       const inTrace = () => receiver.spans.filter((span) => span.traceId === traceId);
-      await eventually(
-        'the whole trace exported',
-        async () => {
-          const processSpans = inTrace().filter((span) => span.name.startsWith('process '));
-          const published = inTrace().filter(isProfileSyncedPublish);
-          return processSpans.length >= expectedProcess && published.length >= PROFILES ? true : undefined;
-        },
-        30_000,
-      ).catch(() => {}); // the assertions below say what is missing
+      await vi
+        .waitFor(
+          () => {
+            const processSpans = inTrace().filter((span) => span.name.startsWith('process '));
+            const published = inTrace().filter(isProfileSyncedPublish);
+            expect(processSpans.length).toBeGreaterThanOrEqual(expectedProcess);
+            expect(published.length).toBeGreaterThanOrEqual(PROFILES);
+          },
+          { timeout: 30_000, interval: 200 },
+        )
+        .catch(() => {}); // the assertions below say what is missing
       const spans = inTrace();
       assertHeadlineTrace(spans, PROFILES);
       // Nothing of this workflow went to another trace.

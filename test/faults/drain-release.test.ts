@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { workerEnv } from '../support/env.ts';
-import { eventually, spawnNode } from '../support/processes.ts';
+import { spawnNode } from '../support/processes.ts';
 import { fleetMessage, queueDepth, sendBody } from '../support/queues.ts';
 import { createTestTopology, type TestTopology } from '../support/topology.ts';
 import { deadLettered } from './support.ts';
@@ -54,10 +54,12 @@ describe('drains and the dead-letter budget', () => {
         30_000,
       );
       expect(handled.releases).toBe(5);
-      await eventually('queue empty', async () =>
-        (await queueDepth(topology.clients.sqs, topology.state.queues['bulk-item'].url)) === 0
-          ? true
-          : undefined,
+      await vi.waitFor(
+        async () => {
+          const depth = await queueDepth(topology.clients.sqs, topology.state.queues['bulk-item'].url);
+          expect(depth, 'messages left').toBe(0);
+        },
+        { timeout: 30_000, interval: 200 },
       );
       expect(await deadLettered(topology, 'bulk-item')).toBe(0);
     } finally {

@@ -1,10 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { stackEnv, workerEnv } from '../support/env.ts';
-import { eventually, type NodeProcess, REPO_ROOT, spawnNode } from '../support/processes.ts';
+import { type NodeProcess, REPO_ROOT, spawnNode } from '../support/processes.ts';
 import { freePort } from '../support/tcp-proxy.ts';
 import { createTestTopology, type TestTopology } from '../support/topology.ts';
 import { INCIDENT, seedDatabase, seedQueues } from './incident.ts';
@@ -46,8 +46,12 @@ describe('adfleet dashboard in a real browser', () => {
       }),
       ['dashboard', '--port', String(port), '--refresh', '1'],
     );
-    await eventually('the dashboard listening', async () =>
-      dashboard.output.join('').includes('adfleet dashboard on') ? true : undefined,
+    await vi.waitFor(
+      () => expect(dashboard.output.join(''), 'dashboard output').toContain('adfleet dashboard on'),
+      {
+        timeout: 30_000,
+        interval: 200,
+      },
     );
     base = `http://127.0.0.1:${port}`;
     browser = await chromium.launch({
