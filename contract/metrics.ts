@@ -8,6 +8,12 @@ export const METRIC_NAMES = {
   deadLettered: 'MessagesDeadLettered',
   deferred: 'MessagesDeferred',
   handlerDuration: 'HandlerDurationMs',
+  /** Put back without spending their budget (a dependency outage, a drain). */
+  released: 'MessagesReleased',
+  /** DLQ, deferral or release sends that failed: the message came back instead. */
+  sendFailures: 'MessageSendFailures',
+  /** Dependencies whose circuit is open in a worker process, at the time of the line. */
+  dependenciesUnavailable: 'DependenciesUnavailable',
   oldestProfileSyncAge: 'OldestProfileSyncAgeSeconds',
 } as const;
 

@@ -23,6 +23,8 @@ export const slo = {
   errorRateMinimumMessages: 20,
   /** See PROFILE_SYNC_FRESHNESS_SECONDS: `adfleet status` holds profiles to the same line. */
   profileSyncFreshnessSeconds: PROFILE_SYNC_FRESHNESS_SECONDS,
+  /** Minutes a dependency's circuit stays open before paging: a failover takes about a minute. */
+  dependencyMinutesToAlarm: 3,
   /** Minutes the oldest message must stay too old: a single slow message is not a backlog. */
   queueAgeMinutesToAlarm: 3,
 } as const;
@@ -106,6 +108,27 @@ export class FleetAlarms extends Construct {
         threshold: slo.errorRatePercent,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: slo.errorRateWindowsToAlarm,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
+
+    for (const worker of WORKER_NAMES) {
+      this.add(`${worker}-dependency`, {
+        alarmName: `${names.prefix}-${worker}-dependency-unavailable`,
+        alarmDescription: `A dependency of ${worker} (Postgres, SQS/EventBridge, the Ads API or its credentials) has had its circuit open for ${slo.dependencyMinutesToAlarm} min: the worker is paused and not ready; its log and /readyz say which and why.`,
+        metric: fleetMetric(worker, METRIC_NAMES.dependenciesUnavailable, Duration.minutes(1), 'Maximum'),
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: slo.dependencyMinutesToAlarm,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      this.add(`${worker}-send-failures`, {
+        alarmName: `${names.prefix}-${worker}-send-failures`,
+        alarmDescription: `${worker} could not send a dead letter, a deferral or a release: those messages came back instead of moving on.`,
+        metric: fleetMetric(worker, METRIC_NAMES.sendFailures, Duration.minutes(5)),
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
     }

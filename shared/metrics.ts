@@ -43,7 +43,11 @@ export class WorkerMetrics {
   #failed = 0;
   #deadLettered = 0;
   #deferred = 0;
+  #released = 0;
+  #sendFailures = 0;
   #totalMs = 0;
+  #dependenciesUnavailable: () => number = () => 0;
+  #watching = false;
   readonly #gauges = new Map<string, { value: number; unit: MetricUnit }>();
 
   constructor(service: string, logger: Logger, intervalMs = 60_000) {
@@ -56,12 +60,25 @@ export class WorkerMetrics {
   }
 
   record(event: HandledEvent): void {
-    if (event.outcome === Outcome.Released) return;
+    if (event.outcome === Outcome.Released) {
+      this.#released += 1;
+      return;
+    }
+    if (event.outcome === Outcome.SendFailed) this.#sendFailures += 1;
     this.#processed += 1;
     this.#totalMs += event.durationMs;
     if (event.outcome !== Outcome.Succeeded) this.#failed += 1;
     if (event.outcome === Outcome.DeadLettered) this.#deadLettered += 1;
     if (event.outcome === Outcome.Deferred) this.#deferred += 1;
+  }
+
+  /**
+   * How many dependencies are down, read at every flush: the line then goes out every
+   * interval, idle or not, so the alarm sees an outage of a worker that receives nothing.
+   */
+  watchDependencies(read: () => number): void {
+    this.#dependenciesUnavailable = read;
+    this.#watching = true;
   }
 
   /** A gauge, written with the next flush (e.g. OldestProfileSyncAgeSeconds). */
@@ -71,7 +88,15 @@ export class WorkerMetrics {
 
   /** Writes what was counted since the last flush as one EMF line, then starts counting anew. */
   async flush(): Promise<void> {
-    if (this.#processed === 0 && this.#gauges.size === 0) return;
+    const unavailable = this.#dependenciesUnavailable();
+    if (
+      this.#processed === 0 &&
+      this.#released === 0 &&
+      this.#gauges.size === 0 &&
+      unavailable === 0 &&
+      !this.#watching
+    )
+      return;
     const emf = this.#emf;
     emf.setNamespace(METRICS_NAMESPACE);
     // Only `Service`: the library's defaults (LogGroup, ServiceName, ServiceType) would make
@@ -82,6 +107,9 @@ export class WorkerMetrics {
     emf.putMetric(METRIC_NAMES.failed, this.#failed, Unit.Count);
     emf.putMetric(METRIC_NAMES.deadLettered, this.#deadLettered, Unit.Count);
     emf.putMetric(METRIC_NAMES.deferred, this.#deferred, Unit.Count);
+    emf.putMetric(METRIC_NAMES.released, this.#released, Unit.Count);
+    emf.putMetric(METRIC_NAMES.sendFailures, this.#sendFailures, Unit.Count);
+    emf.putMetric(METRIC_NAMES.dependenciesUnavailable, unavailable, Unit.Count);
     emf.putMetric(
       METRIC_NAMES.handlerDuration,
       this.#processed === 0 ? 0 : this.#totalMs / this.#processed,
@@ -92,6 +120,8 @@ export class WorkerMetrics {
     this.#failed = 0;
     this.#deadLettered = 0;
     this.#deferred = 0;
+    this.#released = 0;
+    this.#sendFailures = 0;
     this.#totalMs = 0;
     this.#gauges.clear();
     try {

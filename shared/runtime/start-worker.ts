@@ -76,6 +76,7 @@ export async function startWorker(definition: AnyWorkerSpec, options: StartOptio
     },
     logger,
   );
+  metrics.watchDependencies(() => breakers.open.length);
   const queueWorker = new QueueWorker({
     queueName: names.queue(definition.queue),
     queueUrl,

@@ -46,8 +46,9 @@ describe('alarm topic', () => {
 
   it('receives every alarm and its recovery', () => {
     const alarms = Object.values(resourcesOf(template, 'AWS::CloudWatch::Alarm'));
-    // 3 dead-letter queues + 3 queue ages + 3 error rates + profile-sync freshness.
-    expect(alarms).toHaveLength(QUEUE_NAMES.length * 2 + WORKER_NAMES.length + 1);
+    // 3 dead-letter queues + 3 queue ages + 3 error rates + 3 dependency outages + 3 send
+    // failures + profile-sync freshness.
+    expect(alarms).toHaveLength(QUEUE_NAMES.length * 2 + WORKER_NAMES.length * 3 + 1);
     for (const { Properties } of alarms) {
       expect(Properties.AlarmActions).toEqual([{ Ref: topicId }]);
       expect(Properties.OKActions).toEqual([{ Ref: topicId }]);
@@ -184,8 +185,8 @@ describe('what the alarms read is what the chassis writes', () => {
       }
     });
     const read = fleetMetricsAlarmsRead();
-    // Error rate (2 metrics) per worker, and freshness.
-    expect(read).toHaveLength(2 * WORKER_NAMES.length + 1);
+    // Error rate (2 metrics), dependencies unavailable and send failures per worker, and freshness.
+    expect(read).toHaveLength(4 * WORKER_NAMES.length + 1);
     for (const metric of read) {
       const service = metric.Dimensions.find((dimension) => dimension.Name === 'Service')?.Value;
       expect(metric.Dimensions.map((dimension) => dimension.Name)).toEqual(['Service']);

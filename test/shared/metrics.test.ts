@@ -22,8 +22,10 @@ describe('worker metrics as Embedded Metric Format', () => {
       metrics.record({ outcome: Outcome.Retried, type: 'SyncProfile', durationMs: 10 });
       metrics.record({ outcome: Outcome.DeadLettered, type: 'SyncProfile', durationMs: 20 });
       metrics.record({ outcome: Outcome.Deferred, type: 'SyncProfile', durationMs: 60 });
-      // A released message was not handled: it counts nowhere.
+      // A released message was not handled: it counts as released only.
       metrics.record({ outcome: Outcome.Released, type: 'SyncProfile', durationMs: 900 });
+      metrics.record({ outcome: Outcome.SendFailed, type: 'SyncProfile', durationMs: 15 });
+      metrics.watchDependencies(() => 2);
       metrics.gauge(METRIC_NAMES.oldestProfileSyncAge, 7_200, 'Seconds');
       await metrics.flush();
     });
@@ -41,17 +43,23 @@ describe('worker metrics as Embedded Metric Format', () => {
           { Name: 'MessagesDeferred', Unit: 'Count' },
           { Name: 'HandlerDurationMs', Unit: 'Milliseconds' },
           { Name: 'OldestProfileSyncAgeSeconds', Unit: 'Seconds' },
+          { Name: 'MessagesReleased', Unit: 'Count' },
+          { Name: 'MessageSendFailures', Unit: 'Count' },
+          { Name: 'DependenciesUnavailable', Unit: 'Count' },
         ]),
       },
     ]);
-    expect(line._aws.CloudWatchMetrics[0]?.Metrics).toHaveLength(6);
+    expect(line._aws.CloudWatchMetrics[0]?.Metrics).toHaveLength(9);
     expect(line).toMatchObject({
       Service: 'profile-sync',
-      MessagesProcessed: 4,
-      MessagesFailed: 3,
+      MessagesProcessed: 5,
+      MessagesFailed: 4,
       MessagesDeadLettered: 1,
       MessagesDeferred: 1,
-      HandlerDurationMs: 30,
+      MessagesReleased: 1,
+      MessageSendFailures: 1,
+      DependenciesUnavailable: 2,
+      HandlerDurationMs: 27,
       OldestProfileSyncAgeSeconds: 7_200,
     });
     // No dimension the library would add by default (LogGroup, ServiceName, ServiceType).

@@ -1,8 +1,10 @@
 import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { FatalError } from '../../../shared/errors.ts';
 import { createLogger } from '../../../shared/logging.ts';
 import { QueueProducer } from '../../../shared/messaging/producer.ts';
-import { QueueWorker } from '../../../shared/messaging/queue-worker.ts';
+import { type HandledEvent, Outcome, QueueWorker } from '../../../shared/messaging/queue-worker.ts';
+import { eventually } from '../../support/processes.ts';
 import { queueDepth } from '../../support/queues.ts';
 import { createTestTopology, type TestTopology } from '../../support/topology.ts';
 import { WAIT } from '../../support/wait.ts';
@@ -120,5 +122,33 @@ describe('QueueWorker', () => {
     } finally {
       await subject.stop(10_000);
     }
+  });
+
+  it('counts a dead-letter send that fails as send-failed, not as a success, and keeps the message', async () => {
+    const events: HandledEvent[] = [];
+    const state = topology.state.queues['profile-sync'];
+    const missingDlq = `${state.deadLetterUrl}-missing`;
+    const failing = worker('profile-sync', {
+      deadLetterQueueUrl: missingDlq,
+      dispatch: async () => {
+        throw new FatalError('never handled');
+      },
+      onHandled: (event) => events.push(event),
+    });
+    await topology.clients.sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: state.url,
+        Entries: [{ Id: '1', MessageBody: JSON.stringify({ type: 'T', payload: {} }) }],
+      }),
+    );
+    failing.start();
+    try {
+      await eventually('a handled event', async () => (events.length > 0 ? true : undefined), 20_000);
+      expect(events[0]?.outcome).toBe(Outcome.SendFailed);
+    } finally {
+      await failing.stop(1_000);
+    }
+    // Not deleted: it is still in the queue (in flight until its visibility runs out).
+    expect(await queueDepth(topology.clients.sqs, state.url)).toBe(1);
   });
 });

@@ -1,0 +1,107 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AdsSandbox, startAdsSandbox } from '../../sandbox/ads-api/server.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { stackEnv, workerEnv } from '../support/env.ts';
+import { eventually, type NodeProcess, spawnNode } from '../support/processes.ts';
+import { freePort } from '../support/tcp-proxy.ts';
+import { createTestTopology, type TestTopology } from '../support/topology.ts';
+import { deadLettered, health, testMessenger } from './support.ts';
+
+/**
+ * Login with Amazon refusing the app's credentials (a rotated secret, a revoked grant) is
+ * not the messages' fault: the worker trips its credentials breaker, reports not-ready,
+ * dead-letters nothing, and syncs everything once the credentials work again. On a chassis
+ * that treats a refused grant as fatal, every message is dead-lettered within seconds.
+ */
+describe('refused credentials', () => {
+  const sizes = { profiles: 6, campaignsPerProfile: 2, adGroupsPerCampaign: 2, keywordsPerAdGroup: 10 };
+  let topology: TestTopology;
+  let database: TestDatabase;
+  let sandbox: AdsSandbox;
+  let worker: NodeProcess | undefined;
+
+  beforeAll(async () => {
+    topology = await createTestTopology('credentials');
+    database = await createTestDatabase(stackEnv().DATABASE_URL as string);
+    sandbox = await startAdsSandbox({ sizes });
+  });
+  afterAll(async () => {
+    await worker?.stop('SIGKILL');
+    await sandbox?.close();
+    await topology?.destroy();
+    await database?.drop();
+  });
+
+  async function syncedSince(since: Date): Promise<number> {
+    const { rows } = await database.pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM profiles WHERE last_synced_at > $1',
+      [since],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  it('reports not-ready, dead-letters nothing, and recovers by itself when the credentials work again', async () => {
+    const healthPort = await freePort();
+    worker = spawnNode(
+      'workers/profile-sync/main.ts',
+      workerEnv(topology.prefix, {
+        DATABASE_URL: database.url,
+        ADFLEET_ADS_API_URL: sandbox.url,
+        ADFLEET_HEALTH_PORT: String(healthPort),
+        ADFLEET_CONCURRENCY: '4',
+        ADFLEET_POLL_WAIT_SECONDS: '1',
+      }),
+    );
+    await worker.waitForLog((line) => line.msg === 'worker started', 60_000);
+    const messenger = testMessenger(topology);
+    await messenger.publish('SyncAllProfilesRequested', { reason: 'before' });
+    await eventually(
+      'first sync',
+      async () => ((await syncedSince(new Date(0))) === sizes.profiles ? true : undefined),
+      60_000,
+    );
+
+    sandbox.admin.refuseCredentials(true);
+    const refusedAt = new Date();
+    await messenger.sendBatch(
+      'SyncProfile',
+      sandbox.admin.profileIds().map((profileId) => ({ profileId, reason: 'while refused' })),
+    );
+    const notReady = await eventually(
+      'not ready while the credentials are refused',
+      async () => {
+        const state = await health(healthPort);
+        return state.status === 503 && JSON.stringify(state.body).includes('ads-credentials unavailable')
+          ? state
+          : undefined;
+      },
+      30_000,
+    );
+    expect(JSON.stringify(notReady.body)).not.toContain('adfleet-local-secret');
+    // Longer than five receives' worth of retry backoff: still nothing in the DLQ.
+    await new Promise((resolve) => setTimeout(resolve, 35_000));
+    expect(await deadLettered(topology, 'profile-sync')).toBe(0);
+    expect(await syncedSince(refusedAt)).toBe(0);
+
+    sandbox.admin.refuseCredentials(false);
+    await eventually(
+      'every profile synced again',
+      async () => ((await syncedSince(refusedAt)) === sizes.profiles ? true : undefined),
+      120_000,
+    );
+    await eventually(
+      'ready again',
+      async () => ((await health(healthPort)).status === 200 ? true : undefined),
+      30_000,
+    );
+    expect(await deadLettered(topology, 'profile-sync')).toBe(0);
+    expect(worker.logs.some((line) => line.msg === 'message dead-lettered')).toBe(false);
+    expect(
+      worker.logs.some(
+        (line) =>
+          line.msg === 'dependency unavailable: circuit open' && line.dependency === 'ads-credentials',
+      ),
+    ).toBe(true);
+    expect((await worker.stop('SIGTERM')).code).toBe(0);
+  }, 300_000);
+});
