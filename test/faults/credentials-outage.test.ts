@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type AdsSandbox, startAdsSandbox } from '../../sandbox/ads-api/server.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { stackEnv, workerEnv } from '../support/env.ts';
-import { eventually, type NodeProcess, spawnNode } from '../support/processes.ts';
+import { type NodeProcess, spawnNode } from '../support/processes.ts';
 import { freePort } from '../support/tcp-proxy.ts';
 import { createTestTopology, type TestTopology } from '../support/topology.ts';
 import { deadLettered, health, testMessenger } from './support.ts';
@@ -55,10 +55,9 @@ describe('refused credentials', () => {
     await worker.waitForLog((line) => line.msg === 'worker started', 60_000);
     const messenger = testMessenger(topology);
     await messenger.publish('SyncAllProfilesRequested', { reason: 'before' });
-    await eventually(
-      'first sync',
-      async () => ((await syncedSince(new Date(0))) === sizes.profiles ? true : undefined),
-      60_000,
+    await vi.waitFor(
+      async () => expect(await syncedSince(new Date(0)), 'profiles synced first').toBe(sizes.profiles),
+      { timeout: 60_000, interval: 200 },
     );
 
     sandbox.admin.refuseCredentials(true);
@@ -67,15 +66,14 @@ describe('refused credentials', () => {
       'SyncProfile',
       sandbox.admin.profileIds().map((profileId) => ({ profileId, reason: 'while refused' })),
     );
-    const notReady = await eventually(
-      'not ready while the credentials are refused',
+    const notReady = await vi.waitFor(
       async () => {
         const state = await health(healthPort);
-        return state.status === 503 && JSON.stringify(state.body).includes('ads-credentials unavailable')
-          ? state
-          : undefined;
+        expect(state.status, 'GET /readyz while the credentials are refused').toBe(503);
+        expect(JSON.stringify(state.body)).toContain('ads-credentials unavailable');
+        return state;
       },
-      30_000,
+      { timeout: 30_000, interval: 200 },
     );
     expect(JSON.stringify(notReady.body)).not.toContain('adfleet-local-secret');
     // Longer than five receives' worth of retry backoff: still nothing in the DLQ.
@@ -84,15 +82,13 @@ describe('refused credentials', () => {
     expect(await syncedSince(refusedAt)).toBe(0);
 
     sandbox.admin.refuseCredentials(false);
-    await eventually(
-      'every profile synced again',
-      async () => ((await syncedSince(refusedAt)) === sizes.profiles ? true : undefined),
-      120_000,
+    await vi.waitFor(
+      async () => expect(await syncedSince(refusedAt), 'profiles synced again').toBe(sizes.profiles),
+      { timeout: 120_000, interval: 200 },
     );
-    await eventually(
-      'ready again',
-      async () => ((await health(healthPort)).status === 200 ? true : undefined),
-      30_000,
+    await vi.waitFor(
+      async () => expect((await health(healthPort)).status, 'GET /readyz after the fix').toBe(200),
+      { timeout: 30_000, interval: 200 },
     );
     expect(await deadLettered(topology, 'profile-sync')).toBe(0);
     expect(worker.logs.some((line) => line.msg === 'message dead-lettered')).toBe(false);

@@ -4,7 +4,6 @@ import { FatalError } from '../../../shared/errors.ts';
 import { createLogger } from '../../../shared/logging.ts';
 import { QueueProducer } from '../../../shared/messaging/producer.ts';
 import { type HandledEvent, Outcome, QueueWorker } from '../../../shared/messaging/queue-worker.ts';
-import { eventually } from '../../support/processes.ts';
 import { queueDepth } from '../../support/queues.ts';
 import { createTestTopology, type TestTopology } from '../../support/topology.ts';
 import { WAIT } from '../../support/wait.ts';
@@ -143,7 +142,7 @@ describe('QueueWorker', () => {
     );
     failing.start();
     try {
-      await eventually('a handled event', async () => (events.length > 0 ? true : undefined), 20_000);
+      await vi.waitFor(() => expect(events.length, 'messages handled').toBeGreaterThan(0), WAIT);
       expect(events[0]?.outcome).toBe(Outcome.SendFailed);
     } finally {
       await failing.stop(1_000);
