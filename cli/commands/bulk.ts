@@ -101,7 +101,8 @@ async function watchJob(db: pg.Pool, jobId: string): Promise<BulkJob> {
   }
 }
 
-const REPORT_CSV_COLUMNS = [
+/** The report's CSV columns; the dashboard's download writes the same file. */
+export const REPORT_CSV_COLUMNS = [
   'item_id',
   'line',
   'profile_id',
@@ -121,7 +122,7 @@ function csvField(value: unknown): string {
   return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-function reportCsvLine(row: ReportRow): string {
+export function reportCsvLine(row: ReportRow): string {
   return `${[
     row.itemId,
     row.line,

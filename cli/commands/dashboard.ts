@@ -24,6 +24,7 @@ export function dashboardCommand(): Command {
         const token = context.config.ADFLEET_DASHBOARD_TOKEN;
         const dashboard = await startDashboard({
           reader,
+          db: context.db(),
           jaegerUrl: context.config.ADFLEET_JAEGER_URL,
           host: options.host,
           port: options.port,

@@ -99,6 +99,16 @@ export function renderStatus(status: OperationsStatus): string {
     );
   }
 
+  lines.push('', 'BULK JOBS');
+  if (status.bulkJobs.length === 0) lines.push('  (none live or finished in the last day)');
+  for (const { job, progress, stuck, idleSeconds } of status.bulkJobs) {
+    lines.push(
+      `  ${pad(job.fileName.slice(0, 28), 28)} ${job.id}  ${pad(job.status, 21)} ${padStart((progress.fraction * 100).toFixed(1), 5)}%  ${count(progress.done)} of ${count(job.counts.total)} items  ${job.counts.failed > 0 ? '!' : ''}${count(job.counts.failed)} failed  ${progress.itemsPerSecond.toFixed(1)} items/s  ETA ${formatAge(progress.etaSeconds)}${
+        stuck ? `  !no change for ${formatAge(idleSeconds)}` : ''
+      }`,
+    );
+  }
+
   const { profiles } = status;
   lines.push(
     '',

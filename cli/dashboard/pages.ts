@@ -2,6 +2,7 @@ import { html, raw } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { QueueName } from '../../contract/topology.ts';
 import type { BackfillDetail, ProgressSample } from '../../domain/operations/backfills.ts';
+import type { BulkJobDetail } from '../../domain/operations/bulk.ts';
 import type { DeadLetterRecord } from '../../domain/operations/dead-letters.ts';
 import type { ProfilesSummary } from '../../domain/operations/profiles.ts';
 import {
@@ -191,6 +192,29 @@ export function overviewPage(context: PageContext, status: OperationsStatus): Ht
       </table>`
       }
     </section>
+    <section id="bulk-jobs">
+      <h2>Bulk jobs</h2>
+      ${
+        status.bulkJobs.length === 0
+          ? html`<p class="muted">none live or finished in the last day</p>`
+          : html`<table>
+        <tr><th>job</th><th>status</th><th>progress</th><th>succeeded</th><th>failed</th><th>to do</th><th>items/s</th><th>ETA</th><th>trace</th></tr>
+        ${status.bulkJobs.map(
+          ({ job, progress, stuck, idleSeconds }) => html`<tr data-job="${job.id}">
+            <td><a href="/bulk/${job.id}">${job.fileName}</a> <span class="muted">${job.id}</span></td>
+            <td class="${stuck ? 'crit' : ''}">${job.status}${stuck ? ` (no change for ${formatAge(idleSeconds)})` : ''}</td>
+            <td class="num">${(progress.fraction * 100).toFixed(1)}%</td>
+            <td class="num">${count(job.counts.succeeded)}</td>
+            <td class="num ${job.counts.failed > 0 ? 'warn' : ''}">${count(job.counts.failed)}</td>
+            <td class="num">${count(job.counts.total - progress.done)}</td>
+            <td class="num">${progress.itemsPerSecond.toFixed(1)}</td>
+            <td>${formatAge(progress.etaSeconds)}</td>
+            <td>${traceLink(context, job.traceId)}</td>
+          </tr>`,
+        )}
+      </table>`
+      }
+    </section>
     <section id="profiles">
       <h2>Profiles</h2>
       <p>${count(status.profiles.total)} profiles;
@@ -286,6 +310,76 @@ export function backfillPage(context: PageContext, detail: BackfillDetail): Html
           <td class="num">${event.activeConnections ?? '--'}</td>
           <td class="num">${event.replicationLagMs === null ? '--' : `${Math.round(event.replicationLagMs)} ms`}</td>
           <td class="num">${event.rateLimit === null ? 'unlimited' : `${count(event.rateLimit)} rows/s`}</td>
+        </tr>`,
+      )}
+    </table>`
+    }
+  `;
+}
+
+/** Items finished per time bucket since dispatch, as bars. */
+function finishedChart(buckets: BulkJobDetail['finishedOverTime']): Html {
+  const width = 640;
+  const height = 160;
+  if (buckets.length === 0) return html`<p class="muted" id="progress-chart">no item finished yet</p>`;
+  const peak = Math.max(1, ...buckets.map((bucket) => bucket.items));
+  const first = buckets[0]?.at.getTime() ?? 0;
+  const span = Math.max(1, (buckets.at(-1)?.at.getTime() ?? first) - first);
+  const barWidth = Math.max(2, (width - 60) / Math.max(buckets.length, 20) - 1);
+  return html`<svg id="progress-chart" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img"
+      aria-label="items finished over time, peak ${count(peak)} per bucket">
+    <line x1="50" y1="${height - 20}" x2="${width - 10}" y2="${height - 20}" stroke="#687385" />
+    <text x="4" y="24" font-size="11">${count(peak)}</text>
+    <text x="4" y="${height - 22}" font-size="11">0</text>
+    <text x="50" y="${height - 4}" font-size="11">${buckets[0]?.at.toISOString().slice(11, 19)}</text>
+    <text x="${width - 70}" y="${height - 4}" font-size="11">${buckets.at(-1)?.at.toISOString().slice(11, 19)}</text>
+    ${buckets.map((bucket) => {
+      const x = 50 + ((bucket.at.getTime() - first) / span) * (width - 70);
+      const barHeight = (bucket.items / peak) * (height - 40);
+      return html`<rect x="${x.toFixed(1)}" y="${(height - 20 - barHeight).toFixed(1)}" width="${barWidth.toFixed(1)}" height="${barHeight.toFixed(1)}" fill="#3056d3"><title>${bucket.items} items</title></rect>`;
+    })}
+  </svg>`;
+}
+
+export function bulkJobPage(context: PageContext, detail: BulkJobDetail): Html {
+  const { job, progress } = detail;
+  return html`
+    <h1>bulk job ${job.fileName}</h1>
+    <p><span class="muted">${job.id}</span> · submitted by ${job.submittedBy} · ${traceLink(context, job.traceId)}</p>
+    <table id="summary">
+      <tr><th>status</th><td class="${detail.stuck ? 'crit' : ''}">${job.status}${detail.stuck ? ` — no item has changed for ${formatAge(detail.idleSeconds)}` : ''}${job.error === null ? '' : `: ${job.error}`}</td></tr>
+      <tr><th>progress</th><td>${(progress.fraction * 100).toFixed(1)}% · ${count(progress.done)} of ${count(job.counts.total)} items final · ${progress.itemsPerSecond.toFixed(1)} items/s · ETA ${formatAge(progress.etaSeconds)}</td></tr>
+      <tr><th>counts</th><td id="counts">succeeded ${count(job.counts.succeeded)} · failed ${count(job.counts.failed)} · cancelled ${count(job.counts.cancelled)} · pending ${count(job.counts.pending)} · running ${count(job.counts.running)} · waiting to retry ${count(job.counts.retry)}</td></tr>
+      <tr><th>submitted</th><td>${job.createdAt.toISOString()}${job.finishedAt === null ? '' : ` · finished ${job.finishedAt.toISOString()}`}</td></tr>
+    </table>
+    <p>Report: <a id="report-csv" href="/bulk/${job.id}/report.csv" download>every item (CSV)</a> ·
+      <a id="failed-csv" href="/bulk/${job.id}/report.csv?failed=1" download>failed items (CSV)</a>.
+      Actions are CLI commands: <code>adfleet bulk retry-failed ${job.id}</code> · <code>adfleet bulk cancel ${job.id}</code></p>
+    <h2>Items finished over time</h2>
+    ${finishedChart(detail.finishedOverTime)}
+    <h2>Failures by Amazon's code</h2>
+    ${
+      detail.failures.length === 0
+        ? html`<p class="muted">no failed items</p>`
+        : html`<table id="failure-codes"><tr><th>code</th><th>items</th><th>example</th></tr>
+      ${detail.failures.map((failure) => html`<tr><td>${failure.code}</td><td class="num">${count(failure.count)}</td><td>${failure.example}</td></tr>`)}
+    </table>`
+    }
+    <h2>Failed items${job.counts.failed > detail.failedItems.length ? ` (first ${detail.failedItems.length} of ${count(job.counts.failed)})` : ''}</h2>
+    ${
+      detail.failedItems.length === 0
+        ? html`<p class="muted">none</p>`
+        : html`<table id="failed-items">
+      <tr><th>line</th><th>profile</th><th>entity</th><th>change</th><th>attempts</th><th>code</th><th>Amazon's answer</th></tr>
+      ${detail.failedItems.map(
+        (item) => html`<tr>
+          <td class="num">${item.line}</td>
+          <td class="num">${item.profileId}</td>
+          <td>${item.entityType} ${item.entityId}</td>
+          <td><code>${JSON.stringify(item.change)}</code></td>
+          <td class="num">${item.attempts}</td>
+          <td>${item.errorCode ?? ''}</td>
+          <td>${item.errorMessage ?? ''}</td>
         </tr>`,
       )}
     </table>`

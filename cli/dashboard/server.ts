@@ -5,11 +5,16 @@ import { type Context, Hono } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import { createMiddleware } from 'hono/factory';
 import { secureHeaders } from 'hono/secure-headers';
+import { stream } from 'hono/streaming';
 import type { HtmlEscapedString } from 'hono/utils/html';
+import type pg from 'pg';
 import { QUEUE_NAMES, type QueueName } from '../../contract/topology.ts';
+import { reportRows } from '../../domain/bulk/report.ts';
 import type { OperationsReader } from '../../domain/operations/status.ts';
+import { REPORT_CSV_COLUMNS, reportCsvLine } from '../commands/bulk.ts';
 import {
   backfillPage,
+  bulkJobPage,
   deadLettersIndexPage,
   deadLettersPage,
   layout,
@@ -30,6 +35,8 @@ export const TOKEN_COOKIE = 'adfleet_dashboard_token';
 
 export interface DashboardOptions {
   readonly reader: OperationsReader;
+  /** For the bulk report download, streamed from the bulk model's report reader. */
+  readonly db: pg.Pool;
   readonly jaegerUrl: string;
   /** Every request must carry it when set. */
   readonly token?: string;
@@ -107,6 +114,29 @@ export function createDashboardApp(options: DashboardOptions): Hono {
     return detail === undefined
       ? page(c, 'not found', notFoundPage(`no backfill job ${id}`), 404)
       : page(c, `backfill ${detail.job.name}`, backfillPage(context, detail));
+  });
+  app.get('/bulk/:id', async (c) => {
+    const id = c.req.param('id');
+    const detail = await reader.bulkJob(id);
+    return detail === undefined
+      ? page(c, 'not found', notFoundPage(`no bulk job ${id}`), 404)
+      : page(c, `bulk job ${detail.job.fileName}`, bulkJobPage(context, detail));
+  });
+  app.get('/bulk/:id/report.csv', async (c) => {
+    const detail = await reader.bulkJob(c.req.param('id'));
+    if (detail === undefined) return c.text('no such bulk job', 404);
+    const failedOnly = c.req.query('failed') !== undefined;
+    c.header('content-type', 'text/csv; charset=utf-8');
+    c.header(
+      'content-disposition',
+      `attachment; filename="bulk-${detail.job.id}${failedOnly ? '-failed' : ''}.csv"`,
+    );
+    // The same file `adfleet bulk report` writes, streamed page by page: any size, little memory.
+    return stream(c, async (out) => {
+      await out.write(`${REPORT_CSV_COLUMNS.join(',')}\n`);
+      for await (const row of reportRows(options.db, detail.job.id, { failedOnly }))
+        await out.write(reportCsvLine(row));
+    });
   });
   app.get('/profiles', async (c) => page(c, 'profiles', profilesPage(await reader.profiles(500))));
   app.get('/dead-letters', async (c) => page(c, 'dead letters', deadLettersIndexPage(await reader.status())));

@@ -4,6 +4,7 @@ import type { Config } from '../../contract/config.ts';
 import { QUEUE_NAMES, type QueueName } from '../../contract/topology.ts';
 import type { QueueProducer } from '../../shared/messaging/producer.ts';
 import { type BackfillDetail, type BackfillView, readBackfill, readBackfills } from './backfills.ts';
+import { type BulkJobDetail, type BulkJobView, readBulkJob, readBulkJobs } from './bulk.ts';
 import type { DeadLetterRecord } from './dead-letters.ts';
 import { type ProfilesSummary, readProfiles } from './profiles.ts';
 import { QueueReader, type QueueSnapshot } from './queues.ts';
@@ -23,7 +24,7 @@ export type Severity = (typeof Severity)[keyof typeof Severity];
 
 export interface Finding {
   readonly severity: Severity;
-  readonly area: 'queue' | 'dead-letters' | 'workers' | 'backfill' | 'profiles';
+  readonly area: 'queue' | 'dead-letters' | 'workers' | 'backfill' | 'bulk' | 'profiles';
   /** What it is about: a queue, a service, a job id. */
   readonly subject: string;
   readonly message: string;
@@ -39,6 +40,7 @@ export interface OperationsStatus {
   readonly queues: readonly QueueSnapshot[];
   readonly workers: readonly ServiceWorkers[];
   readonly backfills: readonly BackfillView[];
+  readonly bulkJobs: readonly BulkJobView[];
   readonly profiles: ProfilesSummary;
   /** Parts of the picture this build cannot show yet, said rather than left out silently. */
   readonly notShown: readonly string[];
@@ -78,10 +80,7 @@ export function formatAge(seconds: number | null | undefined): string {
   return `${Math.floor(total / 86_400)}d${String(Math.floor((total % 86_400) / 3_600)).padStart(2, '0')}h`;
 }
 
-const NOT_SHOWN = [
-  'bulk jobs: the bulk job ledger is not in this build',
-  'sync runs and failing profiles: sync run records are not in this build',
-];
+const NOT_SHOWN = ['sync runs and failing profiles: sync run records are not in this build'];
 
 function queueFindings(queue: QueueSnapshot, workers: ServiceWorkers | undefined): Finding[] {
   const found: Finding[] = [];
@@ -173,6 +172,36 @@ function backfillFindings(view: BackfillView, jaegerUrl: string): Finding[] {
   return found;
 }
 
+function bulkFindings(view: BulkJobView, jaegerUrl: string): Finding[] {
+  const { job, progress } = view;
+  const found: Finding[] = [];
+  const trace = traceUrl(jaegerUrl, job.traceId);
+  const subject = `${job.fileName} ${job.id}`;
+  if (view.stuck) {
+    const { pending, running, retry, total } = job.counts;
+    found.push({
+      severity: Severity.Critical,
+      area: 'bulk',
+      subject,
+      message: `${job.status}: no item has changed for ${formatAge(view.idleSeconds)} while ${total - progress.done} of ${total} are still to do (${pending} pending, ${running} running, ${retry} waiting to retry)`,
+      command: `adfleet bulk status ${job.id}`,
+      ...(trace === undefined ? {} : { traceUrl: trace }),
+    });
+  }
+  if (job.counts.failed > 0) {
+    const [top] = view.failures;
+    found.push({
+      severity: Severity.Warning,
+      area: 'bulk',
+      subject,
+      message: `${job.counts.failed} of ${job.counts.total} item(s) failed${top === undefined ? '' : `; most often ${top.code} (${top.count}): ${top.example}`}`,
+      command: `adfleet bulk report ${job.id} --failed  (after fixing: adfleet bulk retry-failed ${job.id})`,
+      ...(trace === undefined ? {} : { traceUrl: trace }),
+    });
+  }
+  return found;
+}
+
 function profileFindings(profiles: ProfilesSummary): Finding[] {
   if (profiles.stale === 0) return [];
   return [
@@ -206,10 +235,11 @@ export class OperationsReader {
   async status(): Promise<OperationsStatus> {
     const { db } = this.#options;
     const freshness = this.#options.thresholds?.profileFreshnessSeconds;
-    const [queues, workers, backfills, profiles] = await Promise.all([
+    const [queues, workers, backfills, bulkJobs, profiles] = await Promise.all([
       this.#queues.snapshot(),
       readWorkers(db),
       readBackfills(db),
+      readBulkJobs(db),
       readProfiles(db, freshness === undefined ? {} : { freshnessSeconds: freshness }),
     ]);
     const jaeger = this.#options.config.ADFLEET_JAEGER_URL;
@@ -222,6 +252,7 @@ export class OperationsReader {
       ),
       ...workers.flatMap(workerFindings),
       ...backfills.flatMap((view) => backfillFindings(view, jaeger)),
+      ...bulkJobs.flatMap((view) => bulkFindings(view, jaeger)),
       ...profileFindings(profiles),
     ].sort((a, b) => (a.severity === b.severity ? 0 : a.severity === Severity.Critical ? -1 : 1));
     return {
@@ -231,6 +262,7 @@ export class OperationsReader {
       queues,
       workers,
       backfills,
+      bulkJobs,
       profiles,
       notShown: NOT_SHOWN,
     };
@@ -238,6 +270,10 @@ export class OperationsReader {
 
   backfill(jobId: string): Promise<BackfillDetail | undefined> {
     return readBackfill(this.#options.db, jobId);
+  }
+
+  bulkJob(jobId: string): Promise<BulkJobDetail | undefined> {
+    return readBulkJob(this.#options.db, jobId);
   }
 
   profiles(limit = 200): Promise<ProfilesSummary> {

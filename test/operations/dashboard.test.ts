@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -121,7 +121,10 @@ describe('adfleet dashboard in a real browser', () => {
     );
     const trace = page.locator(`#backfills tr[data-job="${INCIDENT.backfillJobId}"] a[href*="/trace/"]`);
     expect(await trace.getAttribute('href')).toBe(`http://127.0.0.1:16686/trace/${INCIDENT.backfillTraceId}`);
-    expect(await text('#not-shown')).toContain('bulk jobs');
+    expect(await text(`#bulk-jobs tr[data-job="${INCIDENT.bulkJobId}"]`)).toMatch(
+      /COMPLETED_WITH_ERRORS[\s\S]*100\.0%[\s\S]*63[\s\S]*37/,
+    );
+    expect(await text('#not-shown')).toContain('sync runs');
     await screenshot('overview');
   });
 
@@ -136,6 +139,40 @@ describe('adfleet dashboard in a real browser', () => {
     expect(body).toMatch(/chain 0 has made no progress/);
     expect(body).toContain(`adfleet backfill resume ${INCIDENT.backfillJobId}`);
     await screenshot('backfill');
+  });
+
+  it('shows the bulk job with its failed items and downloads its report as CSV', async () => {
+    await page.goto(`${base}/`);
+    await page.click(`#bulk-jobs a[href="/bulk/${INCIDENT.bulkJobId}"]`);
+    await expect.poll(() => page.locator('h1').textContent(), POLL).toBe(`bulk job ${INCIDENT.bulkFile}`);
+    expect(await text('#counts')).toContain(`failed ${INCIDENT.bulkFailed}`);
+    expect(await text('#failure-codes')).toContain(`${INCIDENT.bulkErrorCode}\t${INCIDENT.bulkFailed}`);
+    const failedRows = page.locator('#failed-items tr:has(td)');
+    expect(await failedRows.count()).toBe(INCIDENT.bulkFailed);
+    expect(await failedRows.nth(0).evaluate(readText)).toContain(INCIDENT.bulkErrorMessage);
+    expect(await page.locator('#progress-chart rect').count()).toBeGreaterThan(1);
+    await screenshot('bulk-job');
+
+    const csvOf = async (selector: string) => {
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+      const path = join(SCREENSHOTS, download.suggestedFilename());
+      await download.saveAs(path);
+      return readFileSync(path, 'utf8').trimEnd().split('\n');
+    };
+    const all = await csvOf('#report-csv');
+    expect(all[0]).toBe(
+      'item_id,line,profile_id,entity_type,entity_id,change,status,attempts,error_code,error_message,response',
+    );
+    expect(all).toHaveLength(INCIDENT.bulkItems + 1);
+    expect(all.filter((line) => line.includes(',SUCCEEDED,'))).toHaveLength(
+      INCIDENT.bulkItems - INCIDENT.bulkFailed,
+    );
+    const failed = await csvOf('#failed-csv');
+    expect(failed).toHaveLength(INCIDENT.bulkFailed + 1);
+    for (const line of failed.slice(1)) {
+      expect(line).toContain(`,FAILED,1,${INCIDENT.bulkErrorCode},${INCIDENT.bulkErrorMessage},`);
+    }
+    expect(failed[1]).toMatch(/^\d+,2,31,keyword,100001,"\{""bid"":2000\}",FAILED/);
   });
 
   it('lists profiles stalest first', async () => {

@@ -5,7 +5,7 @@ import type { TestTopology } from '../support/topology.ts';
 
 /**
  * The seeded incident of `adfleet status` and the dashboard tests: a backfill chain whose
- * worker died (stale heartbeat, no progress), poison messages in the bulk-item DLQ, a
+ * worker died (stale heartbeat, no progress), a bulk job with 37 failed items, poison messages in the bulk-item DLQ, a
  * message waiting on a queue nobody consumes, a profile that missed its nightly sync, and
  * one healthy worker process for contrast (a long interval keeps it alive through a test).
  */
@@ -18,6 +18,12 @@ export const INCIDENT = {
   throttleReason: 'heartbeat write took 57.5 ms (slow above 40 ms)',
   staleProfileId: 9_000_000_001,
   freshProfileId: 9_000_000_002,
+  bulkJobId: '7d9e2a41-3b6c-4f0e-8a1d-2c5b9e4f6a70',
+  bulkFile: 'bids-black-friday.csv',
+  bulkItems: 100,
+  bulkFailed: 37,
+  bulkErrorCode: 'INVALID_ARGUMENT',
+  bulkErrorMessage: 'bid 2000.00 is above the marketplace maximum 1000.00',
   deadPid: 424_242,
   livePid: 434_343,
 } as const;
@@ -59,6 +65,38 @@ export async function seedDatabase(db: pg.Pool): Promise<void> {
      VALUES ($1, 0, now() - interval '30 minutes', 'slowed', $2, 57.5, 12, 500),
             ($1, 0, now() - interval '20 minutes', 'healthy', 'heartbeat write 8.1 ms, 9 active connections', 8.1, 9, NULL)`,
     [INCIDENT.backfillJobId, INCIDENT.throttleReason],
+  );
+  // A finished bulk job: 63 items applied, 37 refused by Amazon.
+  await db.query(
+    `INSERT INTO bulk_jobs (id, status, file_name, submitted_by, total, succeeded, failed, trace_id,
+       created_at, dispatched_at, updated_at, finished_at)
+     VALUES ($1, 'COMPLETED_WITH_ERRORS', $2, 'oncall@example.com', $3::int, $3::int - $4::int, $4::int, $5,
+             now() - interval '50 minutes', now() - interval '49 minutes', now() - interval '45 minutes',
+             now() - interval '45 minutes')`,
+    [
+      INCIDENT.bulkJobId,
+      INCIDENT.bulkFile,
+      INCIDENT.bulkItems,
+      INCIDENT.bulkFailed,
+      INCIDENT.backfillTraceId,
+    ],
+  );
+  await db.query(
+    `INSERT INTO bulk_items (job_id, job_seq, line, profile_id, entity_type, entity_id, change, status, attempts,
+       error_code, error_message, finished_at)
+     SELECT $1, j.seq, n + 1, 31, 'keyword', (100000 + n)::text,
+            jsonb_build_object('bid', CASE WHEN n <= $3::int THEN 2000 ELSE 1.5 END),
+            CASE WHEN n <= $3::int THEN 'FAILED' ELSE 'SUCCEEDED' END, 1,
+            CASE WHEN n <= $3::int THEN $4 END, CASE WHEN n <= $3::int THEN $5 END,
+            now() - interval '49 minutes' + n * interval '2 seconds'
+       FROM bulk_jobs j, generate_series(1, $2::int) AS n WHERE j.id = $1`,
+    [
+      INCIDENT.bulkJobId,
+      INCIDENT.bulkItems,
+      INCIDENT.bulkFailed,
+      INCIDENT.bulkErrorCode,
+      INCIDENT.bulkErrorMessage,
+    ],
   );
   await db.query(
     `INSERT INTO profiles (id, country_code, currency_code, marketplace, account_name, last_synced_at)

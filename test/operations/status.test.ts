@@ -59,6 +59,11 @@ describe('adfleet status on a seeded incident', () => {
     // The queue nobody consumes, and how old its oldest message is.
     expect(attention).toMatch(/profile-sync: oldest message is \d+s old \(threshold 2s\)/);
     expect(attention).toContain('no live profile-sync process while 1 message(s) wait');
+    // The bulk job's failed items, by Amazon's code, and what to run.
+    expect(attention).toContain(
+      `bulk         ${INCIDENT.bulkFile} ${INCIDENT.bulkJobId}: ${INCIDENT.bulkFailed} of ${INCIDENT.bulkItems} item(s) failed; most often ${INCIDENT.bulkErrorCode} (${INCIDENT.bulkFailed}): ${INCIDENT.bulkErrorMessage}`,
+    );
+    expect(attention).toContain(`adfleet bulk report ${INCIDENT.bulkJobId} --failed`);
     // The profile that missed its sync.
     expect(attention).toMatch(/1 of 2 profile\(s\) not synced within 1d02h; oldest sync 2d00h ago/);
     // Critical before warnings.
@@ -69,6 +74,11 @@ describe('adfleet status on a seeded incident', () => {
     expect(text).toMatch(/backfill-chunk +0 +0 +!1/);
     expect(text).toMatch(
       /campaign-currency +5b0c3f5e-\S+ +running +35\.0% +70,000 of ~200,000 rows .* !1 chain\(s\) stalled/,
+    );
+    expect(text).toMatch(
+      new RegExp(
+        `${INCIDENT.bulkFile} +${INCIDENT.bulkJobId} +COMPLETED_WITH_ERRORS +100\\.0% +100 of 100 items +!37 failed`,
+      ),
     );
     expect(text).toContain('Stale Shop GmbH');
     expect(text).not.toContain('Fresh Store Inc');
@@ -99,6 +109,12 @@ describe('adfleet status on a seeded incident', () => {
     expect(backfill?.job.id).toBe(INCIDENT.backfillJobId);
     expect(backfill?.stalled).toHaveLength(1);
     expect(backfill?.progress.rowsProcessed).toBe(70_000);
+    const [bulkJob] = parsed.bulkJobs;
+    expect(bulkJob?.job).toMatchObject({ id: INCIDENT.bulkJobId, status: 'COMPLETED_WITH_ERRORS' });
+    expect(bulkJob?.job.counts).toMatchObject({ total: INCIDENT.bulkItems, failed: INCIDENT.bulkFailed });
+    expect(bulkJob?.failures).toEqual([
+      { code: INCIDENT.bulkErrorCode, count: INCIDENT.bulkFailed, example: INCIDENT.bulkErrorMessage },
+    ]);
     expect(parsed.profiles).toMatchObject({ total: 2, stale: 1 });
     expect(parsed.profiles.stalest[0]?.profileId).toBe(INCIDENT.staleProfileId);
     const areas = parsed.findings.map((finding) => `${finding.severity} ${finding.area} ${finding.subject}`);
@@ -110,6 +126,7 @@ describe('adfleet status on a seeded incident', () => {
         `critical backfill campaign-currency ${INCIDENT.backfillJobId}`,
         'warning workers backfill-chunk',
         'warning profiles profiles',
+        `warning bulk ${INCIDENT.bulkFile} ${INCIDENT.bulkJobId}`,
       ]),
     );
   });
