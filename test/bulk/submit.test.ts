@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitBulkFile } from '../../domain/bulk/submit.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { stackEnv } from '../support/env.ts';
+import { insertProfiles, profileRow } from '../support/factories.ts';
 
 /** `bulk submit`'s checks and writes, against a real database. */
 describe('bulk submit', () => {
@@ -15,11 +16,10 @@ describe('bulk submit', () => {
   beforeAll(async () => {
     database = await createTestDatabase(stackEnv().DATABASE_URL as string);
     // Synced profiles: their marketplaces' bounds apply.
-    await database.pool.query(
-      `INSERT INTO profiles (id, country_code, currency_code, marketplace, account_name)
-       VALUES ($1, 'US', 'USD', 'ATVPDKIKX0DER', 'us'), ($2, 'JP', 'JPY', 'A1VC38T7YXB528', 'jp')`,
-      [US_PROFILE, JP_PROFILE],
-    );
+    await insertProfiles(database.pool, [
+      profileRow({ id: US_PROFILE, countryCode: 'US', accountName: 'us', lastSyncedAt: null }),
+      profileRow({ id: JP_PROFILE, countryCode: 'JP', accountName: 'jp', lastSyncedAt: null }),
+    ]);
   });
   afterAll(async () => {
     await database.drop();

@@ -8,6 +8,7 @@ import { createLogger } from '../../shared/logging.ts';
 import { Outcome } from '../../shared/messaging/queue-worker.ts';
 import { WorkerMetrics } from '../../shared/metrics.ts';
 import { emfLinesOf } from '../support/emf.ts';
+import { handledEvent } from '../support/factories.ts';
 import { BASE_CONTEXT, onlyResource, queueIdByName, resourcesOf, synthesizeFleet } from './fleet-template.ts';
 
 const names = resourceNames('adfleet');
@@ -179,7 +180,7 @@ describe('what the alarms read is what the chassis writes', () => {
     const lines = await emfLinesOf(async () => {
       for (const worker of WORKER_NAMES) {
         const metrics = new WorkerMetrics(worker, createLogger({ name: 'test', level: 'silent' }));
-        metrics.record({ outcome: Outcome.Succeeded, type: 'Any', durationMs: 1 });
+        metrics.record(handledEvent({ outcome: Outcome.Succeeded, type: 'Any', durationMs: 1 }));
         if (worker === 'profile-sync') metrics.gauge(METRIC_NAMES.oldestProfileSyncAge, 60, 'Seconds');
         await metrics.close();
       }

@@ -4,6 +4,7 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { stackEnv, workerEnv } from '../support/env.ts';
+import { insertProfiles, profileRow } from '../support/factories.ts';
 import { type NodeProcess, REPO_ROOT, spawnNode } from '../support/processes.ts';
 import { freePort } from '../support/tcp-proxy.ts';
 import { createTestTopology, type TestTopology } from '../support/topology.ts';
@@ -203,10 +204,14 @@ describe('adfleet dashboard in a real browser', () => {
       (globalThis as unknown as { notReloaded: boolean }).notReloaded = true;
     });
     expect(await text('#profiles')).toContain('1 not synced');
-    await database.pool.query(
-      `INSERT INTO profiles (id, country_code, currency_code, marketplace, account_name, last_synced_at)
-       VALUES (9000000003, 'FR', 'EUR', 'A13V1IB3VIYZZH', 'Late Night SARL', NULL)`,
-    );
+    await insertProfiles(database.pool, [
+      profileRow({
+        id: 9_000_000_003,
+        countryCode: 'FR',
+        accountName: 'Late Night SARL',
+        lastSyncedAt: null,
+      }),
+    ]);
     await expect.poll(() => text('#profiles'), POLL).toContain('2 not synced');
     expect(await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded)).toBe(
       true,

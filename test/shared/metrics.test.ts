@@ -4,6 +4,7 @@ import { createLogger } from '../../shared/logging.ts';
 import { Outcome } from '../../shared/messaging/queue-worker.ts';
 import { WorkerMetrics } from '../../shared/metrics.ts';
 import { type EmfLine, emfLinesOf } from '../support/emf.ts';
+import { handledEvent } from '../support/factories.ts';
 
 const logger = createLogger({ name: 'test', level: 'silent' });
 
@@ -18,13 +19,13 @@ describe('worker metrics as Embedded Metric Format', () => {
     const before = Date.now();
     const lines = await emfLinesOf(async () => {
       metrics = new WorkerMetrics('profile-sync', logger);
-      metrics.record({ outcome: Outcome.Succeeded, type: 'SyncProfile', durationMs: 30 });
-      metrics.record({ outcome: Outcome.Retried, type: 'SyncProfile', durationMs: 10 });
-      metrics.record({ outcome: Outcome.DeadLettered, type: 'SyncProfile', durationMs: 20 });
-      metrics.record({ outcome: Outcome.Deferred, type: 'SyncProfile', durationMs: 60 });
+      metrics.record(handledEvent({ outcome: Outcome.Succeeded, type: 'SyncProfile', durationMs: 30 }));
+      metrics.record(handledEvent({ outcome: Outcome.Retried, type: 'SyncProfile', durationMs: 10 }));
+      metrics.record(handledEvent({ outcome: Outcome.DeadLettered, type: 'SyncProfile', durationMs: 20 }));
+      metrics.record(handledEvent({ outcome: Outcome.Deferred, type: 'SyncProfile', durationMs: 60 }));
       // A released message was not handled: it counts as released only.
-      metrics.record({ outcome: Outcome.Released, type: 'SyncProfile', durationMs: 900 });
-      metrics.record({ outcome: Outcome.SendFailed, type: 'SyncProfile', durationMs: 15 });
+      metrics.record(handledEvent({ outcome: Outcome.Released, type: 'SyncProfile', durationMs: 900 }));
+      metrics.record(handledEvent({ outcome: Outcome.SendFailed, type: 'SyncProfile', durationMs: 15 }));
       metrics.watchDependencies(() => 2);
       metrics.gauge(METRIC_NAMES.oldestProfileSyncAge, 7_200, 'Seconds');
       await metrics.flush();
@@ -69,11 +70,11 @@ describe('worker metrics as Embedded Metric Format', () => {
   it('counts each interval afresh and writes nothing for an idle one', async () => {
     const lines = await emfLinesOf(async () => {
       metrics = new WorkerMetrics('bulk-item', logger);
-      metrics.record({ outcome: Outcome.Succeeded, type: 'ApplyBulkItems', durationMs: 5 });
+      metrics.record(handledEvent({ outcome: Outcome.Succeeded, type: 'ApplyBulkItems', durationMs: 5 }));
       await metrics.flush();
       await metrics.flush();
-      metrics.record({ outcome: Outcome.Succeeded, type: 'ApplyBulkItems', durationMs: 7 });
-      metrics.record({ outcome: Outcome.Succeeded, type: 'ApplyBulkItems', durationMs: 9 });
+      metrics.record(handledEvent({ outcome: Outcome.Succeeded, type: 'ApplyBulkItems', durationMs: 7 }));
+      metrics.record(handledEvent({ outcome: Outcome.Succeeded, type: 'ApplyBulkItems', durationMs: 9 }));
       await metrics.close();
       metrics = undefined;
     });

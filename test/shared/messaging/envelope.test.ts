@@ -1,36 +1,33 @@
 import { describe, expect, it } from 'vitest';
 import { parseIncoming } from '../../../shared/messaging/envelope.ts';
+import {
+  eventBridgeBody,
+  fleetMessageBody,
+  SANDBOX_PROFILE_IDS,
+  sqsMessage,
+} from '../../support/factories.ts';
 
 describe('parseIncoming', () => {
   it('reads a fleet message with its trace context from attributes', () => {
-    const parsed = parseIncoming({
-      Body: JSON.stringify({ type: 'A', payload: { n: 1 } }),
-      MessageAttributes: { traceparent: { DataType: 'String', StringValue: '00-abc-def-01' } },
-    });
+    const body = fleetMessageBody('SyncProfile', { reason: 'nightly' });
+    const parsed = parseIncoming(sqsMessage(body, { traceparent: '00-abc-def-01' }));
     expect(parsed).toEqual({
       origin: 'sqs',
-      type: 'A',
-      payload: { n: 1 },
+      type: 'SyncProfile',
+      payload: { profileId: SANDBOX_PROFILE_IDS[0], reason: 'nightly' },
       carrier: { traceparent: '00-abc-def-01' },
     });
   });
 
   it('unwraps an EventBridge envelope and takes the context from the reserved detail field', () => {
-    const parsed = parseIncoming({
-      Body: JSON.stringify({
-        version: '0',
-        id: 'ev-1',
-        'detail-type': 'BulkJobSubmitted',
-        source: 'adfleet',
-        detail: { jobId: 'j', _trace: { traceparent: '00-t-s-01' } },
-      }),
-    });
-    expect(parsed).toEqual({
+    const body = eventBridgeBody('BulkJobSubmitted', {}, { traceparent: '00-t-s-01' });
+    const { id, detail } = JSON.parse(body) as { id: string; detail: { jobId: string } };
+    expect(parseIncoming(sqsMessage(body))).toEqual({
       origin: 'eventbridge',
       type: 'BulkJobSubmitted',
-      payload: { jobId: 'j' },
+      payload: { jobId: detail.jobId },
       carrier: { traceparent: '00-t-s-01' },
-      eventId: 'ev-1',
+      eventId: id,
     });
   });
 

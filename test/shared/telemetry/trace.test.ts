@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
 import { stackEnv, workerEnv } from '../../support/env.ts';
+import { payloadOf, SANDBOX_PROFILE_IDS } from '../../support/factories.ts';
 import { type ReceivedSpan, SpanKindCode, startOtlpReceiver } from '../../support/otlp-receiver.ts';
 import { type NodeProcess, spawnNode } from '../../support/processes.ts';
 import { createTestTopology, type TestTopology } from '../../support/topology.ts';
@@ -14,8 +14,7 @@ import { WAIT } from '../../support/wait.ts';
  * that sent or published its message.
  */
 
-// Two of the Ads API sandbox's seeded profiles.
-const PROFILE_IDS = [1_000_000_000_000, 1_000_000_000_001];
+const PROFILE_IDS = SANDBOX_PROFILE_IDS;
 // BulkJobCompleted, 2 × SyncProfile.
 const EXPECTED_PROCESS_SPANS = 1 + PROFILE_IDS.length;
 
@@ -28,14 +27,7 @@ async function runWorkflow(topology: TestTopology, databaseUrl: string, otlpEndp
   const workers = [spawnNode('workers/profile-sync/main.ts', { ...env, OTEL_SERVICE_NAME: 'profile-sync' })];
   try {
     await Promise.all(workers.map((worker) => worker.waitForLog((line) => line.msg === 'worker started')));
-    const completed = {
-      jobId: randomUUID(),
-      status: 'COMPLETED',
-      profileIds: PROFILE_IDS,
-      succeeded: PROFILE_IDS.length,
-      failed: 0,
-      cancelled: 0,
-    };
+    const completed = payloadOf('BulkJobCompleted', { profileIds: [...PROFILE_IDS] });
     const producer = spawnNode(
       'test/fixtures/publish-event.ts',
       { ...env, OTEL_SERVICE_NAME: 'test-producer' },
