@@ -15,6 +15,11 @@ import { positiveInt, runCommand } from '../context.ts';
  * `adfleet dlq list <queue>` shows what is in a queue's dead-letter queue and why;
  * `adfleet dlq redrive <queue>` sends it back to the queue once the cause is fixed.
  *
+ * A redrive is bounded: it moves only what the DLQ held when it started (SQS's
+ * SentTimestamp of the dead-letter copy is before the start). A message dead-lettered
+ * again while the redrive runs — its cause is not fixed — is left in the DLQ and reported,
+ * instead of being sent round again forever.
+ *
  * Hand-written instead of SQS's StartMessageMoveTask: a move keeps our dead-letter record
  * attribute on the message and is not offered by every emulator; here the record is
  * dropped, the original body and attributes go back, and the copy is deleted only after
@@ -33,6 +38,7 @@ async function receiveBatch(sqs: AwsClients['sqs'], QueueUrl: string, visibility
       WaitTimeSeconds: 1,
       VisibilityTimeout: visibility,
       MessageAttributeNames: ['All'],
+      MessageSystemAttributeNames: ['SentTimestamp'],
     }),
   );
   return Messages;
@@ -94,14 +100,23 @@ export function dlqCommand(): Command {
           producer.queueUrl(options.queue),
           producer.deadLetterQueueUrl(options.queue),
         ]);
+        const startedAt = Date.now();
         let moved = 0;
+        const cameBack = new Map<string, Message>();
         for (;;) {
-          const batch = await receiveBatch(clients.sqs, dead, 60);
+          const batch = (await receiveBatch(clients.sqs, dead, 60)).filter(
+            (message) => !cameBack.has(message.MessageId ?? ''),
+          );
           if (batch.length === 0) break;
           for (const message of batch) {
+            if (Number(message.Attributes?.SentTimestamp ?? 0) > startedAt) {
+              cameBack.set(message.MessageId ?? '', message);
+              continue;
+            }
             const {
               [FLEET_ATTRIBUTES.deadLetter]: _record,
               [FLEET_ATTRIBUTES.deferrals]: _deferrals,
+              [FLEET_ATTRIBUTES.releases]: _releases,
               ...attributes
             } = message.MessageAttributes ?? {};
             await producer.sendRaw(source, message.Body ?? '', attributes);
@@ -111,7 +126,30 @@ export function dlqCommand(): Command {
             moved += 1;
           }
         }
-        return `${moved} message(s) sent back to ${options.queue}`;
+        // Left where they are, visible again for `dlq list` and the next redrive.
+        await Promise.all(
+          [...cameBack.values()].map((message) =>
+            clients.sqs.send(
+              new ChangeMessageVisibilityCommand({
+                QueueUrl: dead,
+                ReceiptHandle: message.ReceiptHandle,
+                VisibilityTimeout: 0,
+              }),
+            ),
+          ),
+        );
+        const summary = `${moved} message(s) sent back to ${options.queue}`;
+        if (cameBack.size === 0) return summary;
+        const reasons = new Map<string, number>();
+        for (const message of cameBack.values()) {
+          const { reason } = deadLetterRecord(message);
+          reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+        }
+        return [
+          summary,
+          `${cameBack.size} came back to the DLQ while redriving (cause not fixed; left there):`,
+          ...[...reasons].map(([reason, count]) => `  ${count} × ${reason}`),
+        ].join('\n');
       }),
     );
   return dlq;
