@@ -35,6 +35,12 @@ export interface CommandResult {
  * trace id, and exits 0 (or the result's own code) — or prints the error and exits 1.
  * Configuration errors name every bad variable, like the workers.
  */
+/** What a command prints; a non-zero `exitCode` says "look here" without being an error (e.g. `sync status --stale`). */
+export interface CommandOutput {
+  readonly output: string;
+  readonly exitCode: number;
+}
+
 export async function runCommand(
   name: string,
   command: (context: CommandContext) => Promise<string | CommandResult | undefined>,

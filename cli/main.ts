@@ -9,6 +9,7 @@ const { dbCommand } = await import('./commands/db.ts');
 const { dlqCommand } = await import('./commands/dlq.ts');
 const { statusCommand } = await import('./commands/status.ts');
 const { dashboardCommand } = await import('./commands/dashboard.ts');
+const { syncCommand } = await import('./commands/sync.ts');
 const { runCommand } = await import('./context.ts');
 
 const program = new Command('adfleet')
@@ -21,6 +22,7 @@ program.addCommand(bulkCommand());
 program.addCommand(backfillCommand());
 program.addCommand(dlqCommand());
 program.addCommand(dbCommand());
+program.addCommand(syncCommand());
 
 program
   .command('sync-all')

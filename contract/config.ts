@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { LONGEST_HANDLER_DEADLINE_SECONDS } from './deadlines.ts';
+import { PROFILE_SYNC_FRESHNESS_SECONDS } from './metrics.ts';
 
 /**
  * The fleet's configuration, read from the environment once at start.
@@ -17,6 +18,8 @@ const positiveInt = z.coerce.number().int().positive();
  * margin, so a drain cuts no handler short; infra fits the ECS stop timeout to it.
  */
 export const DEFAULT_DRAIN_TIMEOUT_MS = (LONGEST_HANDLER_DEADLINE_SECONDS + 5) * 1000;
+/** The nightly run (03:00 UTC) plus two hours for it to finish (contract/metrics.ts); infra's freshness alarm uses the same. */
+export const DEFAULT_SYNC_FRESHNESS_SLO_HOURS = PROFILE_SYNC_FRESHNESS_SECONDS / 3_600;
 
 export const configSchema = z.object({
   AWS_ENDPOINT_URL: url.optional(),
@@ -76,6 +79,17 @@ export const configSchema = z.object({
   ADFLEET_DRAIN_TIMEOUT_MS: positiveInt.default(DEFAULT_DRAIN_TIMEOUT_MS),
   /** SQS long-poll wait; a stopping worker lets its last poll finish, so this bounds the stop too. */
   ADFLEET_POLL_WAIT_SECONDS: z.coerce.number().int().min(0).max(20).default(20),
+  /** profile-sync's freshness objective: every profile's last good sync younger than this (the alarm's line). */
+  ADFLEET_SYNC_FRESHNESS_SLO_HOURS: z.coerce.number().positive().default(DEFAULT_SYNC_FRESHNESS_SLO_HOURS),
+  /** How often profile-sync writes the freshness metrics, whether or not anything syncs. */
+  ADFLEET_SYNC_FRESHNESS_INTERVAL_SECONDS: positiveInt.default(60),
+  /**
+   * A running sync whose heartbeat (one per page) is older than this lost its worker and may
+   * be taken over; longer than one page can wait for rate budget (ADFLEET_ADS_MAX_THROTTLE_WAIT_MS).
+   */
+  ADFLEET_SYNC_STALE_AFTER_SECONDS: positiveInt.default(120),
+  /** A sync's checkpoint (the API's nextToken) older than this is not resumed: the listing starts again. */
+  ADFLEET_SYNC_RESUME_MAX_AGE_SECONDS: positiveInt.default(3_600),
   /** Port of the /healthz and /readyz endpoint; 0 disables it. */
   ADFLEET_HEALTH_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
   /** How often a worker process writes its heartbeat row (worker_heartbeats); 0 disables it. */

@@ -29,6 +29,28 @@ export interface MessageSpec extends EventSpec {
 
 const profileId = z.number().int().positive();
 const uuid = z.uuid();
+const count = z.number().int().nonnegative();
+
+/** What one sync did to one entity kind (domain/sync/model.ts). */
+const entityCounts = z.object({
+  seen: count,
+  inserted: count,
+  changed: count,
+  restored: count,
+  removed: count,
+});
+
+/** Why a profile is synced: the nightly schedule, a finished bulk job, or an operator. */
+const directTrigger = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('schedule'), reason: z.string().optional() }),
+  z.object({ kind: z.literal('bulk'), jobId: uuid }),
+  z.object({ kind: z.literal('operator'), reason: z.string().optional() }),
+]);
+/** ...or the requests that arrived while a sync ran, served by one sync after it. */
+export const syncTriggerSchema = z.union([
+  directTrigger,
+  z.object({ kind: z.literal('follow-up'), folded: z.array(directTrigger).min(1) }),
+]);
 
 /** Bus events (EventBridge). Their detail carries the trace context in `_trace` (messaging/trace-context.ts). */
 export const events = {
@@ -57,10 +79,15 @@ export const events = {
     producers: ['profile-sync'],
     schema: z.looseObject({
       profileId,
+      /** The sync run's row (`sync_runs.id`). */
+      runId: z.number().int().positive(),
       reason: z.string(),
-      campaigns: z.number().int().nonnegative(),
-      adGroups: z.number().int().nonnegative(),
-      keywords: z.number().int().nonnegative(),
+      campaigns: entityCounts,
+      adGroups: entityCounts,
+      keywords: entityCounts,
+      pages: z.number().int().nonnegative(),
+      durationMs: z.number().nonnegative(),
+      throttledMs: z.number().nonnegative(),
     }),
   },
   BackfillRequested: {
@@ -73,8 +100,17 @@ export const events = {
 export const messages = {
   SyncProfile: {
     queue: 'profile-sync',
-    producers: ['profile-sync'],
-    schema: z.object({ profileId, reason: z.string() }),
+    // profile-sync sends the nightly fan-out, bulk re-syncs and follow-ups; the CLI an
+    // operator's. Every sender goes through domain/sync/requests.ts, which refuses pile-ups.
+    producers: ['profile-sync', 'cli'],
+    schema: z.object({
+      profileId,
+      /** One per request: a redelivery of this message resumes the run it started. */
+      requestId: uuid,
+      /** Database time of the request: a run that started after it already serves it. */
+      requestedAt: z.iso.datetime({ offset: true }),
+      trigger: syncTriggerSchema,
+    }),
   },
   BulkItemBatch: {
     queue: 'bulk-item',

@@ -15,6 +15,8 @@ export const METRIC_NAMES = {
   /** Dependencies whose circuit is open in a worker process, at the time of the line. */
   dependenciesUnavailable: 'DependenciesUnavailable',
   oldestProfileSyncAge: 'OldestProfileSyncAgeSeconds',
+  profilesPastSyncSlo: 'ProfilesPastSyncSlo',
+  profilesFailingSync: 'ProfilesFailingSync',
 } as const;
 
 /**

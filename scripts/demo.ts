@@ -112,22 +112,60 @@ try {
     span.end();
     return span.spanContext().traceId;
   });
-  const synced = await waitFor(
-    'every profile synced',
-    () => {
-      const lines = logLines('profile-sync').filter((line) => line.trace_id === syncTrace);
-      const fanOut = lines.find((line) => line.msg === 'sync of every profile enqueued');
-      const done = lines.filter((line) => line.msg === 'profile synced');
-      return fanOut !== undefined && done.length === fanOut.profiles ? done : undefined;
-    },
-    120_000,
-  );
-  const keywords = synced.reduce((sum, line) => sum + Number(line.keywords ?? 0), 0);
-  summary.push({
-    workflow: 'nightly sync',
-    traceId: syncTrace,
-    result: `${synced.length} profiles synced from the Ads API (${keywords} keywords)`,
-  });
+  // The nightly summary comes from the run records (sync_runs), found by the trace id.
+  const { listRuns } = await import('../domain/sync/freshness.ts');
+  const { createPool } = await import('../shared/db.ts');
+  const pool = createPool(config.DATABASE_URL, { max: 1, applicationName: 'adfleet-demo' });
+  try {
+    const requested = await waitFor(
+      'nightly fan-out',
+      () =>
+        logLines('profile-sync').find(
+          (line) => line.trace_id === syncTrace && line.msg === 'sync of every profile requested',
+        ),
+      60_000,
+    );
+    // Profiles already queued or running are not enqueued again (they fold into that sync).
+    const enqueued = Number(requested.enqueued ?? 0);
+    const finished = await waitFor(
+      'every enqueued profile synced',
+      async () => {
+        const runs = await listRuns(pool, { traceId: syncTrace, limit: 10_000 });
+        const ended = runs.filter((run) => run.status === 'succeeded' || run.status === 'failed');
+        return ended.length >= enqueued ? ended : undefined;
+      },
+      180_000,
+    );
+    const total = (kind: 'campaigns' | 'adGroups' | 'keywords', field: 'seen' | 'changed' | 'removed') =>
+      finished.reduce((sum, run) => sum + run.counts[kind][field], 0);
+    const slowest = Math.max(0, ...finished.map((run) => run.durationMs ?? 0));
+    const failed = finished.filter((run) => run.status === 'failed').length;
+    summary.push({
+      workflow: 'nightly sync',
+      traceId: syncTrace,
+      result:
+        `${finished.length - failed} of ${Number(requested.profiles ?? 0)} profiles synced (${enqueued} enqueued, ${failed} failed): ` +
+        `${total('keywords', 'seen')} keywords seen, ${total('keywords', 'changed')} changed, ${total('keywords', 'removed')} removed; ` +
+        `slowest ${(slowest / 1000).toFixed(1)} s`,
+    });
+    const [first] = finished;
+    if (first !== undefined) {
+      say(`adfleet sync status --profile ${first.profileId}`);
+      process.stdout.write(
+        execFileSync(
+          process.execPath,
+          [join(ROOT, 'cli', 'main.ts'), 'sync', 'status', '--profile', String(first.profileId)],
+          {
+            cwd: ROOT,
+            env: { ...process.env, OTEL_SDK_DISABLED: 'true' },
+            encoding: 'utf8',
+          },
+        ),
+      );
+    }
+  } finally {
+    await pool.end();
+  }
 
   // 3c. Backfill (loaded only now, after telemetry started, like everything instrumented).
   const { demoBackfill } = await import('./demo-backfill.ts');

@@ -65,13 +65,46 @@ export const ADS_CLIENT_DEFAULTS = {
   maxThrottleWaitMs: 20_000,
 } as const satisfies Partial<AdsClientOptions>;
 
+/** What a call spent waiting for rate budget, for callers that account for it (sync runs). */
+export interface RateObserver {
+  /** After each wait in the shared rate limit (pacing, or a 429's Retry-After block). */
+  waited?(ms: number): void;
+  /** A 429 came back. */
+  throttled?(retryAfterMs: number): void;
+}
+
 export interface CallOptions {
   readonly signal?: AbortSignal;
+  readonly observer?: RateObserver;
 }
 
 export interface ListOptions extends CallOptions, ListFilter {
   /** Page size; Amazon's maximum differs per endpoint. */
   readonly maxResults?: number;
+}
+
+export interface PageListOptions extends ListOptions {
+  /** Start after the page that handed out this token (a checkpoint); undefined: the first page. */
+  readonly nextToken?: string;
+}
+
+/** One list page with the token for the page after it (undefined: it was the last). */
+export interface ListPage<TItem> {
+  readonly items: readonly TItem[];
+  readonly nextToken: string | undefined;
+}
+
+/** The entity lists, by the field their v3 endpoint answers in. */
+const LIST_ENDPOINTS = {
+  campaigns: { path: '/sp/campaigns/list', mediaType: MediaType.campaign },
+  adGroups: { path: '/sp/adGroups/list', mediaType: MediaType.adGroup },
+  keywords: { path: '/sp/keywords/list', mediaType: MediaType.keyword },
+} as const;
+export type ListKind = keyof typeof LIST_ENDPOINTS;
+interface ListItem {
+  campaigns: Campaign;
+  adGroups: AdGroup;
+  keywords: Keyword;
 }
 
 interface RequestSpec {
@@ -81,6 +114,7 @@ interface RequestSpec {
   readonly mediaType?: string;
   readonly body?: unknown;
   readonly signal?: AbortSignal;
+  readonly observer?: RateObserver;
 }
 
 /** An abort the caller asked for (not our per-attempt timeout). */
@@ -177,6 +211,43 @@ export class AdsApiClient {
     return mapMultiStatus(updates, body[field], idField);
   }
 
+  /**
+   * Page by page from `nextToken` (a checkpoint) on, each page with the token after it, so
+   * a caller can record where it got to and resume there.
+   */
+  async *pages<K extends ListKind>(
+    kind: K,
+    profileId: number,
+    options: PageListOptions = {},
+  ): AsyncGenerator<ListPage<ListItem[K]>, void, undefined> {
+    const { signal, observer, nextToken: startToken, ...filter } = options;
+    const { path, mediaType } = LIST_ENDPOINTS[kind];
+    let started = false;
+    let token = startToken;
+    const seen = new Set<string>();
+    while (!started || token !== undefined) {
+      started = true;
+      const body = (await this.request({
+        method: 'POST',
+        path,
+        profileId,
+        mediaType,
+        body: { ...filter, ...(token === undefined ? {} : { nextToken: token }) },
+        signal,
+        observer,
+      })) as Record<string, unknown>;
+      const items = body[kind];
+      const next = body.nextToken;
+      token = typeof next === 'string' && next !== '' ? next : undefined;
+      // A server that hands back a token it already gave would loop us forever.
+      if (token !== undefined) {
+        if (seen.has(token)) throw new Error('Ads API returned the same nextToken twice');
+        seen.add(token);
+      }
+      yield { items: Array.isArray(items) ? (items as ListItem[K][]) : [], nextToken: token };
+    }
+  }
+
   private list<TItem>(
     profileId: number,
     path: string,
@@ -184,7 +255,7 @@ export class AdsApiClient {
     field: string,
     options: ListOptions,
   ): AsyncGenerator<TItem, void, undefined> {
-    const { signal, ...filter } = options;
+    const { signal, observer, ...filter } = options;
     return paginate<TItem>(async (nextToken) => {
       const body = (await this.request({
         method: 'POST',
@@ -193,6 +264,7 @@ export class AdsApiClient {
         mediaType,
         body: { ...filter, ...(nextToken === undefined ? {} : { nextToken }) },
         signal,
+        observer,
       })) as Record<string, unknown>;
       const items = body[field];
       const next = body.nextToken;
@@ -221,8 +293,10 @@ export class AdsApiClient {
         throw error;
       } finally {
         if (spec.profileId !== undefined) span.setAttribute('adfleet.ads.profile_id', spec.profileId);
-        span.setAttribute('adfleet.ads.waited_ms', Math.round(performance.now() - started));
+        const waitedMs = performance.now() - started;
+        span.setAttribute('adfleet.ads.waited_ms', Math.round(waitedMs));
         span.end();
+        spec.observer?.waited?.(waitedMs);
       }
     });
   }
@@ -266,11 +340,15 @@ export class AdsApiClient {
       if (response.status === 429) {
         await response.body?.cancel();
         const retryAfterMs = parseRetryAfterMs(response.headers.get('retry-after'));
+        spec.observer?.throttled?.(retryAfterMs);
         await quietly(() => limiter?.recordThrottle(spec.profileId, retryAfterMs));
         if (Date.now() + retryAfterMs > throttleDeadline)
           throw new AdsThrottledError(spec.profileId, retryAfterMs);
         // With a limiter, acquire() waits out the scope's block; without one, wait here.
-        if (limiter === undefined) await sleep(retryAfterMs, undefined, { signal: spec.signal });
+        if (limiter === undefined) {
+          await sleep(retryAfterMs, undefined, { signal: spec.signal });
+          spec.observer?.waited?.(retryAfterMs);
+        }
         continue;
       }
       // Anything but a 429, 401 or 5xx is the API answering within its limit: that, and only

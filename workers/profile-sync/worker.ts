@@ -1,67 +1,91 @@
+import { trace } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
+import type { Config } from '../../contract/config.ts';
 import { METRIC_NAMES } from '../../contract/metrics.ts';
+import { existingProfiles } from '../../domain/sync/entities.ts';
+import { freshnessSummary } from '../../domain/sync/freshness.ts';
+import { describeTrigger, type SyncSettings } from '../../domain/sync/model.ts';
+import { pullProfile, RunProgress, refreshProfiles } from '../../domain/sync/pull.ts';
+import { requestSyncs } from '../../domain/sync/requests.ts';
+import { claimRun, failRun, finishRun, RunTakenOverError, releaseRun } from '../../domain/sync/runs.ts';
+import { freshnessSloSeconds, syncSettings } from '../../domain/sync/settings.ts';
 import type { AdsApiClient } from '../../shared/ads/client.ts';
 import { createAdsClient } from '../../shared/ads/from-config.ts';
 import type { AdsRateLimiter } from '../../shared/ads/rate-limit.ts';
 import { createPool } from '../../shared/db.ts';
-import type { Messenger } from '../../shared/messaging/messenger.ts';
+import { classifyError, describeError, ErrorKind, FatalError, ThrottledError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/logging.ts';
 import type { WorkerMetrics } from '../../shared/metrics.ts';
 import { createRedis } from '../../shared/redis.ts';
 import { defineWorker } from '../../shared/worker.ts';
-import { oldestSyncAgeSeconds } from './store.ts';
-import { refreshProfiles, syncProfile } from './sync.ts';
 
 interface ProfileSyncDeps {
   readonly db: pg.Pool;
   readonly redis: Redis;
   readonly ads: AdsApiClient;
   readonly limiter: AdsRateLimiter;
-  readonly metrics: WorkerMetrics;
-  /** When the freshness gauge was last read from the database (performance.now()). */
-  freshnessSampledAt: number;
+  readonly settings: SyncSettings;
+  readonly freshnessTimer: NodeJS.Timeout;
 }
 
 /**
- * The freshness gauge is a full scan of `profiles`, and the metrics go out once a minute:
- * read it at most that often, not once per synced profile.
+ * The freshness metrics go out on a timer, whether or not anything syncs: a dead schedule
+ * shows as a growing age, and a dead fleet (or a database it cannot read) as missing data,
+ * which the alarm treats as breaching.
  */
-const FRESHNESS_SAMPLE_MS = 60_000;
+function startFreshnessTimer(config: Config, db: pg.Pool, metrics: WorkerMetrics, logger: Logger) {
+  const sloSeconds = freshnessSloSeconds(config);
+  const sample = async () => {
+    try {
+      const summary = await freshnessSummary(db, sloSeconds);
+      if (summary.oldestSyncAgeSeconds !== undefined)
+        metrics.gauge(METRIC_NAMES.oldestProfileSyncAge, summary.oldestSyncAgeSeconds, 'Seconds');
+      metrics.gauge(METRIC_NAMES.profilesPastSyncSlo, summary.pastSlo, 'Count');
+      metrics.gauge(METRIC_NAMES.profilesFailingSync, summary.failing, 'Count');
+      metrics.flush();
+    } catch (error) {
+      logger.warn({ err: describeError(error) }, 'freshness metrics could not be read');
+    }
+  };
+  void sample();
+  const timer = setInterval(sample, config.ADFLEET_SYNC_FRESHNESS_INTERVAL_SECONDS * 1000);
+  timer.unref();
+  return timer;
+}
 
 /**
  * profile-sync: keeps Postgres in step with the Amazon Ads API, one profile per message.
+ * The sync model (runs, checkpoints, removals, pile-up rules, freshness) is domain/sync/;
+ * these are the handlers.
  *
  *  SyncAllProfilesRequested (nightly schedule, or `adfleet sync-all`) → refresh the profile
- *    list, then one SyncProfile message per profile (batched sends);
- *  BulkJobCompleted (a bulk job finished) → one SyncProfile per profile it touched;
- *  SyncProfile → page campaigns, ad groups and keywords into Postgres inside the profile's
- *    fleet-wide rate limit, record the sync, publish ProfileSynced.
+ *    list, then request a sync of every profile (one message each, except where one is
+ *    already queued or running);
+ *  BulkJobCompleted → request a re-sync of every profile the job touched;
+ *  SyncProfile → claim the profile's run (or fold into the one running), page its entities
+ *    into Postgres from the run's checkpoint, mark what the API no longer returns as
+ *    removed, record the run, publish ProfileSynced.
  */
-/** One SyncProfile message per profile, all with the same reason. */
-function enqueueSyncs(messenger: Messenger, profileIds: readonly number[], reason: string) {
-  return messenger.sendBatch(
-    'SyncProfile',
-    profileIds.map((profileId) => ({ profileId, reason })),
-  );
-}
-
 export const profileSyncWorker = defineWorker<'profile-sync', ProfileSyncDeps>({
   queue: 'profile-sync',
-  async setup({ config, metrics }) {
+  async setup({ config, metrics, logger }) {
     const db = createPool(config.DATABASE_URL, {
-      max: config.ADFLEET_CONCURRENCY,
+      max: config.ADFLEET_CONCURRENCY + 1,
       applicationName: 'profile-sync',
     });
     const redis = createRedis(config.REDIS_URL);
     const { client, limiter } = createAdsClient(config, redis);
-    return { db, redis, ads: client, limiter, metrics, freshnessSampledAt: Number.NEGATIVE_INFINITY };
+    const freshnessTimer = startFreshnessTimer(config, db, metrics, logger);
+    return { db, redis, ads: client, limiter, settings: syncSettings(config), freshnessTimer };
   },
   probes: ({ db, ads }) => ({
     postgres: () => db.query('SELECT 1'),
     'ads-api': () => ads.probe(),
     'ads-credentials': () => ads.probe(),
   }),
-  async teardown({ db, redis, limiter }) {
+  async teardown({ db, redis, limiter, freshnessTimer }) {
+    clearInterval(freshnessTimer);
     await db.end();
     await limiter.close(); // flushes the success counts still pending
     redis.disconnect();
@@ -69,29 +93,117 @@ export const profileSyncWorker = defineWorker<'profile-sync', ProfileSyncDeps>({
   handlers: {
     SyncAllProfilesRequested: async (request, { deps, messenger, logger, signal }) => {
       const profileIds = await refreshProfiles(deps.ads, deps.db, signal);
-      await enqueueSyncs(messenger, profileIds, request.reason ?? 'sync all');
-      logger.info({ profiles: profileIds.length }, 'sync of every profile enqueued');
+      const results = await requestSyncs(
+        deps.db,
+        messenger,
+        profileIds,
+        { kind: 'schedule', ...(request.reason === undefined ? {} : { reason: request.reason }) },
+        deps.settings,
+      );
+      logger.info({ profiles: profileIds.length, ...tally(results) }, 'sync of every profile requested');
     },
-    BulkJobCompleted: async (job, { messenger, logger }) => {
-      await enqueueSyncs(messenger, job.profileIds, `bulk job ${job.jobId}`);
+    BulkJobCompleted: async (job, { deps, messenger, logger, signal }) => {
+      // A job may touch a profile the fleet has not listed yet: refresh the list first.
+      const known = await existingProfiles(deps.db, job.profileIds);
+      if (job.profileIds.some((profileId) => !known.has(profileId)))
+        await refreshProfiles(deps.ads, deps.db, signal);
+      const results = await requestSyncs(
+        deps.db,
+        messenger,
+        job.profileIds,
+        { kind: 'bulk', jobId: job.jobId },
+        deps.settings,
+      );
       logger.info(
-        { jobId: job.jobId, profiles: job.profileIds.length },
-        're-sync of touched profiles enqueued',
+        { jobId: job.jobId, profiles: job.profileIds.length, ...tally(results) },
+        're-sync of touched profiles requested',
       );
     },
     SyncProfile: async (request, { deps, messenger, logger, signal }) => {
-      const counts = await syncProfile(deps.ads, deps.db, request.profileId, signal);
+      const { db, ads, settings } = deps;
+      if ((await existingProfiles(db, [request.profileId])).size === 0) {
+        const known = await refreshProfiles(ads, db, signal);
+        if (!known.includes(request.profileId))
+          throw new FatalError(`profile ${request.profileId} is not accessible with these credentials`);
+      }
+      const claim = await claimRun(
+        db,
+        {
+          profileId: request.profileId,
+          requestId: request.requestId,
+          requestedAt: new Date(request.requestedAt),
+          trigger: request.trigger,
+          traceId: trace.getActiveSpan()?.spanContext().traceId,
+        },
+        settings,
+      );
+      const log = logger.child({ profileId: request.profileId });
+      if (claim.kind === 'covered') {
+        log.info({ runId: claim.byRunId }, 'sync request already served by a run that started after it');
+        return;
+      }
+      if (claim.kind === 'folded') {
+        log.info({ runId: claim.intoRunId }, 'sync request folded into the follow-up of the running sync');
+        return;
+      }
+      if (claim.kind === 'busy') {
+        // A duplicate delivery while this request's run is alive elsewhere: look again once
+        // that run would count as stale, without spending the dead-letter budget.
+        throw new ThrottledError(`sync run ${claim.runId} is running elsewhere`, settings.staleAfterMs);
+      }
+
+      const { run } = claim;
+      const started = performance.now();
+      const progress = new RunProgress(run);
+      if (run.resumeNote !== undefined) log.info({ runId: run.runId, note: run.resumeNote }, 'sync resumes');
+      try {
+        await pullProfile(ads, db, run, progress, { signal });
+      } catch (error) {
+        if (error instanceof RunTakenOverError) {
+          log.warn({ runId: run.runId }, 'sync run taken over by another attempt: stopping');
+          return;
+        }
+        const kind = classifyError(error).kind;
+        if (signal.aborted || kind === ErrorKind.Throttled || kind === ErrorKind.Unavailable) {
+          // Stopping (drain deadline), deferred by the rate limit, or a dependency is down:
+          // not the profile's failure. The message comes back and resumes this run from its
+          // checkpoint (with Postgres down the release cannot be written; the heartbeat then
+          // goes stale, which counts the same).
+          await releaseRun(db, run, progress.snapshot()).catch(() => {});
+          log.info(
+            { runId: run.runId, pages: progress.pages },
+            'sync released, to resume from its checkpoint',
+          );
+        } else {
+          await failRun(db, messenger, run, describeError(error), progress.snapshot());
+          log.warn({ runId: run.runId, err: describeError(error) }, 'sync failed');
+        }
+        throw error;
+      }
+      const finished = await finishRun(db, messenger, run, progress.snapshot());
+      const durationMs = finished.finishedAt.getTime() - run.startedAt.getTime();
+      const summary = {
+        runId: run.runId,
+        ...finished.counts,
+        pages: progress.pages,
+        durationMs: Math.max(0, durationMs),
+        throttledMs: Math.round(progress.throttledMs),
+      };
       await messenger.publish('ProfileSynced', {
         profileId: request.profileId,
-        reason: request.reason,
-        ...counts,
+        reason: describeTrigger(run.trigger),
+        ...summary,
       });
-      if (performance.now() - deps.freshnessSampledAt >= FRESHNESS_SAMPLE_MS) {
-        deps.freshnessSampledAt = performance.now();
-        const age = await oldestSyncAgeSeconds(deps.db);
-        if (age !== undefined) deps.metrics.gauge(METRIC_NAMES.oldestProfileSyncAge, age, 'Seconds');
-      }
-      logger.info({ profileId: request.profileId, ...counts }, 'profile synced');
+      log.info(
+        { ...summary, followUp: finished.followUp, handlerMs: Math.round(performance.now() - started) },
+        'profile synced',
+      );
     },
   },
 });
+
+function tally(results: readonly { outcome: string }[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const { outcome } of results) counts[outcome] = (counts[outcome] ?? 0) + 1;
+  return counts;
+}
