@@ -21,10 +21,15 @@ export const slo = {
   errorRateWindowsToAlarm: 3,
   /** Below this many messages in a window the rate is noise (1 of 2 is not "50% failing"). */
   errorRateMinimumMessages: 20,
-  /** See PROFILE_SYNC_FRESHNESS_SECONDS: `adfleet status` holds profiles to the same line. */
+  /**
+   * The default of the `syncFreshnessSloHours` setting (PROFILE_SYNC_FRESHNESS_SECONDS):
+   * `adfleet status` and `adfleet sync status` hold profiles to the same line.
+   */
   profileSyncFreshnessSeconds: PROFILE_SYNC_FRESHNESS_SECONDS,
   /** Minutes a dependency's circuit stays open before paging: a failover takes about a minute. */
   dependencyMinutesToAlarm: 3,
+  /** profile-sync writes the freshness metrics every minute; the alarm looks at windows of this. */
+  profileSyncFreshnessWindow: Duration.minutes(5),
   /** Minutes the oldest message must stay too old: a single slow message is not a backlog. */
   queueAgeMinutesToAlarm: 3,
 } as const;
@@ -51,7 +56,13 @@ export class FleetAlarms extends Construct {
   constructor(
     scope: Construct,
     id: string,
-    props: { names: ResourceNames; queues: FleetQueues; alarmEmail?: string | undefined },
+    props: {
+      names: ResourceNames;
+      queues: FleetQueues;
+      alarmEmail?: string | undefined;
+      /** profile-sync's freshness objective; default PROFILE_SYNC_FRESHNESS_SECONDS. */
+      syncFreshnessSloHours?: number | undefined;
+    },
   ) {
     super(scope, id);
     const { names, queues } = props;
@@ -133,16 +144,25 @@ export class FleetAlarms extends Construct {
       });
     }
 
+    const freshnessSeconds = (props.syncFreshnessSloHours ?? slo.profileSyncFreshnessSeconds / 3_600) * 3_600;
     this.add('profile-sync-freshness', {
       alarmName: `${names.prefix}-profile-sync-freshness`,
-      alarmDescription: `Some profile's last good sync is older than ${slo.profileSyncFreshnessSeconds / 3_600} h: it missed the nightly sync.`,
-      metric: fleetMetric('profile-sync', METRIC_NAMES.oldestProfileSyncAge, Duration.minutes(15), 'Maximum'),
-      threshold: slo.profileSyncFreshnessSeconds,
+      alarmDescription:
+        `Some profile's last good sync is older than ${freshnessSeconds / 3_600} h (it missed the nightly sync), ` +
+        'or profile-sync has stopped reporting freshness (no task running, or it cannot read the database). ' +
+        'See `adfleet sync status --stale`.',
+      metric: fleetMetric(
+        'profile-sync',
+        METRIC_NAMES.oldestProfileSyncAge,
+        slo.profileSyncFreshnessWindow,
+        'Maximum',
+      ),
+      threshold: freshnessSeconds,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      // Between runs the metric may be silent; a silent fleet is caught by the queue-age
-      // alarm, because the nightly SyncAllProfilesRequested would wait in the queue.
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      evaluationPeriods: 3,
+      // Every profile-sync task writes the metric on a timer whether or not anything syncs,
+      // so silence means no task is alive to look: a dead fleet pages like a stale one.
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
     });
   }
 

@@ -90,6 +90,7 @@ export class FleetStack extends Stack {
       names,
       queues: this.queues,
       alarmEmail: settings.alarmEmail,
+      syncFreshnessSloHours: settings.syncFreshnessSloHours,
     });
 
     new CfnOutput(this, 'ClusterName', { value: this.cluster.clusterName });

@@ -277,6 +277,8 @@ function workerEnvironment(
     ADFLEET_DRAIN_TIMEOUT_MS: String(DEFAULT_DRAIN_TIMEOUT_MS),
     ADFLEET_HEALTH_PORT: String(HEALTH_PORT),
   };
+  if (worker === 'profile-sync')
+    environment.ADFLEET_SYNC_FRESHNESS_SLO_HOURS = String(settings.syncFreshnessSloHours);
   if (workers[worker].usesAdsApi) {
     environment.ADFLEET_ADS_API_URL = settings.adsApiUrl;
     environment.ADFLEET_LWA_TOKEN_URL = settings.lwaTokenUrl;

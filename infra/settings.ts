@@ -57,6 +57,11 @@ export const settingsSchema = z.object({
   /** Where alarm notifications are mailed, besides the SNS topic every alarm publishes to. */
   alarmEmail: z.email().optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+  /**
+   * profile-sync's freshness objective in hours (the workers' ADFLEET_SYNC_FRESHNESS_SLO_HOURS):
+   * the freshness alarm's line, and what `adfleet sync status --stale` holds profiles to.
+   */
+  syncFreshnessSloHours: configSchema.shape.ADFLEET_SYNC_FRESHNESS_SLO_HOURS,
   /** Container Insights is what publishes RunningTaskCount, the denominator of backlog per task. */
   containerInsights: booleanish.default(true),
 });

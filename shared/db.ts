@@ -130,16 +130,25 @@ export async function migrate(databaseUrl: string, log: (message: string) => voi
 /** Runs `work` in one transaction; rolls back on any error. */
 export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>) {
   const client = await pool.connect();
+  // A connection lost while the client is checked out (between two of `work`'s queries) is
+  // emitted on the client, where the pool does not listen: unheard, it would crash the
+  // process. The next query fails with it anyway, and release(error) below drops the client.
+  const ignore = () => {};
+  client.on('error', ignore);
+  let failure: unknown;
   try {
     await client.query('BEGIN');
     const result = await work(client);
     await client.query('COMMIT');
     return result;
   } catch (error) {
+    failure = error;
     await client.query('ROLLBACK').catch(() => {});
     throw error;
   } finally {
-    client.release();
+    client.off('error', ignore);
+    // A client whose transaction failed may have lost its connection: not back into the pool.
+    client.release(failure instanceof Error ? failure : undefined);
   }
 }
 

@@ -83,19 +83,29 @@ interface RunRow {
   status: RunStatus;
   started_at: Date;
   live: boolean;
+  holder: string | null;
+}
+
+/** The worker process claiming runs: its id, and whether it is running a given run right now. */
+export interface RunHolder {
+  readonly id: string;
+  holds(runId: number): boolean;
 }
 
 const secs = (ms: number) => ms / 1000;
 
-async function runningRun(client: Queryable, profileId: number, staleAfterMs: number) {
+async function runningRun(client: Queryable, profileId: number, staleAfterMs: number, holder: RunHolder) {
   const { rows } = await client.query<RunRow>(
     `SELECT r.id, r.request_id, r.status, r.started_at,
-            coalesce(r.heartbeat_at > now() - make_interval(secs => $2), false) AS live
+            coalesce(r.heartbeat_at > now() - make_interval(secs => $2), false) AS live, r.holder
        FROM profile_sync_state s JOIN sync_runs r ON r.id = s.running_run_id
       WHERE s.profile_id = $1 AND r.status = 'running'`,
     [profileId, secs(staleAfterMs)],
   );
-  return rows[0];
+  const row = rows[0];
+  // Our own run that we are not running any more was cut short here: it is not alive.
+  if (row !== undefined && row.holder === holder.id && !holder.holds(row.id)) row.live = false;
+  return row;
 }
 
 /** A run that started at or after the request and succeeded or is still live serves it. */
@@ -214,7 +224,12 @@ function triggerColumns(trigger: SyncTrigger): [string, Record<string, unknown>]
 }
 
 /** Decides what a SyncProfile message does (see the block comment) and starts or resumes its run. */
-export function claimRun(pool: pg.Pool, request: SyncRequest, settings: SyncSettings): Promise<Claim> {
+export function claimRun(
+  pool: pg.Pool,
+  request: SyncRequest,
+  settings: SyncSettings,
+  holder: RunHolder,
+): Promise<Claim> {
   return inTransaction(pool, async (client): Promise<Claim> => {
     await client.query(`INSERT INTO profile_sync_state (profile_id) VALUES ($1) ON CONFLICT DO NOTHING`, [
       request.profileId,
@@ -222,13 +237,14 @@ export function claimRun(pool: pg.Pool, request: SyncRequest, settings: SyncSett
     await client.query('SELECT 1 FROM profile_sync_state WHERE profile_id = $1 FOR UPDATE', [
       request.profileId,
     ]);
-    const running = await runningRun(client, request.profileId, settings.staleAfterMs);
+    const running = await runningRun(client, request.profileId, settings.staleAfterMs, holder);
 
     if (running !== undefined && running.request_id === request.requestId) {
       if (running.live) return { kind: 'busy', runId: running.id };
       const { rows } = await client.query<ClaimedRow>(
-        `UPDATE sync_runs SET attempts = attempts + 1, heartbeat_at = now() WHERE id = $1 RETURNING ${CLAIMED_COLUMNS}`,
-        [running.id],
+        `UPDATE sync_runs SET attempts = attempts + 1, heartbeat_at = now(), holder = $2 WHERE id = $1
+         RETURNING ${CLAIMED_COLUMNS}`,
+        [running.id, holder.id],
       );
       return {
         kind: 'run',
@@ -255,8 +271,8 @@ export function claimRun(pool: pg.Pool, request: SyncRequest, settings: SyncSett
     const from = previous[0];
     const [trigger, detail] = triggerColumns(request.trigger);
     const { rows } = await client.query<ClaimedRow>(
-      `INSERT INTO sync_runs (profile_id, request_id, requested_at, trigger, trigger_detail, trace_id, resumed_from)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${CLAIMED_COLUMNS}`,
+      `INSERT INTO sync_runs (profile_id, request_id, requested_at, trigger, trigger_detail, trace_id, resumed_from, holder)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${CLAIMED_COLUMNS}`,
       [
         request.profileId,
         request.requestId,
@@ -265,6 +281,7 @@ export function claimRun(pool: pg.Pool, request: SyncRequest, settings: SyncSett
         detail,
         request.traceId ?? null,
         from?.id ?? null,
+        holder.id,
       ],
     );
     const created = rows[0] as ClaimedRow;

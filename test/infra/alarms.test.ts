@@ -147,6 +147,8 @@ describe('worker alarms', () => {
       Statistic: 'Maximum',
       Threshold: 26 * 3_600,
       ComparisonOperator: 'GreaterThanThreshold',
+      // profile-sync writes it on a timer: silence is a dead fleet or a dead schedule's worker.
+      TreatMissingData: 'breaching',
     });
     // The nightly schedule is what keeps profiles fresh; the objective assumes it runs daily.
     expect(topology.schedules.map((schedule) => schedule.expression)).toEqual(['cron(0 3 * * ? *)']);

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { trace } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
@@ -8,7 +10,15 @@ import { freshnessSummary } from '../../domain/sync/freshness.ts';
 import { describeTrigger, type SyncSettings } from '../../domain/sync/model.ts';
 import { pullProfile, RunProgress, refreshProfiles } from '../../domain/sync/pull.ts';
 import { requestSyncs } from '../../domain/sync/requests.ts';
-import { claimRun, failRun, finishRun, RunTakenOverError, releaseRun } from '../../domain/sync/runs.ts';
+import {
+  claimRun,
+  type FinishedRun,
+  failRun,
+  finishRun,
+  type RunHolder,
+  RunTakenOverError,
+  releaseRun,
+} from '../../domain/sync/runs.ts';
 import { freshnessSloSeconds, syncSettings } from '../../domain/sync/settings.ts';
 import type { AdsApiClient } from '../../shared/ads/client.ts';
 import { createAdsClient } from '../../shared/ads/from-config.ts';
@@ -20,6 +30,9 @@ import type { WorkerMetrics } from '../../shared/metrics.ts';
 import { createRedis } from '../../shared/redis.ts';
 import { defineWorker } from '../../shared/worker.ts';
 
+/** How soon a duplicate of a request whose run is alive elsewhere looks again. */
+const BUSY_RETRY_MS = 15_000;
+
 interface ProfileSyncDeps {
   readonly db: pg.Pool;
   readonly redis: Redis;
@@ -27,6 +40,9 @@ interface ProfileSyncDeps {
   readonly limiter: AdsRateLimiter;
   readonly settings: SyncSettings;
   readonly freshnessTimer: NodeJS.Timeout;
+  /** This process as the holder of the runs it claims, and the runs it is running now. */
+  readonly holder: RunHolder;
+  readonly running: Set<number>;
 }
 
 /**
@@ -77,7 +93,21 @@ export const profileSyncWorker = defineWorker<'profile-sync', ProfileSyncDeps>({
     const redis = createRedis(config.REDIS_URL);
     const { client, limiter } = createAdsClient(config, redis);
     const freshnessTimer = startFreshnessTimer(config, db, metrics, logger);
-    return { db, redis, ads: client, limiter, settings: syncSettings(config), freshnessTimer };
+    const running = new Set<number>();
+    const holder: RunHolder = {
+      id: `${hostname()}:${process.pid}:${randomUUID()}`,
+      holds: (runId) => running.has(runId),
+    };
+    return {
+      db,
+      redis,
+      ads: client,
+      limiter,
+      settings: syncSettings(config),
+      freshnessTimer,
+      holder,
+      running,
+    };
   },
   probes: ({ db, ads }) => ({
     postgres: () => db.query('SELECT 1'),
@@ -136,6 +166,7 @@ export const profileSyncWorker = defineWorker<'profile-sync', ProfileSyncDeps>({
           traceId: trace.getActiveSpan()?.spanContext().traceId,
         },
         settings,
+        deps.holder,
       );
       const log = logger.child({ profileId: request.profileId });
       if (claim.kind === 'covered') {
@@ -147,17 +178,23 @@ export const profileSyncWorker = defineWorker<'profile-sync', ProfileSyncDeps>({
         return;
       }
       if (claim.kind === 'busy') {
-        // A duplicate delivery while this request's run is alive elsewhere: look again once
-        // that run would count as stale, without spending the dead-letter budget.
-        throw new ThrottledError(`sync run ${claim.runId} is running elsewhere`, settings.staleAfterMs);
+        // A duplicate delivery while this request's run is alive in another process: look
+        // again soon (it may finish, or go stale), without spending the dead-letter budget.
+        throw new ThrottledError(
+          `sync run ${claim.runId} is running in another process`,
+          Math.min(settings.staleAfterMs, BUSY_RETRY_MS),
+        );
       }
 
       const { run } = claim;
       const started = performance.now();
       const progress = new RunProgress(run);
       if (run.resumeNote !== undefined) log.info({ runId: run.runId, note: run.resumeNote }, 'sync resumes');
+      deps.running.add(run.runId);
+      let finished: FinishedRun;
       try {
         await pullProfile(ads, db, run, progress, { signal });
+        finished = await finishRun(db, messenger, run, progress.snapshot());
       } catch (error) {
         if (error instanceof RunTakenOverError) {
           log.warn({ runId: run.runId }, 'sync run taken over by another attempt: stopping');
@@ -179,8 +216,9 @@ export const profileSyncWorker = defineWorker<'profile-sync', ProfileSyncDeps>({
           log.warn({ runId: run.runId, err: describeError(error) }, 'sync failed');
         }
         throw error;
+      } finally {
+        deps.running.delete(run.runId);
       }
-      const finished = await finishRun(db, messenger, run, progress.snapshot());
       const durationMs = finished.finishedAt.getTime() - run.startedAt.getTime();
       const summary = {
         runId: run.runId,

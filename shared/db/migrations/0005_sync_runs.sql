@@ -27,6 +27,9 @@ CREATE TABLE sync_runs (
   -- Advanced with every page; NULL while released (deploy, rate-limit deferral) and
   -- waiting for its message to come back. A running run whose heartbeat is old lost its worker.
   heartbeat_at  timestamptz DEFAULT now(),
+  -- The worker process running it: a process that finds its own run without holding it
+  -- (after an outage cut it short) resumes it at once instead of waiting for it to go stale.
+  holder        text,
   finished_at   timestamptz,
   -- When the last page was recorded: the age of the checkpoint a resume would start from.
   checkpoint_at timestamptz,
