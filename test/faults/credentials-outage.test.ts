@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type AdsSandbox, startAdsSandbox } from '../../sandbox/ads-api/server.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
@@ -64,7 +65,12 @@ describe('refused credentials', () => {
     const refusedAt = new Date();
     await messenger.sendBatch(
       'SyncProfile',
-      sandbox.admin.profileIds().map((profileId) => ({ profileId, reason: 'while refused' })),
+      sandbox.admin.profileIds().map((profileId) => ({
+        profileId,
+        requestId: randomUUID(),
+        requestedAt: new Date().toISOString(),
+        trigger: { kind: 'operator' as const, reason: 'while refused' },
+      })),
     );
     const notReady = await vi.waitFor(
       async () => {

@@ -14,7 +14,7 @@ describe('record factories', () => {
   });
 
   it('apply overrides, and refuse one the catalog would refuse', () => {
-    expect(payloadOf('SyncProfile', { reason: 'nightly' }).reason).toBe('nightly');
+    expect(payloadOf('SyncProfile', { trigger: { kind: 'schedule' } }).trigger).toEqual({ kind: 'schedule' });
     expect(() => payloadOf('SyncProfile', { profileId: -1 })).toThrow();
     expect(() => payloadOf('BulkItemBatch', { itemIds: [] })).toThrow();
   });

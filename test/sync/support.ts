@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import { expect, vi } from 'vitest';
 import type { Config } from '../../contract/config.ts';
 import { lwaTokenUrl } from '../../contract/config.ts';
 import type { DirectTrigger, Queryable } from '../../domain/sync/model.ts';
@@ -13,7 +14,6 @@ import { type RunningWorker, startWorker } from '../../shared/runtime/start-work
 import { profileSyncWorker } from '../../workers/profile-sync/worker.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { stackEnv, testConfig } from '../support/env.ts';
-import { eventually } from '../support/processes.ts';
 import { createTestTopology, type TestTopology } from '../support/topology.ts';
 
 /**
@@ -181,14 +181,15 @@ export function runsEnded(
   count: number,
   options: { profileId?: number; status?: string; timeoutMs?: number } = {},
 ) {
-  return eventually(
-    `${count} ${options.status ?? 'succeeded'} sync run(s)`,
+  const status = options.status ?? 'succeeded';
+  return vi.waitFor(
     async () => {
       const all = await runs(db, options.profileId);
-      return all.filter((run) => run.status === (options.status ?? 'succeeded')).length >= count
-        ? all
-        : undefined;
+      expect(all.filter((run) => run.status === status).length, `${status} sync runs`).toBeGreaterThanOrEqual(
+        count,
+      );
+      return all;
     },
-    options.timeoutMs ?? 60_000,
+    { timeout: options.timeoutMs ?? 60_000, interval: 200 },
   );
 }

@@ -9,12 +9,14 @@ import {
 
 describe('parseIncoming', () => {
   it('reads a fleet message with its trace context from attributes', () => {
-    const body = fleetMessageBody('SyncProfile', { reason: 'nightly' });
+    const requestId = '6f1c2b9e-3d4a-4f5b-8c7d-0e1f2a3b4c5d';
+    const requestedAt = '2026-12-01T03:00:00.000Z';
+    const body = fleetMessageBody('SyncProfile', { requestId, requestedAt, trigger: { kind: 'schedule' } });
     const parsed = parseIncoming(sqsMessage(body, { traceparent: '00-abc-def-01' }));
     expect(parsed).toEqual({
       origin: 'sqs',
       type: 'SyncProfile',
-      payload: { profileId: SANDBOX_PROFILE_IDS[0], reason: 'nightly' },
+      payload: { profileId: SANDBOX_PROFILE_IDS[0], requestId, requestedAt, trigger: { kind: 'schedule' } },
       carrier: { traceparent: '00-abc-def-01' },
     });
   });
