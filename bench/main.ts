@@ -5,12 +5,14 @@
 import { runAdsRateLimitBench } from './ads-rate-limit.ts';
 import { runBackfillBench } from './backfill.ts';
 import { runQueueWorkerBench } from './queue-worker.ts';
+import { runStatusBench } from './status.ts';
 import { benchEnv } from './support.ts';
 
 const benches: Record<string, () => Promise<void>> = {
   queue: runQueueWorkerBench,
   ads: runAdsRateLimitBench,
   backfill: runBackfillBench,
+  status: runStatusBench,
 };
 
 benchEnv(); // fails early, with what to do, when the stack is not up
