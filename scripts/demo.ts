@@ -28,6 +28,13 @@ const { loadConfig } = await import('../contract/config.ts');
 const { createAwsClients } = await import('../shared/aws.ts');
 const { createMessenger } = await import('../shared/messaging/messenger.ts');
 
+// The demo's own Ads API sandbox (the same seeded data as the stack's), so that the bulk
+// workflow can inject 429s and 503s without disturbing anyone else using the stack's.
+const { startAdsSandbox } = await import('../sandbox/ads-api/server.ts');
+const sandbox = await startAdsSandbox();
+process.env.ADFLEET_ADS_API_URL = sandbox.url;
+delete process.env.ADFLEET_LWA_TOKEN_URL;
+
 // 2. The workers, as their own processes, logging to .stack/logs/demo-<worker>.log.
 const logDir = join(ROOT, '.stack', 'logs');
 mkdirSync(logDir, { recursive: true });
@@ -104,8 +111,6 @@ try {
       : undefined,
   );
 
-  // Bulk operations are not in the demo yet: the bulk-item worker is a skeleton (README).
-
   // 3b. Nightly sync, on demand.
   const syncTrace = await tracer.startActiveSpan('demo sync all', async (span) => {
     await messenger.publish('SyncAllProfilesRequested', { reason: 'demo' });
@@ -167,6 +172,33 @@ try {
     await pool.end();
   }
 
+  // 3b'. A bulk job over the synced profiles, with Amazon refusing some items and throttling.
+  const { demoBulk } = await import('./demo-bulk.ts');
+  const bulk = await demoBulk(config.DATABASE_URL, sandbox.admin);
+  const resynced = await waitFor(
+    'touched profiles re-synced',
+    () => {
+      const lines = logLines('profile-sync').filter(
+        (line) => line.msg === 'profile synced' && line.trace_id === bulk.traceId,
+      );
+      return lines.length > 0 &&
+        logLines('profile-sync').some(
+          (line) =>
+            line.msg === 're-sync of touched profiles enqueued' &&
+            line.trace_id === bulk.traceId &&
+            Number(line.profiles) === lines.length,
+        )
+        ? lines
+        : undefined;
+    },
+    120_000,
+  );
+  summary.push({
+    workflow: 'bulk bid changes',
+    traceId: bulk.traceId,
+    result: `${bulk.status}: ${bulk.succeeded} applied, ${bulk.failed} refused by Amazon; ${resynced.length} profiles re-synced`,
+  });
+
   // 3c. Backfill (loaded only now, after telemetry started, like everything instrumented).
   const { demoBackfill } = await import('./demo-backfill.ts');
   const backfill = await demoBackfill(env);
@@ -189,6 +221,7 @@ try {
     say(`${worker} drained and exited with ${code}`);
     if (code !== 0) exitCode = 1;
   }
+  await sandbox.close();
 }
 
 process.stdout.write('\nadfleet demo summary\n');

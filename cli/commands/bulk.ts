@@ -169,7 +169,8 @@ export function bulkCommand(): Command {
           path: file,
           submittedBy: options.submittedBy,
           dryRun: options.dryRun === true,
-          traceId,
+          // All zeros: tracing is off, there is no trace to name.
+          ...(/^0+$/.test(traceId) ? {} : { traceId }),
           traceCarrier: currentCarrier(),
         });
         if (!result.ok) {

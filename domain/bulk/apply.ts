@@ -14,7 +14,7 @@ import { type EntityType, FleetErrorCode, type ItemStatus } from './status.ts';
  *  2. last submitted wins — an item is superseded (CANCELLED, code SUPERSEDED) when a job
  *     with a higher submit sequence (bulk_jobs.seq, taken when `bulk submit` writes the job)
  *     has a non-cancelled item for the same entity;
- *  3. guarded transition — PENDING/RETRY (whose retry is due), or RUNNING with an expired
+ *  3. guarded transition — PENDING/RETRY, or RUNNING with an expired
  *     lease, → RUNNING with this claim's lease. Items already SUCCEEDED (a duplicate message)
  *     or held by a live lease are not claimed. An item whose entity has an OLDER item still
  *     in flight waits (it is `blocked`), so the newer change always lands last.
@@ -44,9 +44,6 @@ export interface ClaimRequest {
   readonly leaseMs: number;
   readonly profileInFlight: number;
 }
-
-/** A message that comes a little early for a scheduled retry still claims it. */
-const DUE_TOLERANCE_MS = 1_000;
 
 export function claimBatch(pool: pg.Pool, request: ClaimRequest): Promise<Claim> {
   return inTransaction(pool, async (client) => {
@@ -93,7 +90,6 @@ export function claimBatch(pool: pg.Pool, request: ClaimRequest): Promise<Claim>
       `WITH candidates AS (
          SELECT i.id FROM bulk_items i
           WHERE ${claimable}
-            AND (i.due_at IS NULL OR i.due_at <= now() + $5 * interval '1 millisecond')
             AND NOT EXISTS (SELECT 1 FROM bulk_items o
                              WHERE o.entity_type = i.entity_type AND o.entity_id = i.entity_id
                                AND o.job_seq < i.job_seq AND o.status = 'RUNNING'
@@ -104,17 +100,15 @@ export function claimBatch(pool: pg.Pool, request: ClaimRequest): Promise<Claim>
               updated_at = now()
          FROM candidates WHERE i.id = candidates.id
        RETURNING i.id, i.entity_type, i.entity_id, i.change, i.attempts`,
-      [request.itemIds, request.jobId, request.owner, request.leaseMs, DUE_TOLERANCE_MS],
+      [request.itemIds, request.jobId, request.owner, request.leaseMs],
     );
     const claimedIds = new Set(claimed.rows.map((row) => row.id));
-    // Live items of this batch left unclaimed and not waiting for a scheduled retry: they
-    // wait for an older change of their entity, or another claim holds them. The caller
-    // sends them again shortly.
+    // Live items of this batch left unclaimed: they wait for an older change of their
+    // entity, or another claim holds them. The caller sends them again shortly (a message
+    // too many is harmless; one too few would leave them to the sweeper).
     const leftover = await client.query<{ id: number }>(
-      `SELECT id FROM bulk_items
-        WHERE id = ANY($1) AND job_id = $2 AND status IN ('PENDING', 'RETRY')
-          AND (due_at IS NULL OR due_at <= now() + $3 * interval '1 millisecond')`,
-      [request.itemIds, request.jobId, DUE_TOLERANCE_MS],
+      `SELECT id FROM bulk_items WHERE id = ANY($1) AND job_id = $2 AND status IN ('PENDING', 'RETRY')`,
+      [request.itemIds, request.jobId],
     );
     await completeIfDone(client, request.jobId);
     return {

@@ -90,7 +90,9 @@ export function startBulkWorker(
 }
 
 export async function waitForWorkers(workers: readonly NodeProcess[]) {
-  await Promise.all(workers.map((worker) => worker.waitForLog((line) => line.msg === 'worker started')));
+  await Promise.all(
+    workers.map((worker) => worker.waitForLog((line) => line.msg === 'worker started', 90_000)),
+  );
 }
 
 /** Every keyword and campaign of the given profiles, as the sandbox holds them now. */
@@ -230,8 +232,15 @@ export async function waitForJob(
       },
       { timeout: timeoutMs, interval: 200 },
     )
-    .catch(() => {
-      throw new Error(`bulk job ${jobId}: not ${what} within ${timeoutMs} ms; last: ${JSON.stringify(job)}`);
+    .catch(async () => {
+      const { rows } = await pool.query(
+        `SELECT status, error_code, count(*)::int AS n, min(due_at) AS due, max(attempts) AS attempts
+           FROM bulk_items WHERE job_id = $1 GROUP BY 1, 2`,
+        [jobId],
+      );
+      throw new Error(
+        `bulk job ${jobId}: not ${what} within ${timeoutMs} ms; last: ${JSON.stringify(job)}; items: ${JSON.stringify(rows)}`,
+      );
     });
 }
 

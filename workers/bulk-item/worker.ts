@@ -47,8 +47,8 @@ import { outcomesOfCallFailure, outcomesOfResults, type RetryPolicy, retryBackof
 
 /** How long a batch's call may wait for its profile's rate budget before it is deferred. */
 export const BULK_MAX_THROTTLE_WAIT_MS = 5_000;
-/** A batch over its profile's in-flight cap comes back after 1–3 s. */
-const BUSY_DEFER_MS = { min: 1_000, spread: 2_000 };
+/** A batch over its profile's in-flight cap comes back after 1–2 s (SQS delays are whole seconds). */
+const BUSY_DEFER_MS = { min: 1_000, spread: 1_000 };
 /** Items waiting for an older change of their entity are sent again after this. */
 const BLOCKED_RETRY_SECONDS = 2;
 
@@ -209,7 +209,7 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
         }
         if (claim.kind === 'busy') {
           const deferMs = BUSY_DEFER_MS.min + Math.random() * BUSY_DEFER_MS.spread;
-          await markDue(pool, batch.itemIds, deferMs + 1_000);
+          await markDue(pool, batch.itemIds, deferMs);
           throw new ThrottledError(
             `profile ${batch.profileId} has ${claim.inFlight} bulk batches in flight`,
             deferMs,
@@ -246,7 +246,7 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
                 pool,
                 owner,
                 claim.items.filter((item) => !done.has(item.id)).map((item) => item.id),
-                delay + 1_000,
+                delay,
               );
               throw error;
             }
