@@ -4,6 +4,7 @@
  */
 import { runAdsRateLimitBench } from './ads-rate-limit.ts';
 import { runBackfillBench } from './backfill.ts';
+import { runBulkBench } from './bulk.ts';
 import { runQueueWorkerBench } from './queue-worker.ts';
 import { runStatusBench } from './status.ts';
 import { benchEnv } from './support.ts';
@@ -13,6 +14,7 @@ const benches: Record<string, () => Promise<void>> = {
   ads: runAdsRateLimitBench,
   backfill: runBackfillBench,
   status: runStatusBench,
+  bulk: runBulkBench,
 };
 
 benchEnv(); // fails early, with what to do, when the stack is not up
