@@ -4,7 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
-    setupFiles: ['test/support/setup-env.ts'],
+    // leak-check: a file that leaves a worker, pool, client or server open fails.
+    setupFiles: ['test/support/setup-env.ts', 'test/support/leak-check.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // Test files run in parallel, each with its own queues, database and Redis prefix.

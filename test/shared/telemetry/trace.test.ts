@@ -126,8 +126,9 @@ describe('one trace across EventBridge and SQS hops', () => {
 
   it('shows a traced query, not the pool connection it waited for', async () => {
     const receiver = await startOtlpReceiver();
+    let queries: NodeProcess | undefined;
     try {
-      const queries = spawnNode('test/fixtures/traced-query.ts', {
+      queries = spawnNode('test/fixtures/traced-query.ts', {
         ...stackEnv(),
         DATABASE_URL: database.url,
         OTEL_SDK_DISABLED: 'false',
@@ -143,6 +144,7 @@ describe('one trace across EventBridge and SQS hops', () => {
       expect(spans.filter(isPostgres).length).toBeGreaterThanOrEqual(4);
       expect(spans.filter(isConnect).map((span) => span.name)).toEqual([]);
     } finally {
+      await queries?.stop('SIGKILL');
       await receiver.close();
     }
   });
