@@ -112,16 +112,18 @@ export function renderStatus(status: OperationsStatus): string {
   const { profiles } = status;
   lines.push(
     '',
-    `PROFILES  ${count(profiles.total)} total, ${profiles.stale > 0 ? '!' : ''}${count(profiles.stale)} not synced within ${formatAge(profiles.freshnessObjectiveSeconds)}, oldest sync ${formatAge(profiles.oldestAgeSeconds)} ago`,
+    `PROFILES  ${count(profiles.total)} total, ${profiles.stale > 0 ? '!' : ''}${count(profiles.stale)} not synced within ${formatAge(profiles.freshnessObjectiveSeconds)}, ${profiles.failing > 0 ? '!' : ''}${count(profiles.failing)} failing, ${count(profiles.running)} syncing, oldest sync ${formatAge(profiles.oldestAgeSeconds)} ago`,
   );
-  const stale = profiles.stalest.filter((profile) => profile.stale).slice(0, 5);
-  for (const profile of stale) {
+  const shown = [
+    ...profiles.failingProfiles,
+    ...profiles.stalest.filter((profile) => profile.pastSlo && profile.failing === undefined),
+  ].slice(0, 5);
+  for (const profile of shown) {
     lines.push(
-      `  ${padStart(String(profile.profileId), 16)}  ${pad(profile.accountName.slice(0, 30), 30)} ${profile.ageSeconds === null ? 'never synced' : `synced ${formatAge(profile.ageSeconds)} ago`}`,
+      `  ${padStart(String(profile.profileId), 16)}  ${pad(profile.accountName.slice(0, 30), 30)} ${profile.lastGoodSyncAt === undefined ? 'never synced' : `synced ${formatAge(profile.ageSeconds)} ago`}${
+        profile.failing === undefined ? '' : `  !failing: ${profile.failing.lastError.slice(0, 60)}`
+      }`,
     );
-  }
-  if (status.notShown.length > 0) {
-    lines.push('', `not shown yet: ${status.notShown.join('; ')}`);
   }
   return lines.join('\n');
 }

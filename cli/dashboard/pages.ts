@@ -219,9 +219,9 @@ export function overviewPage(context: PageContext, status: OperationsStatus): Ht
       <h2>Profiles</h2>
       <p>${count(status.profiles.total)} profiles;
         <span class="${status.profiles.stale > 0 ? 'warn' : 'ok'}">${count(status.profiles.stale)} not synced within ${formatAge(status.profiles.freshnessObjectiveSeconds)}</span>;
+        <span class="${status.profiles.failing > 0 ? 'crit' : 'ok'}">${count(status.profiles.failing)} failing</span>; ${count(status.profiles.running)} syncing;
         oldest sync ${formatAge(status.profiles.oldestAgeSeconds)} ago. <a href="/profiles">stalest first</a></p>
     </section>
-    ${status.notShown.length === 0 ? '' : html`<p class="muted" id="not-shown">Not shown yet: ${status.notShown.join('; ')}</p>`}
   `;
 }
 
@@ -390,18 +390,22 @@ export function bulkJobPage(context: PageContext, detail: BulkJobDetail): Html {
 export function profilesPage(profiles: ProfilesSummary): Html {
   return html`
     <h1>Profiles, stalest first</h1>
-    <p>${count(profiles.total)} profiles; ${count(profiles.stale)} not synced within ${formatAge(profiles.freshnessObjectiveSeconds)}
-      (${count(profiles.neverSynced)} never). Run <code>adfleet sync-all</code> to sync every profile now.</p>
-    <p class="muted">Partial: the last sync error of each profile needs the sync run records, which this build does not have.</p>
+    <p>${count(profiles.total)} profiles; ${count(profiles.stale)} not synced within ${formatAge(profiles.freshnessObjectiveSeconds)};
+      ${count(profiles.failing)} failing; ${count(profiles.running)} syncing now.
+      Run <code>adfleet sync --profile ID</code> for one, <code>adfleet sync-all</code> for every profile,
+      <code>adfleet sync runs --profile ID</code> for a profile's runs.</p>
     <table id="profiles">
-      <tr><th>profile</th><th>account</th><th>marketplace</th><th>last good sync</th><th>age</th></tr>
+      <tr><th>profile</th><th>account</th><th>last good sync</th><th>age</th><th>now</th><th>last error</th></tr>
       ${profiles.stalest.map(
-        (profile) => html`<tr data-profile="${profile.profileId}" class="${profile.stale ? 'warn' : ''}">
+        (
+          profile,
+        ) => html`<tr data-profile="${profile.profileId}" class="${profile.failing !== undefined ? 'crit' : profile.pastSlo ? 'warn' : ''}">
           <td class="num">${profile.profileId}</td>
           <td>${profile.accountName}</td>
-          <td>${profile.marketplace}</td>
-          <td>${profile.lastSyncedAt === null ? 'never' : profile.lastSyncedAt.toISOString()}</td>
+          <td>${profile.lastGoodSyncAt === undefined ? 'never' : profile.lastGoodSyncAt.toISOString()}</td>
           <td class="num">${formatAge(profile.ageSeconds)}</td>
+          <td>${profile.running !== undefined ? `syncing (${profile.running.pages} pages)` : profile.queuedAt !== undefined ? 'queued' : ''}</td>
+          <td>${profile.failing === undefined ? '' : `failing since ${profile.failing.since.toISOString()}: ${profile.failing.lastError}`}</td>
         </tr>`,
       )}
     </table>

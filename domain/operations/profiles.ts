@@ -1,54 +1,64 @@
 import type pg from 'pg';
-import { PROFILE_SYNC_FRESHNESS_SECONDS } from '../../contract/metrics.ts';
+import { freshnessSummary, type ProfileFreshness, profileFreshness } from '../sync/freshness.ts';
 
-/** Profile freshness: the age of each profile's last good sync (profiles.last_synced_at). */
+/**
+ * Profile freshness and syncs, through the sync model's own freshness read model
+ * (domain/sync/freshness.ts, the one the worker's metrics and `adfleet sync status` use):
+ * how many profiles are past the freshness objective, which fail and why, and which running
+ * syncs lost their worker (no page recorded for longer than the stale limit).
+ */
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
-export interface ProfileFreshness {
-  readonly profileId: number;
-  readonly accountName: string;
-  readonly marketplace: string;
-  readonly lastSyncedAt: Date | null;
-  /** Null: never synced. */
-  readonly ageSeconds: number | null;
-  readonly stale: boolean;
-}
+export type { ProfileFreshness };
 
 export interface ProfilesSummary {
   readonly total: number;
-  readonly neverSynced: number;
-  /** Never synced, or not within the freshness objective. */
+  /** Past the freshness objective (never synced: counted from when the profile appeared). */
   readonly stale: number;
+  readonly failing: number;
+  readonly running: number;
   readonly oldestAgeSeconds: number | null;
   readonly freshnessObjectiveSeconds: number;
   /** Stalest first. */
   readonly stalest: readonly ProfileFreshness[];
+  /** Failing longest first. */
+  readonly failingProfiles: readonly ProfileFreshness[];
+  /** Running syncs whose last page is older than the stale limit: their worker died. */
+  readonly lostSyncs: readonly ProfileFreshness[];
 }
 
-export async function readProfiles(
-  db: Queryable,
-  options: { limit?: number; freshnessSeconds?: number } = {},
-): Promise<ProfilesSummary> {
-  const objective = options.freshnessSeconds ?? PROFILE_SYNC_FRESHNESS_SECONDS;
-  const [summary, stalest] = await Promise.all([
-    db.query<{ total: number; neverSynced: number; stale: number; oldestAgeSeconds: number | null }>(
-      `SELECT count(*)::int AS total,
-              count(*) FILTER (WHERE last_synced_at IS NULL)::int AS "neverSynced",
-              count(*) FILTER (WHERE last_synced_at IS NULL
-                                  OR last_synced_at < now() - make_interval(secs => $1))::int AS stale,
-              extract(epoch FROM now() - min(last_synced_at))::float8 AS "oldestAgeSeconds"
-         FROM profiles`,
-      [objective],
-    ),
-    db.query<ProfileFreshness>(
-      `SELECT id AS "profileId", account_name AS "accountName", marketplace, last_synced_at AS "lastSyncedAt",
-              extract(epoch FROM now() - last_synced_at)::float8 AS "ageSeconds",
-              (last_synced_at IS NULL OR last_synced_at < now() - make_interval(secs => $1)) AS stale
-         FROM profiles ORDER BY last_synced_at ASC NULLS FIRST, id LIMIT $2`,
-      [objective, options.limit ?? 20],
-    ),
+export interface ProfilesOptions {
+  readonly freshnessSeconds: number;
+  readonly staleAfterSeconds: number;
+  readonly limit?: number;
+}
+
+export async function readProfiles(db: Queryable, options: ProfilesOptions): Promise<ProfilesSummary> {
+  const [summary, profiles] = await Promise.all([
+    freshnessSummary(db, options.freshnessSeconds),
+    profileFreshness(db, options.freshnessSeconds),
   ]);
-  const row = summary.rows[0] ?? { total: 0, neverSynced: 0, stale: 0, oldestAgeSeconds: null };
-  return { ...row, freshnessObjectiveSeconds: objective, stalest: stalest.rows };
+  const limit = options.limit ?? 20;
+  const now = Date.now();
+  return {
+    total: summary.profiles,
+    stale: summary.pastSlo,
+    failing: summary.failing,
+    running: summary.running,
+    oldestAgeSeconds: summary.oldestSyncAgeSeconds ?? null,
+    freshnessObjectiveSeconds: options.freshnessSeconds,
+    stalest: profiles.slice(0, limit),
+    failingProfiles: profiles
+      .filter((profile) => profile.failing !== undefined)
+      .sort((a, b) => (a.failing?.since.getTime() ?? 0) - (b.failing?.since.getTime() ?? 0))
+      .slice(0, limit),
+    lostSyncs: profiles
+      .filter(
+        (profile) =>
+          profile.running?.heartbeatAt !== undefined &&
+          now - profile.running.heartbeatAt.getTime() > options.staleAfterSeconds * 1000,
+      )
+      .slice(0, limit),
+  };
 }

@@ -42,21 +42,22 @@ export interface OperationsStatus {
   readonly backfills: readonly BackfillView[];
   readonly bulkJobs: readonly BulkJobView[];
   readonly profiles: ProfilesSummary;
-  /** Parts of the picture this build cannot show yet, said rather than left out silently. */
-  readonly notShown: readonly string[];
 }
 
 export interface Thresholds {
   /** Oldest-message age past which a queue is not keeping up; default: the topology's per queue. */
   readonly maxMessageAgeSeconds?: number;
-  /** Profile freshness objective; default PROFILE_SYNC_FRESHNESS_SECONDS. */
-  readonly profileFreshnessSeconds?: number;
 }
 
 export interface OperationsReaderOptions {
   readonly config: Pick<
     Config,
-    'AWS_ENDPOINT_URL' | 'AWS_REGION' | 'ADFLEET_RESOURCE_PREFIX' | 'ADFLEET_JAEGER_URL'
+    | 'AWS_ENDPOINT_URL'
+    | 'AWS_REGION'
+    | 'ADFLEET_RESOURCE_PREFIX'
+    | 'ADFLEET_JAEGER_URL'
+    | 'ADFLEET_SYNC_FRESHNESS_SLO_HOURS'
+    | 'ADFLEET_SYNC_STALE_AFTER_SECONDS'
   >;
   readonly db: pg.Pool;
   readonly sqs: SQSClient;
@@ -79,8 +80,6 @@ export function formatAge(seconds: number | null | undefined): string {
     return `${Math.floor(total / 3_600)}h${String(Math.floor((total % 3_600) / 60)).padStart(2, '0')}m`;
   return `${Math.floor(total / 86_400)}d${String(Math.floor((total % 86_400) / 3_600)).padStart(2, '0')}h`;
 }
-
-const NOT_SHOWN = ['sync runs and failing profiles: sync run records are not in this build'];
 
 function queueFindings(queue: QueueSnapshot, workers: ServiceWorkers | undefined): Finding[] {
   const found: Finding[] = [];
@@ -202,17 +201,45 @@ function bulkFindings(view: BulkJobView, jaegerUrl: string): Finding[] {
   return found;
 }
 
+/** A profile failing this long needs a person (credentials, a revoked grant), not more retries. */
+export const FAILING_CRITICAL_SECONDS = 3_600;
+
 function profileFindings(profiles: ProfilesSummary): Finding[] {
-  if (profiles.stale === 0) return [];
-  return [
-    {
+  const found: Finding[] = [];
+  const now = Date.now();
+  for (const profile of profiles.failingProfiles) {
+    const failing = profile.failing;
+    if (failing === undefined) continue;
+    const forSeconds = (now - failing.since.getTime()) / 1000;
+    found.push({
+      severity: forSeconds > FAILING_CRITICAL_SECONDS ? Severity.Critical : Severity.Warning,
+      area: 'profiles',
+      subject: `profile ${profile.profileId} (${profile.accountName})`,
+      message: `sync failing for ${formatAge(forSeconds)}, last good sync ${profile.lastGoodSyncAt === undefined ? 'never' : `${formatAge(profile.ageSeconds)} ago`}: ${failing.lastError}`,
+      command: `adfleet sync runs --profile ${profile.profileId}  (after fixing: adfleet sync --profile ${profile.profileId})`,
+    });
+  }
+  for (const profile of profiles.lostSyncs) {
+    const running = profile.running;
+    if (running === undefined) continue;
+    found.push({
+      severity: Severity.Critical,
+      area: 'profiles',
+      subject: `profile ${profile.profileId} (${profile.accountName})`,
+      message: `sync run ${running.runId} has recorded no page for ${formatAge(running.heartbeatAt === undefined ? null : (now - running.heartbeatAt.getTime()) / 1000)} (${running.pages} pages so far): its worker died; the next request for the profile takes it over from its checkpoint`,
+      command: `adfleet sync --profile ${profile.profileId}`,
+    });
+  }
+  if (profiles.stale > 0) {
+    found.push({
       severity: Severity.Warning,
       area: 'profiles',
       subject: 'profiles',
-      message: `${profiles.stale} of ${profiles.total} profile(s) not synced within ${formatAge(profiles.freshnessObjectiveSeconds)}${profiles.neverSynced > 0 ? ` (${profiles.neverSynced} never)` : ''}; oldest sync ${formatAge(profiles.oldestAgeSeconds)} ago`,
+      message: `${profiles.stale} of ${profiles.total} profile(s) not synced within ${formatAge(profiles.freshnessObjectiveSeconds)}; oldest sync ${formatAge(profiles.oldestAgeSeconds)} ago`,
       command: 'adfleet sync-all',
-    },
-  ];
+    });
+  }
+  return found;
 }
 
 export class OperationsReader {
@@ -234,13 +261,12 @@ export class OperationsReader {
 
   async status(): Promise<OperationsStatus> {
     const { db } = this.#options;
-    const freshness = this.#options.thresholds?.profileFreshnessSeconds;
     const [queues, workers, backfills, bulkJobs, profiles] = await Promise.all([
       this.#queues.snapshot(),
       readWorkers(db),
       readBackfills(db),
       readBulkJobs(db),
-      readProfiles(db, freshness === undefined ? {} : { freshnessSeconds: freshness }),
+      readProfiles(db, this.#profilesOptions(20)),
     ]);
     const jaeger = this.#options.config.ADFLEET_JAEGER_URL;
     const findings = [
@@ -264,7 +290,6 @@ export class OperationsReader {
       backfills,
       bulkJobs,
       profiles,
-      notShown: NOT_SHOWN,
     };
   }
 
@@ -277,11 +302,16 @@ export class OperationsReader {
   }
 
   profiles(limit = 200): Promise<ProfilesSummary> {
-    const freshness = this.#options.thresholds?.profileFreshnessSeconds;
-    return readProfiles(this.#options.db, {
+    return readProfiles(this.#options.db, this.#profilesOptions(limit));
+  }
+
+  #profilesOptions(limit: number) {
+    const { config } = this.#options;
+    return {
+      freshnessSeconds: config.ADFLEET_SYNC_FRESHNESS_SLO_HOURS * 3_600,
+      staleAfterSeconds: config.ADFLEET_SYNC_STALE_AFTER_SECONDS,
       limit,
-      ...(freshness === undefined ? {} : { freshnessSeconds: freshness }),
-    });
+    };
   }
 
   deadLetters(queue: QueueName): Promise<{ records: DeadLetterRecord[]; count: number }> {

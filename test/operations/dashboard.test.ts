@@ -125,7 +125,7 @@ describe('adfleet dashboard in a real browser', () => {
     expect(await text(`#bulk-jobs tr[data-job="${INCIDENT.bulkJobId}"]`)).toMatch(
       /COMPLETED_WITH_ERRORS[\s\S]*100\.0%[\s\S]*63[\s\S]*37/,
     );
-    expect(await text('#not-shown')).toContain('sync runs');
+    expect(findings).toContain(`profile ${INCIDENT.staleProfileId} (Stale Shop GmbH): sync failing for 2h`);
     await screenshot('overview');
   });
 
@@ -182,6 +182,7 @@ describe('adfleet dashboard in a real browser', () => {
     await expect.poll(() => rows.count(), POLL).toBe(2);
     expect(await rows.nth(0).getAttribute('data-profile')).toBe(String(INCIDENT.staleProfileId));
     expect(await rows.nth(0).evaluate(readText)).toContain('Stale Shop GmbH');
+    expect(await rows.nth(0).evaluate(readText)).toContain(INCIDENT.syncError);
     expect(await rows.nth(1).evaluate(readText)).toContain('Fresh Store Inc');
     await screenshot('profiles');
   });
@@ -209,7 +210,8 @@ describe('adfleet dashboard in a real browser', () => {
         id: 9_000_000_003,
         countryCode: 'FR',
         accountName: 'Late Night SARL',
-        lastSyncedAt: null,
+        // Three days without a good sync: past the 26 h objective.
+        lastSyncedAt: new Date(Date.now() - 3 * 86_400_000),
       }),
     ]);
     await expect.poll(() => text('#profiles'), POLL).toContain('2 not synced');

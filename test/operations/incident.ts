@@ -6,7 +6,8 @@ import type { TestTopology } from '../support/topology.ts';
 /**
  * The seeded incident of `adfleet status` and the dashboard tests: a backfill chain whose
  * worker died (stale heartbeat, no progress), a bulk job with 37 failed items, poison messages in the bulk-item DLQ, a
- * message waiting on a queue nobody consumes, a profile that missed its nightly sync, and
+ * message waiting on a queue nobody consumes, a profile whose syncs have failed for two hours
+ * on a refused token (so it missed its nightly sync), and
  * one healthy worker process for contrast (a long interval keeps it alive through a test).
  */
 
@@ -17,6 +18,7 @@ export const INCIDENT = {
   deadLetters: 12,
   throttleReason: 'heartbeat write took 57.5 ms (slow above 40 ms)',
   staleProfileId: 9_000_000_001,
+  syncError: 'LWA refused the refresh token: invalid_grant (the grant was revoked)',
   freshProfileId: 9_000_000_002,
   bulkJobId: '7d9e2a41-3b6c-4f0e-8a1d-2c5b9e4f6a70',
   bulkFile: 'bids-black-friday.csv',
@@ -103,6 +105,11 @@ export async function seedDatabase(db: pg.Pool): Promise<void> {
      VALUES ($1, 'DE', 'EUR', 'A1PA6795UKMFR9', 'Stale Shop GmbH', now() - interval '2 days'),
             ($2, 'US', 'USD', 'ATVPDKIKX0DER', 'Fresh Store Inc', now() - interval '1 hour')`,
     [INCIDENT.staleProfileId, INCIDENT.freshProfileId],
+  );
+  await db.query(
+    `INSERT INTO profile_sync_state (profile_id, last_error, last_error_at, failing_since)
+     VALUES ($1, $2, now() - interval '5 minutes', now() - interval '2 hours')`,
+    [INCIDENT.staleProfileId, INCIDENT.syncError],
   );
 }
 

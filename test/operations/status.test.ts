@@ -64,6 +64,13 @@ describe('adfleet status on a seeded incident', () => {
       `bulk         ${INCIDENT.bulkFile} ${INCIDENT.bulkJobId}: ${INCIDENT.bulkFailed} of ${INCIDENT.bulkItems} item(s) failed; most often ${INCIDENT.bulkErrorCode} (${INCIDENT.bulkFailed}): ${INCIDENT.bulkErrorMessage}`,
     );
     expect(attention).toContain(`adfleet bulk report ${INCIDENT.bulkJobId} --failed`);
+    // The profile whose syncs fail on a refused token, for two hours now.
+    expect(attention).toMatch(
+      new RegExp(
+        `!! CRIT  profiles +profile ${INCIDENT.staleProfileId} \\(Stale Shop GmbH\\): sync failing for 2h00m, last good sync 2d00h ago: LWA refused`,
+      ),
+    );
+    expect(attention).toContain(`adfleet sync runs --profile ${INCIDENT.staleProfileId}`);
     // The profile that missed its sync.
     expect(attention).toMatch(/1 of 2 profile\(s\) not synced within 1d02h; oldest sync 2d00h ago/);
     // Critical before warnings.
@@ -115,7 +122,8 @@ describe('adfleet status on a seeded incident', () => {
     expect(bulkJob?.failures).toEqual([
       { code: INCIDENT.bulkErrorCode, count: INCIDENT.bulkFailed, example: INCIDENT.bulkErrorMessage },
     ]);
-    expect(parsed.profiles).toMatchObject({ total: 2, stale: 1 });
+    expect(parsed.profiles).toMatchObject({ total: 2, stale: 1, failing: 1 });
+    expect(parsed.profiles.failingProfiles[0]?.failing?.lastError).toBe(INCIDENT.syncError);
     expect(parsed.profiles.stalest[0]?.profileId).toBe(INCIDENT.staleProfileId);
     const areas = parsed.findings.map((finding) => `${finding.severity} ${finding.area} ${finding.subject}`);
     expect(areas).toEqual(
@@ -124,6 +132,7 @@ describe('adfleet status on a seeded incident', () => {
         'critical queue profile-sync',
         'critical workers profile-sync',
         `critical backfill campaign-currency ${INCIDENT.backfillJobId}`,
+        `critical profiles profile ${INCIDENT.staleProfileId} (Stale Shop GmbH)`,
         'warning workers backfill-chunk',
         'warning profiles profiles',
         `warning bulk ${INCIDENT.bulkFile} ${INCIDENT.bulkJobId}`,
