@@ -178,18 +178,10 @@ try {
   const resynced = await waitFor(
     'touched profiles re-synced',
     () => {
-      const lines = logLines('profile-sync').filter(
-        (line) => line.msg === 'profile synced' && line.trace_id === bulk.traceId,
-      );
-      return lines.length > 0 &&
-        logLines('profile-sync').some(
-          (line) =>
-            line.msg === 're-sync of touched profiles enqueued' &&
-            line.trace_id === bulk.traceId &&
-            Number(line.profiles) === lines.length,
-        )
-        ? lines
-        : undefined;
+      const lines = logLines('profile-sync').filter((line) => line.trace_id === bulk.traceId);
+      const requested = lines.find((line) => line.msg === 're-sync of touched profiles requested');
+      const synced = lines.filter((line) => line.msg === 'profile synced');
+      return requested !== undefined && synced.length >= Number(requested.profiles) ? synced : undefined;
     },
     120_000,
   );
