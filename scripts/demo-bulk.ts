@@ -77,8 +77,8 @@ export async function demoBulk(databaseUrl: string, sandbox: SandboxAdmin): Prom
       // Half archived keywords (Amazon: entityStateError), half ids Amazon does not know.
       lines.push(
         i % 2 === 0
-          ? `${keyword.profile_id},keyword,${keyword.id},${min * 3},,`
-          : `${keyword.profile_id},keyword,${9_000_000_000_000 + i},${min * 3},,`,
+          ? `${keyword.profile_id},keyword,${keyword.id},${(min * 3).toFixed(2)},,`
+          : `${keyword.profile_id},keyword,${9_000_000_000_000 + i},${(min * 3).toFixed(2)},,`,
       );
     }
     const file = join(ROOT, '.stack', 'demo-bulk.csv');
