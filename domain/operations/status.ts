@@ -123,21 +123,36 @@ function queueFindings(queue: QueueSnapshot, workers: ServiceWorkers | undefined
 
 function workerFindings(service: ServiceWorkers): Finding[] {
   const found: Finding[] = [];
+  const who = (process: ServiceWorkers['processes'][number]) =>
+    `pid ${process.pid} on ${process.task ?? process.host}`;
+  const stale = service.processes
+    .filter((process) => process.stale)
+    .sort((a, b) => a.beatAgeSeconds - b.beatAgeSeconds);
+  const [newest] = stale;
+  if (stale.length === 1 && newest !== undefined) {
+    found.push({
+      severity: Severity.Warning,
+      area: 'workers',
+      subject: service.service,
+      message: `${who(newest)}: last heartbeat ${formatAge(newest.beatAgeSeconds)} ago — died without stopping (${newest.inFlight} in flight at its last beat)`,
+    });
+  } else if (stale.length > 1 && newest !== undefined) {
+    // One line per service however many died: a crash loop must not push everything else off the screen.
+    const named = stale.slice(0, 3).map(who).join(', ');
+    found.push({
+      severity: Severity.Warning,
+      area: 'workers',
+      subject: service.service,
+      message: `${stale.length} processes died without stopping (last heartbeats ${formatAge(newest.beatAgeSeconds)} to ${formatAge(stale.at(-1)?.beatAgeSeconds)} ago): ${named}${stale.length > 3 ? `, and ${stale.length - 3} more` : ''}`,
+    });
+  }
   for (const process of service.processes) {
-    const who = `pid ${process.pid} on ${process.task ?? process.host}`;
-    if (process.stale) {
+    if (!process.stale && !process.ready) {
       found.push({
         severity: Severity.Warning,
         area: 'workers',
         subject: service.service,
-        message: `${who}: last heartbeat ${formatAge(process.beatAgeSeconds)} ago — died without stopping (${process.inFlight} in flight at its last beat)`,
-      });
-    } else if (!process.ready) {
-      found.push({
-        severity: Severity.Warning,
-        area: 'workers',
-        subject: service.service,
-        message: `${who} not ready: ${process.notReadyReason ?? 'no reason given'}`,
+        message: `${who(process)} not ready: ${process.notReadyReason ?? 'no reason given'}`,
       });
     }
   }
