@@ -117,6 +117,16 @@ export type StepResult =
       readonly decision: ThrottleDecision;
     };
 
+/**
+ * How long one batch waits for a row lock (SET LOCAL lock_timeout) before giving up with
+ * 55P03: a production transaction holding rows of the next batch makes the chain back off
+ * (workers/backfill-chunk/chain.ts) instead of queueing behind it, holding its own locks.
+ */
+export const BATCH_LOCK_TIMEOUT_MS = 2_000;
+
+/** lock_timeout's SQLSTATE: the batch gave up waiting for a lock. */
+export const LOCK_NOT_AVAILABLE = '55P03';
+
 /** Runs one step of `definition` for the claimant, in one transaction (see the comment at the top). */
 export function runStep(
   pool: pg.Pool,
@@ -125,6 +135,7 @@ export function runStep(
   settings: StepSettings,
 ): Promise<StepResult> {
   return inTransaction(pool, async (client) => {
+    await client.query(`SET LOCAL lock_timeout = '${BATCH_LOCK_TIMEOUT_MS}ms'`);
     const claimed = await claimPartition(client, claim);
     if (claimed.kind !== 'owned') return claimed;
     const decision = settings.decide(claimed.rate);

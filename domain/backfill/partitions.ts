@@ -142,7 +142,7 @@ export async function advanceCursor(client: Queryable, key: PartitionKey, batch:
             trace_id = coalesce($13, trace_id),
             status = CASE WHEN $14 THEN 'completed' ELSE 'running' END,
             stall_deadline = now() + make_interval(secs => $15::float8 / 1000),
-            throttled_ms = throttled_ms + $16, updated_at = now()
+            throttled_ms = throttled_ms + $16, revivals = 0, updated_at = now()
       WHERE job_id = $1 AND partition = $2 AND cursor = $3`,
     [
       key.jobId,
@@ -295,22 +295,44 @@ export interface StalledPartition {
   readonly name: string;
   readonly traceId: string | null;
   readonly spanId: string | null;
+  /** Restarts since the chain last committed a batch, this one included. */
+  readonly revivals: number;
+  /** Past MAX_REVIVALS: the partition was failed with the reason instead of restarted. */
+  readonly gaveUp: boolean;
+}
+
+/**
+ * Restarts of one chain without a committed batch in between, after which the watchdog
+ * fails the partition (with the reason) instead of restarting it again: a chain whose
+ * message keeps dying must reach an operator, not run `running` forever.
+ */
+export const MAX_REVIVALS = 5;
+
+export function gaveUpReason(revivals: number): string {
+  return `the chain stalled ${revivals} times without committing a batch; the watchdog gave up restarting it (see the backfill-chunk DLQ and worker logs), fix the cause and resume the job`;
 }
 
 /**
  * Claims the partitions of live jobs that are past their stall deadline: each gets a new
- * deadline in the same statement, so of several watchdogs exactly one returns it.
+ * deadline in the same statement, so of several watchdogs exactly one returns it. A
+ * partition past MAX_REVIVALS is failed in that same statement.
  */
 export async function claimStalledPartitions(db: Queryable): Promise<StalledPartition[]> {
   const { rows } = await db.query<StalledPartition>(
     `UPDATE backfill_partitions p
-        SET stall_deadline = now() + make_interval(secs => j.stall_after_ms::float8 / 1000)
+        SET stall_deadline = now() + make_interval(secs => j.stall_after_ms::float8 / 1000),
+            revivals = p.revivals + 1,
+            status = CASE WHEN p.revivals + 1 > $1 THEN 'failed' ELSE p.status END,
+            error = CASE WHEN p.revivals + 1 > $1 THEN $2 ELSE p.error END,
+            updated_at = now()
        FROM backfill_jobs j
       WHERE j.id = p.job_id AND p.stall_deadline < now()
         AND ((p.status = 'running' AND j.status IN ('running', 'pausing', 'cancelling'))
           OR (p.status = 'paused' AND j.status = 'running'))
       RETURNING p.job_id AS "jobId", p.partition, p.cursor, p.chunks, j.name,
-                j.trace_id AS "traceId", j.span_id AS "spanId"`,
+                j.trace_id AS "traceId", j.span_id AS "spanId", p.revivals,
+                p.revivals > $1 AS "gaveUp"`,
+    [MAX_REVIVALS, gaveUpReason(MAX_REVIVALS + 1)],
   );
   return rows;
 }

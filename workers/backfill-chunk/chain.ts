@@ -2,7 +2,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { trace } from '@opentelemetry/api';
 import type pg from 'pg';
 import type { Payload } from '../../contract/events.ts';
-import { type Claim, type RateState, runStep, type StepResult } from '../../domain/backfill/checkpoint.ts';
+import {
+  BATCH_LOCK_TIMEOUT_MS,
+  type Claim,
+  LOCK_NOT_AVAILABLE,
+  type RateState,
+  runStep,
+  type StepResult,
+} from '../../domain/backfill/checkpoint.ts';
 import type { HealthProbe } from '../../domain/backfill/health-probe.ts';
 import { loadJob, refreshJobSummary } from '../../domain/backfill/jobs.ts';
 import { settleJob } from '../../domain/backfill/lifecycle.ts';
@@ -10,6 +17,7 @@ import { failPartition, recordDelay } from '../../domain/backfill/partitions.ts'
 import type { BackfillJob } from '../../domain/backfill/records.ts';
 import { type BackfillRegistry, backfillNamed } from '../../domain/backfill/registry.ts';
 import { decideThrottle, paceMs, smoothRate } from '../../domain/backfill/throttle.ts';
+import { backoffDelayMs } from '../../shared/backoff.ts';
 import { classifyError, describeError, ErrorKind, FatalError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { Messenger } from '../../shared/messaging/messenger.ts';
@@ -38,6 +46,11 @@ export interface ChainDeps {
   /** Test seam: runs after a chunk's last commit, before the next chunk is sent. */
   readonly beforeSendNext?: (next: BackfillChunk) => Promise<void> | void;
 }
+
+/** Backoff between attempts of a batch that found its rows locked: 1 s doubling to 10 s. */
+const LOCK_BACKOFF = { baseMs: 1_000, capMs: 10_000, minMs: 500 } as const;
+/** Attempts inside one chunk before the chain goes on as a delayed message instead. */
+const MAX_INLINE_LOCK_WAITS = 3;
 
 export interface ChunkContext {
   readonly messageId: string;
@@ -87,6 +100,7 @@ export async function runChunk(
   let lastBatchEnd = performance.now();
   let waitedMs = 0;
   let lastSummaryAt = performance.now();
+  let lockWaits = 0;
   for (let step = 0; step < job.batchesPerChunk; step += 1) {
     context.signal.throwIfAborted();
     const reading = await deps.probe(job.id, payload.partition);
@@ -117,6 +131,24 @@ export async function runChunk(
         },
       });
     } catch (error) {
+      if ((error as { code?: unknown }).code === LOCK_NOT_AVAILABLE) {
+        // A row of this batch is locked by someone else (a production transaction): back
+        // off and try the same batch again, later in this chunk or, after a few, as a
+        // delayed next chunk, so the slot and the worker's stop are never held by the wait.
+        lockWaits += 1;
+        const backoffMs = backoffDelayMs(lockWaits, LOCK_BACKOFF);
+        logger.warn(
+          { waits: lockWaits, backoffMs, lockTimeoutMs: BATCH_LOCK_TIMEOUT_MS },
+          'backfill batch could not get its row locks: backing off',
+        );
+        if (lockWaits > MAX_INLINE_LOCK_WAITS) {
+          await recordDelay(pool, claim, claim.cursor, backoffMs, job.stallAfterMs);
+          return sendNext(deps, job, payload, claim.cursor, backoffMs, context);
+        }
+        await sleep(backoffMs, undefined, { signal: context.signal });
+        step -= 1;
+        continue;
+      }
       if (classifyError(error).kind === ErrorKind.Fatal) {
         // Bad data or a broken backfill: retrying cannot help. Record it on the job (an
         // operator fixes the cause and resumes), then let the message go to the DLQ.
@@ -126,6 +158,7 @@ export async function runChunk(
       throw error;
     }
 
+    lockWaits = 0;
     if (result.kind === 'stale' || result.kind === 'stopped') return stop(deps, job, claim, result, logger);
     claim = { ...claim, cursor: result.cursor, mayAdopt: false };
 

@@ -18,6 +18,9 @@ import { inNewTrace, linkTo } from '../../shared/telemetry/new-trace.ts';
  * and sent a new chunk from its durable cursor. If the old message turns up after all,
  * the compare-and-set lets only one of the two go on.
  *
+ * It gives up on a chain restarted MAX_REVIVALS times without committing a batch in between
+ * (domain/backfill/partitions.ts): the partition fails with that reason and the job settles.
+ *
  * It also settles jobs left in pausing/cancelling/running with no chain running (a worker
  * killed between stopping its chain and settling the job).
  */
@@ -29,6 +32,14 @@ async function runWatchdogPass(
   logger: Logger,
 ): Promise<number | undefined> {
   for (const partition of await claimStalledPartitions(pool)) {
+    if (partition.gaveUp) {
+      logger.error(
+        { jobId: partition.jobId, partition: partition.partition, revivals: partition.revivals },
+        'backfill chain kept stalling: partition failed, watchdog gave up',
+      );
+      await settleJob(pool, partition.jobId);
+      continue;
+    }
     const next = restartChunk(partition.jobId, partition);
     await inNewTrace(
       `backfill ${partition.name} restart stalled chain`,
