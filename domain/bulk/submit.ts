@@ -50,6 +50,9 @@ export type SubmitResult =
       readonly rows: number;
     };
 
+/** Longest a submit's COPY may take (a million rows take seconds). */
+const COPY_DEADLINE_MS = 60 * 60_000;
+
 /** The marketplace of every profile the fleet has synced (their bounds apply to the rows). */
 export async function loadMarketplaces(pool: pg.Pool): Promise<MarketplaceOf> {
   const { rows } = await pool.query<{ id: number; country_code: string }>(
@@ -81,20 +84,31 @@ export async function submitBulkFile(pool: pg.Pool, options: SubmitOptions): Pro
   const client = options.dryRun === true ? undefined : await pool.connect();
   let copy: ReturnType<typeof copyFrom> | undefined;
   let job: { id: string; seq: number } | undefined;
+  let copyError: Error | undefined;
+  let failed = false;
   try {
     if (client !== undefined) {
       await client.query('BEGIN');
+      // The COPY of a whole file is one statement: the pool's per-statement limit, meant for
+      // queries, would cut a large file off half-way. Its length is bounded by the file.
+      await client.query('SET LOCAL statement_timeout = 0');
       const inserted = await client.query<{ id: string; seq: number }>(
         `INSERT INTO bulk_jobs (file_name, submitted_by, trace_id, trace_carrier)
          VALUES ($1, $2, $3, $4) RETURNING id, seq`,
         [basename(options.path), options.submittedBy, options.traceId ?? null, options.traceCarrier ?? {}],
       );
       job = inserted.rows[0] as { id: string; seq: number };
-      copy = client.query(
-        copyFrom(
-          'COPY bulk_items (job_id, job_seq, line, profile_id, entity_type, entity_id, change) FROM STDIN',
-        ),
+      const stream = copyFrom(
+        'COPY bulk_items (job_id, job_seq, line, profile_id, entity_type, entity_id, change) FROM STDIN',
       );
+      // Likewise the pool's client-side read deadline: pg takes a query's own `query_timeout`
+      // before the connection's, so the COPY gets one sized for a file, not for a query.
+      Object.assign(stream, { query_timeout: COPY_DEADLINE_MS });
+      copy = client.query(stream);
+      // Kept here and rethrown below: an 'error' event without a listener would end the process.
+      copy.on('error', (error: Error) => {
+        copyError ??= error;
+      });
     }
     for await (const record of readRecords(options.path)) {
       const checked = isRowError(record) ? record : validator.check(record);
@@ -109,6 +123,7 @@ export async function submitBulkFile(pool: pg.Pool, options: SubmitOptions): Pro
       if (checked.entityType === 'keyword') keywords += 1;
       // Once a row is bad the transaction will be rolled back: stop feeding the COPY.
       if (copy !== undefined && job !== undefined && errorCount === 0) {
+        if (copyError !== undefined) throw copyError;
         if (!copy.write(copyLine(job.id, job.seq, checked))) await once(copy, 'drain');
       }
     }
@@ -119,6 +134,7 @@ export async function submitBulkFile(pool: pg.Pool, options: SubmitOptions): Pro
     if (copy !== undefined) {
       copy.end();
       await finished(copy);
+      if (copyError !== undefined) throw copyError;
     }
     if (errorCount > 0) {
       await client?.query('ROLLBACK');
@@ -137,10 +153,12 @@ export async function submitBulkFile(pool: pg.Pool, options: SubmitOptions): Pro
       campaigns: rows - keywords,
     };
   } catch (error) {
+    failed = true;
     copy?.destroy();
     await client?.query('ROLLBACK').catch(() => {});
     throw error;
   } finally {
-    client?.release();
+    // A connection whose COPY broke off is not given back to the pool.
+    client?.release(failed);
   }
 }
