@@ -110,9 +110,13 @@ export class DependencyBreakers {
     entry.policy.execute(() => Promise.reject(error)).catch(() => {});
   }
 
-  /** A message was handled: every dependency it needed answered. */
-  recordSuccess(): void {
-    for (const entry of this.#entries.values()) {
+  /** `dependency` answered; without one, a message was handled: every dependency it needed answered. */
+  recordSuccess(dependency?: Dependency): void {
+    const entries =
+      dependency === undefined
+        ? [...this.#entries.values()]
+        : [this.#entries.get(dependency)].filter((e) => e !== undefined);
+    for (const entry of entries) {
       if (entry.policy.state === CircuitState.Closed) entry.policy.execute(() => undefined).catch(() => {});
     }
   }

@@ -320,7 +320,8 @@ export class QueueWorker {
       handleMessage: (message) => this.#receive(message),
       postReceiveMessageCallback: async () => {
         this.#lastReceiveAt = Date.now();
-        this.#options.breakers?.recordSuccess();
+        // Only SQS answered: an empty receive says nothing about Postgres or the Ads API.
+        this.#options.breakers?.recordSuccess(Dependency.Sqs);
         if (this.#consecutiveReceiveErrors > 0) {
           this.#consecutiveReceiveErrors = 0;
           for (const poller of this.#consumers) poller.updateOption('pollingWaitTimeMs', 0);
