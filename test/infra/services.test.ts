@@ -156,7 +156,9 @@ describe('worker container', () => {
       // The only token is the stack's region.
       environment[name] = typeof value === 'string' ? value : 'eu-west-1';
     }
-    // Secrets are injected by ECS at start; stand-ins of the right shape.
+    // Secrets are injected by ECS at start: a stand-in for each one the container declares
+    // (the Ads credentials only where the worker calls the Ads API), URLs of the right shape.
+    for (const { Name } of definition.Secrets ?? []) environment[Name] = `stand-in-${Name.toLowerCase()}`;
     environment.DATABASE_URL = 'postgres://adfleet:pw@db.internal:5432/adfleet';
     environment.REDIS_URL = 'rediss://:token@redis.internal:6379';
     const config = loadConfig(environment);
