@@ -57,6 +57,13 @@ export async function lockStates(
     `INSERT INTO profile_sync_state (profile_id) SELECT unnest($1::bigint[]) ORDER BY 1 ON CONFLICT DO NOTHING`,
     [profileIds],
   );
+  // Locked first, read after: a statement that waited for a row lock sees the row's new
+  // version but not the rows it joins (a run inserted by the transaction it waited for), so
+  // the join gets a statement of its own, with a snapshot taken after the lock.
+  await client.query(
+    'SELECT 1 FROM profile_sync_state WHERE profile_id = ANY($1::bigint[]) ORDER BY profile_id FOR UPDATE',
+    [profileIds],
+  );
   const { rows } = await client.query<StateRow>(
     `SELECT s.profile_id,
             coalesce(s.queued_at > now() - make_interval(secs => $2 / 1000.0), false) AS queued_live,
@@ -65,8 +72,7 @@ export async function lockStates(
             now() AS now
        FROM profile_sync_state s LEFT JOIN sync_runs r ON r.id = s.running_run_id
       WHERE s.profile_id = ANY($1::bigint[])
-      ORDER BY s.profile_id
-        FOR UPDATE OF s`,
+      ORDER BY s.profile_id`,
     [profileIds, settings.queuedExpiryMs, settings.staleAfterMs],
   );
   return rows;

@@ -287,8 +287,8 @@ export function claimRun(
     const created = rows[0] as ClaimedRow;
     if (running !== undefined) {
       await client.query(
-        `UPDATE sync_runs SET status = 'superseded', superseded_by = $2, finished_at = now(), heartbeat_at = NULL,
-                error = coalesce(error, 'its worker stopped answering; run ' || $2 || ' took over')
+        `UPDATE sync_runs SET status = 'superseded', superseded_by = $2::bigint, finished_at = now(), heartbeat_at = NULL,
+                error = coalesce(error, 'its worker stopped answering; run ' || $2::text || ' took over')
           WHERE id = $1`,
         [running.id, created.id],
       );
