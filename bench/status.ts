@@ -75,7 +75,7 @@ async function seedBig(url: string): Promise<string[]> {
     if (rows[0]?.present === true) {
       await db.query(
         `INSERT INTO sync_runs (profile_id, request_id, requested_at, trigger, status, started_at, finished_at)
-         SELECT 1000000 + (n % 10000), gen_random_uuid(), now() - n * interval '10 seconds', 'schedule',
+         SELECT 1000001 + (n % 10000), gen_random_uuid(), now() - n * interval '10 seconds', 'schedule',
                 CASE WHEN n % 20 = 0 THEN 'failed' ELSE 'succeeded' END,
                 now() - n * interval '10 seconds', now() - n * interval '10 seconds' + interval '5 seconds'
            FROM generate_series(1, 100000) AS n`,
