@@ -21,6 +21,7 @@ import { createAdsClient } from '../../shared/ads/from-config.ts';
 import type { ItemResult } from '../../shared/ads/multi-status.ts';
 import type { AdsRateLimiter } from '../../shared/ads/rate-limit.ts';
 import { createPool } from '../../shared/db.ts';
+import { Dependency, outageOf } from '../../shared/dependencies.ts';
 import { ThrottledError } from '../../shared/errors.ts';
 import type { Messenger } from '../../shared/messaging/messenger.ts';
 import { createRedis } from '../../shared/redis.ts';
@@ -237,8 +238,14 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
             const results = await applyAtAmazon(deps.ads, batch.profileId, entityType, items, callSignal);
             outcomes.push(...outcomesOfResults(items, results, settings.retry));
           } catch (error) {
-            if (error instanceof ThrottledError || signal.aborted) {
-              // Not the items' fault: give back what was not applied, without an attempt.
+            if (
+              error instanceof ThrottledError ||
+              signal.aborted ||
+              outageOf(error) === Dependency.AdsCredentials
+            ) {
+              // Not the items' fault (rate limit, a stop, the app's credentials refused): give
+              // back what was not applied, without an attempt. The chassis defers or releases
+              // the message; refused credentials also trip the worker's credentials breaker.
               const done = new Set(outcomes.map((outcome) => outcome.id));
               if (outcomes.length > 0) await recordOutcomes(pool, batch.jobId, owner, outcomes);
               const delay = error instanceof ThrottledError ? error.retryAfterMs : 0;
