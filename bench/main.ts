@@ -5,6 +5,7 @@
 import { runAdsRateLimitBench } from './ads-rate-limit.ts';
 import { runBackfillBench } from './backfill.ts';
 import { runBulkBench } from './bulk.ts';
+import { runCapacityBench } from './capacity.ts';
 import { runQueueWorkerBench } from './queue-worker.ts';
 import { runStatusBench } from './status.ts';
 import { benchEnv } from './support.ts';
@@ -15,6 +16,7 @@ const benches: Record<string, () => Promise<void>> = {
   backfill: runBackfillBench,
   status: runStatusBench,
   bulk: runBulkBench,
+  capacity: runCapacityBench,
 };
 
 benchEnv(); // fails early, with what to do, when the stack is not up

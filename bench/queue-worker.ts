@@ -33,13 +33,13 @@ const DEPTH = Number(process.env.BENCH_QUEUE_DEPTH ?? 100_000);
 
 type Mode = 'bare' | 'worker' | 'sqs-consumer';
 
-interface Variant {
+export interface Variant {
   readonly label: string;
   readonly mode: Mode;
   readonly tracing: boolean;
 }
 
-interface RunResult {
+export interface RunResult {
   readonly rate: number;
   readonly cpuMsPerMessage: number;
   readonly maxRssMb: number;
@@ -47,13 +47,13 @@ interface RunResult {
 }
 
 const BARE: Variant = { label: 'bare SDK loop', mode: 'bare', tracing: false };
-const WORKER_OFF: Variant = { label: 'QueueWorker, tracing off', mode: 'worker', tracing: false };
+export const WORKER_OFF: Variant = { label: 'QueueWorker, tracing off', mode: 'worker', tracing: false };
 const WORKER_ON: Variant = { label: 'QueueWorker, tracing on', mode: 'worker', tracing: true };
 const SQS_CONSUMER: Variant = { label: 'sqs-consumer (1 × batch 10)', mode: 'sqs-consumer', tracing: false };
 const VARIANTS = [BARE, WORKER_OFF, WORKER_ON, SQS_CONSUMER];
 
 /** A fresh topology under `prefix` with `count` no-op messages on the bulk-item queue. */
-async function preload(prefix: string, env: Record<string, string>, count: number): Promise<string> {
+export async function preload(prefix: string, env: Record<string, string>, count: number): Promise<string> {
   const clients = createAwsClients({
     AWS_REGION: env.AWS_REGION ?? 'us-east-1',
     AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL,
@@ -80,7 +80,7 @@ async function preload(prefix: string, env: Record<string, string>, count: numbe
   return QueueUrl;
 }
 
-async function consume(
+export async function consume(
   variant: Variant,
   prefix: string,
   messages: number,

@@ -35,8 +35,12 @@ export const workers = {
     // Three paginated list endpoints inside the profile's rate limit.
     typicalSecondsPerMessage: 30,
     minTasks: 1,
-    // The Ads API's per-client limit caps useful parallelism long before task count does.
-    maxTasks: 10,
+    // A sync pulls its pages one after another, so with list pages taking hundreds of ms a
+    // sync runs well below its profile's rate and slots, not the client's rate limit, bound
+    // the fleet: the capacity model (docs/capacity.md) needs 14 tasks to sync 20,000 profiles
+    // inside the queue's one-hour freshness objective; 20 leave headroom for slower pages.
+    // Reaching the client-rate floor would take about 50 (1,000 Postgres connections).
+    maxTasks: 20,
     cpu: 512,
     memoryMiB: 1024,
   },
