@@ -308,7 +308,7 @@ by the model from the other two).
 
 | what | value | how | source |
 | --- | --- | --- | --- |
-| profile-sync CPU per Ads list page (incl. its upsert) | ${n(m.syncCpuMsPerCall, 3)} ms | \`syncProfile\` on ${MEASURED_SIZES.profiles} sandbox profiles (12 pages each), ${workers['profile-sync'].concurrency} at once for ${SECONDS} s in a child process: ${n(measured.sync.units)} syncs, ${n(measured.sync.calls)} pages, ${n(measured.sync.cpuMs)} CPU ms | measured |
+| profile-sync CPU per Ads list page (incl. its upsert) | ${n(m.syncCpuMsPerCall, 3)} ms | the page loop of domain/sync/pull.ts (list a page, its ids, its upsert; without the run's checkpoint bookkeeping) on ${MEASURED_SIZES.profiles} sandbox profiles (12 pages each), ${workers['profile-sync'].concurrency} at once for ${SECONDS} s in a child process: ${n(measured.sync.units)} syncs, ${n(measured.sync.calls)} pages, ${n(measured.sync.cpuMs)} CPU ms | measured |
 | profile-sync wall time per list page, sandbox | ${n(measured.sandboxLatency.syncMsPerCall, 1)} ms | the same run: each sync's duration / its pages (the loaded machine's, not Amazon's: not used by the model) | measured |
 | bulk-item CPU per bulk PUT of ${n(SETTINGS.bulkBatchSize)} keywords | ${n(m.bulkCpuMsPerPut, 3)} ms | \`AdsApiClient.updateKeywords\` with full batches, ${workers['bulk-item'].concurrency} at once for ${SECONDS} s in a child process: ${n(measured.bulk.calls)} PUTs, ${n(measured.bulk.cpuMs)} CPU ms | measured |
 | bulk-item wall time per bulk PUT, sandbox | ${n(measured.sandboxLatency.bulkMsPerPut, 1)} ms | the same run (not used by the model) | measured |
@@ -328,7 +328,7 @@ per-message cost; the backfill's rows (database-bound: the model uses an assumed
 | Amazon's time per bulk PUT of 1,000 | ${n(ADS_LATENCY.bulkMsPerPut)} ms | as above | assumed |
 | per-profile Ads API rate | ${n(RATES.profileRatePerSecond)} req/s | the sandbox's default profile bucket (sandbox/ads-api/server.ts); Amazon publishes none | assumed |
 | Ads API client rate, whole fleet | ${n(RATES.clientRatePerSecond)} req/s | ADFLEET_ADS_CLIENT_RATE_LIMIT default (contract/config.ts) = the sandbox's client bucket | assumed |
-| list page size | ${n(SETTINGS.listPageSize)} entities | PAGE_SIZE in workers/profile-sync/sync.ts | fleet setting |
+| list page size | ${n(SETTINGS.listPageSize)} entities | PAGE_SIZE in domain/sync/pull.ts | fleet setting |
 | bulk items per PUT | ${n(SETTINGS.bulkBatchSize)} | ADFLEET_BULK_BATCH_SIZE default (the SP v3 per-call maximum) | fleet setting |
 | bulk batches of one profile in flight | ${n(SETTINGS.bulkProfileInFlight)} | ADFLEET_BULK_PROFILE_IN_FLIGHT default | fleet setting |
 | backfill rows per chunk message | ${n(SETTINGS.backfillRowsPerChunk)} | default batch 1,000 × 20 batches per chunk (domain/backfill/backfills) | fleet setting |

@@ -39,7 +39,7 @@ export interface RateAssumptions {
 
 /** What the fleet's own settings fix (contract/config.ts defaults, the sync page size). */
 export interface FleetSettings {
-  /** Entities per v3 list call (workers/profile-sync/sync.ts PAGE_SIZE). */
+  /** Entities per v3 list call (domain/sync/pull.ts PAGE_SIZE). */
   readonly listPageSize: number;
   /** Items per bulk PUT (ADFLEET_BULK_BATCH_SIZE). */
   readonly bulkBatchSize: number;
