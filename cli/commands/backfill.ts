@@ -30,6 +30,14 @@ function positiveNumber(value: string): number {
   return parsed;
 }
 
+function latencyRatio(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed <= 1) {
+    throw new InvalidArgumentError('must be a number above 1 (1.5: p99 at most 1.5 x idle)');
+  }
+  return parsed;
+}
+
 async function jobOrThrow(db: pg.Pool, idOrName: string): Promise<BackfillJob> {
   const job = await findJob(db, idOrName);
   if (job === undefined) throw new Error(`no backfill job "${idOrName}"`);
@@ -58,11 +66,26 @@ function describeThrottle(progress: Progress): string {
   if (decision === null) return 'no decision yet';
   const limit =
     decision.effectiveLimit === null ? 'unlimited' : `${formatCount(decision.effectiveLimit)} rows/s`;
-  return `${decision.state} (${decision.reason}; limit ${limit}; probe ${decision.reading.probeMs.toFixed(1)}ms, ${decision.reading.activeConnections} active${
+  const batch = decision.batchSize === null ? '' : `; batch ${formatCount(decision.batchSize)} rows`;
+  return `${decision.state} (${decision.reason}; limit ${limit}${batch}; probe ${decision.reading.probeMs.toFixed(1)}ms, ${decision.reading.activeConnections} active${
     decision.reading.replicationLagMs === null
       ? ''
       : `, lag ${Math.round(decision.reading.replicationLagMs)}ms`
   })`;
+}
+
+/** The latency target's line: the target, what it learned, what it sees now. */
+function describeLatency(job: BackfillJob, progress: Progress): string | undefined {
+  const target = job.throttlePolicy.latencyTarget ?? null;
+  if (target === null) return undefined;
+  const seen = progress.throttle?.latency ?? null;
+  const ms = (value: number | null | undefined) =>
+    value === null || value === undefined ? '-' : `${value.toFixed(2)}ms`;
+  const ratio =
+    seen?.probeP99Ms != null && seen.baselineP99Ms != null && seen.baselineP99Ms > 0
+      ? `  (${(seen.probeP99Ms / seen.baselineP99Ms).toFixed(2)}x)`
+      : '';
+  return `  latency    target p99 <= ${target.maxRatio}x baseline  baseline p99 ${ms(seen?.baselineP99Ms)}  probe p99 ${ms(seen?.probeP99Ms)}${ratio}  over ${seen?.samples ?? 0} samples (source: read probe)`;
 }
 
 function renderStatus(job: BackfillJob, partitions: readonly BackfillPartition[]): string {
@@ -73,6 +96,7 @@ function renderStatus(job: BackfillJob, partitions: readonly BackfillPartition[]
     `  progress   ${(progress.fraction * 100).toFixed(1)}%  ${formatCount(progress.rowsProcessed)} rows of ~${formatCount(job.rowsEstimate)}  ids (${job.lowId}, ${job.highWaterId}]`,
     `  rate       ${formatCount(progress.rate)} rows/s  ETA ${formatDuration(progress.etaSeconds)}${job.maxRate === null ? '' : `  ceiling ${formatCount(job.maxRate)} rows/s`}`,
     `  throttle   ${describeThrottle(progress)}`,
+    ...[describeLatency(job, progress)].filter((line) => line !== undefined),
     `  batches    ${job.batchSize} rows x ${job.batchesPerChunk} per chunk, ${progress.partitions.running}/${progress.partitions.total} chains running`,
     `  trace      ${job.traceId ?? '-'}`,
     `  started    ${job.createdAt.toISOString()}${job.finishedAt === null ? '' : `  finished ${job.finishedAt.toISOString()}`}`,
@@ -149,6 +173,11 @@ export function backfillCommand(): Command {
     .option('--batch-size <rows>', 'rows per batch (one transaction each)', positiveInt)
     .option('--batches-per-chunk <n>', 'batches per chunk message', positiveInt)
     .option('--max-rate <rows/s>', 'ceiling for the whole job, rows per second', positiveNumber)
+    .option(
+      '--max-latency-ratio <ratio>',
+      "pace by production latency: the probe's p99 may be at most this many times its idle p99 (e.g. 1.5)",
+      latencyRatio,
+    )
     .option('--parallel <n>', 'split the id range into N partitions, one chain each', positiveInt, 1)
     .option('--stall-after <ms>', 'restart a chain that shows no progress for this long', positiveInt)
     .option('--json', 'print the job as JSON')
@@ -160,6 +189,7 @@ export function backfillCommand(): Command {
           ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
           ...(options.batchesPerChunk === undefined ? {} : { batchesPerChunk: options.batchesPerChunk }),
           ...(options.maxRate === undefined ? {} : { maxRate: options.maxRate }),
+          ...(options.maxLatencyRatio === undefined ? {} : { maxLatencyRatio: options.maxLatencyRatio }),
           ...(options.stallAfter === undefined ? {} : { stallAfterMs: options.stallAfter }),
           parallel: options.parallel,
           traceId,

@@ -11,14 +11,15 @@ import {
   stopPartition,
 } from './partitions.ts';
 import { JobStatus, PartitionStatus } from './status.ts';
-import { type ThrottleDecision, ThrottleState } from './throttle.ts';
+import { holdsBatches, type ThrottleDecision } from './throttle.ts';
 
 /**
  * One step of a chain — the crash-safety argument, enforced here.
  *
  * Each step is ONE transaction: lock the partition row, check the claim, decide the pace
- * from the rate state the claim read, then either record a pause or read the batch by
- * keyset after the cursor, write it, and advance the cursor with compare-and-set. Either
+ * from the rate state the claim read, then either record a hold (a pause, or the latency
+ * target learning its baseline) or read the batch by keyset after the cursor, write it,
+ * and advance the cursor with compare-and-set. Either
  * all of it commits or none of it does, so a row is written by the batch that moves the
  * cursor past it and by no other.
  *
@@ -90,6 +91,7 @@ export async function claimPartition(client: pg.ClientBase, claim: Claim): Promi
 }
 
 export interface StepSettings {
+  /** The job's batch size; the throttle's decision may ask for smaller batches. */
   readonly batchSize: number;
   readonly stallAfterMs: number;
   readonly chunk: number;
@@ -98,15 +100,20 @@ export interface StepSettings {
   readonly waitedMs: number;
   /** The throttle's decision for this step, from the rate state the claim read. */
   readonly decide: (rate: RateState) => ThrottleDecision;
-  /** How long a paused decision holds the chain, ms (counted, and added to the stall deadline). */
-  readonly pauseMs: number;
+  /** How long a decision that runs no batch holds the chain, ms (counted, and added to the stall deadline). */
+  readonly holdMs: (decision: ThrottleDecision) => number;
   /** Rows/s to record (EWMA) after a batch of `rows`, computed by the caller. */
   readonly rate: (rows: number) => number;
 }
 
 export type StepResult =
   | Exclude<ClaimResult, { kind: 'owned' }>
-  | { readonly kind: 'paused'; readonly cursor: number; readonly decision: ThrottleDecision }
+  | {
+      readonly kind: 'held';
+      readonly cursor: number;
+      readonly decision: ThrottleDecision;
+      readonly holdMs: number;
+    }
   | {
       readonly kind: 'advanced';
       readonly from: number;
@@ -140,19 +147,21 @@ export function runStep(
     if (claimed.kind !== 'owned') return claimed;
     const decision = settings.decide(claimed.rate);
     const stateChanged = claimed.throttleState !== decision.state;
-    if (decision.state === ThrottleState.Paused) {
-      await recordWait(client, claim, decision, settings.pauseMs, settings.stallAfterMs);
+    if (holdsBatches(decision)) {
+      const holdMs = settings.holdMs(decision);
+      await recordWait(client, claim, decision, holdMs, settings.stallAfterMs);
       if (stateChanged) await recordThrottleEvent(client, claim, decision);
-      return { kind: 'paused', cursor: claimed.cursor, decision };
+      return { kind: 'held', cursor: claimed.cursor, decision, holdMs };
     }
+    const batchSize = Math.min(settings.batchSize, decision.batchSize ?? settings.batchSize);
     const rows = await definition.readBatch(client, {
       after: claimed.cursor,
       until: claimed.rangeEnd,
-      limit: settings.batchSize,
+      limit: batchSize,
     });
-    assertKeysetOrder(definition.name, rows, claimed.cursor, claimed.rangeEnd, settings.batchSize);
+    assertKeysetOrder(definition.name, rows, claimed.cursor, claimed.rangeEnd, batchSize);
     const written = rows.length === 0 ? 0 : await definition.writeBatch(client, rows);
-    const done = rows.length < settings.batchSize;
+    const done = rows.length < batchSize;
     const cursor = done ? claimed.rangeEnd : (rows.at(-1) as { id: number }).id;
     // The row is locked by this transaction already; the `cursor = from` guard states the
     // invariant anyway, and a miss aborts the whole batch.

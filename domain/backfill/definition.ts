@@ -37,6 +37,12 @@ export interface BackfillDefinition<Row extends BackfillRow> {
   };
   /** This backfill's throttle policy, over the engine's defaults. */
   readonly throttle?: ThrottlePolicyOverrides;
+  /**
+   * The latency target's probe: SQL mirroring a production read of this table, timed on
+   * its own connection while the backfill runs; `$1`, where it appears, is a random id of
+   * the job's range. Default: a primary-key read of `table`.
+   */
+  readonly latencyProbe?: string;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: each backfill has its own row type

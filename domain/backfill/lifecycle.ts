@@ -11,6 +11,7 @@ import {
   refreshJobSummary,
   restJob,
 } from './jobs.ts';
+import { defaultProbeSql } from './latency-target.ts';
 import { restartChunk } from './messages.ts';
 import {
   cancelRestingPartitions,
@@ -23,7 +24,7 @@ import { planJob } from './planner.ts';
 import type { BackfillJob, BackfillPartition } from './records.ts';
 import { type BackfillRegistry, backfillNamed } from './registry.ts';
 import { isTerminal, JobStatus, PartitionStatus } from './status.ts';
-import { resolvePolicy, type ThrottlePolicyOverrides } from './throttle.ts';
+import { resolvePolicy, type ThrottlePolicy, type ThrottlePolicyOverrides } from './throttle.ts';
 
 /**
  * The job lifecycle, and the only code that moves a job's status:
@@ -52,6 +53,11 @@ export interface StartRequest {
   readonly maxRate?: number;
   readonly parallel?: number;
   readonly throttle?: ThrottlePolicyOverrides;
+  /**
+   * Pace by production latency: the probe's p99 may be at most this many times its idle
+   * p99 (`--max-latency-ratio`). Unset: paced by database health.
+   */
+  readonly maxLatencyRatio?: number;
   readonly stallAfterMs?: number;
   readonly traceId?: string;
   readonly spanId?: string;
@@ -95,8 +101,28 @@ async function createJob(pool: pg.Pool, registry: BackfillRegistry, request: Sta
   if (request.maxRate !== undefined && !(request.maxRate > 0)) {
     throw new FatalError('maxRate must be a positive number of rows per second');
   }
-  const throttlePolicy = resolvePolicy(definition.throttle, request.throttle);
+  if (request.maxLatencyRatio !== undefined && !(request.maxLatencyRatio > 1)) {
+    throw new FatalError('maxLatencyRatio must be a number above 1 (1.5: p99 at most 1.5 x idle)');
+  }
+  const overrides: ThrottlePolicyOverrides | undefined =
+    request.maxLatencyRatio === undefined
+      ? request.throttle
+      : {
+          ...request.throttle,
+          latencyTarget: { ...request.throttle?.latencyTarget, maxRatio: request.maxLatencyRatio },
+        };
+  const resolved = resolvePolicy(definition.throttle, overrides);
   return inTransaction(pool, async (client) => {
+    const throttlePolicy: ThrottlePolicy =
+      resolved.latencyTarget === null || resolved.latencyTarget.probeSql !== ''
+        ? resolved
+        : {
+            ...resolved,
+            latencyTarget: {
+              ...resolved.latencyTarget,
+              probeSql: definition.latencyProbe ?? defaultProbeSql(client.escapeIdentifier(definition.table)),
+            },
+          };
     const plan = await planJob(client, definition.table, parallel);
     let job: BackfillJob;
     try {

@@ -212,12 +212,13 @@ export async function recordDelay(
   );
 }
 
-/** A change of the partition's throttle state, with the readings behind it. */
+/** A change of the partition's throttle state, with the readings (and latency target) behind it. */
 export async function recordThrottleEvent(db: Queryable, key: PartitionKey, decision: ThrottleDecision) {
   await db.query(
     `INSERT INTO backfill_throttle_events
-       (job_id, partition, state, reason, probe_ms, active_connections, replication_lag_ms, rate_limit)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+       (job_id, partition, state, reason, probe_ms, active_connections, replication_lag_ms, rate_limit,
+        target_ratio, baseline_p99_ms, probe_p99_ms, batch_size)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
     [
       key.jobId,
       key.partition,
@@ -227,6 +228,10 @@ export async function recordThrottleEvent(db: Queryable, key: PartitionKey, deci
       decision.reading.activeConnections,
       decision.reading.replicationLagMs,
       decision.limit,
+      decision.latency?.targetRatio ?? null,
+      decision.latency?.baselineP99Ms ?? null,
+      decision.latency?.probeP99Ms ?? null,
+      decision.batchSize,
     ],
   );
 }

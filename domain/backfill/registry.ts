@@ -5,7 +5,7 @@ import type { AnyBackfill } from './definition.ts';
 /** Every backfill the messenger can run, by name. */
 export type BackfillRegistry = ReadonlyMap<string, AnyBackfill>;
 
-function createRegistry(definitions: readonly AnyBackfill[]): BackfillRegistry {
+export function createRegistry(definitions: readonly AnyBackfill[]): BackfillRegistry {
   const registry = new Map<string, AnyBackfill>();
   for (const definition of definitions) {
     if (registry.has(definition.name)) throw new Error(`backfill "${definition.name}" is declared twice`);

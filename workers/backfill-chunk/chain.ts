@@ -10,24 +10,25 @@ import {
   runStep,
   type StepResult,
 } from '../../domain/backfill/checkpoint.ts';
-import type { HealthProbe } from '../../domain/backfill/health-probe.ts';
 import { loadJob, refreshJobSummary } from '../../domain/backfill/jobs.ts';
 import { settleJob } from '../../domain/backfill/lifecycle.ts';
 import { failPartition, recordDelay } from '../../domain/backfill/partitions.ts';
 import type { BackfillJob } from '../../domain/backfill/records.ts';
 import { type BackfillRegistry, backfillNamed } from '../../domain/backfill/registry.ts';
-import { decideThrottle, paceMs, smoothRate } from '../../domain/backfill/throttle.ts';
+import { holdsBatches, paceMs, smoothRate, ThrottleState } from '../../domain/backfill/throttle.ts';
 import { backoffDelayMs } from '../../shared/backoff.ts';
 import { classifyError, describeError, ErrorKind, FatalError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { Messenger } from '../../shared/messaging/messenger.ts';
 import { inNewTrace, linkTo, linkToActiveSpan } from '../../shared/telemetry/new-trace.ts';
+import type { JobPace, PaceMonitor } from './pace-monitor.ts';
 
 type BackfillChunk = Payload<'BackfillChunk'>;
 
 /**
- * One chunk message of a partition's chain: up to `batchesPerChunk` steps, each probed,
- * throttled and committed with its checkpoint (domain/backfill/checkpoint.ts), then the
+ * One chunk message of a partition's chain: up to `batchesPerChunk` steps, each throttled
+ * by the job's latest decision (pace-monitor.ts: probing runs beside the batches, never on
+ * their path) and committed with its checkpoint (domain/backfill/checkpoint.ts), then the
  * next chunk is sent — by the chain's owner only. Waits the throttle asks for happen
  * inline when short, or as the next chunk's SQS delay when long, so a slowed or paused
  * backfill holds no handler.
@@ -40,7 +41,8 @@ const SUMMARY_INTERVAL_MS = 1_000;
 export interface ChainDeps {
   readonly pool: pg.Pool;
   readonly registry: BackfillRegistry;
-  readonly probe: HealthProbe;
+  /** The throttle's inputs, probed beside the batches; a step reads the latest decision. */
+  readonly paces: PaceMonitor;
   /** Chunks per trace before the chain continues in a new, linked trace. */
   readonly traceChunkBudget: number;
   /** Test seam: runs after a chunk's last commit, before the next chunk is sent. */
@@ -67,7 +69,7 @@ export async function runChunk(
   const { pool } = deps;
   const job = await loadJob(pool, payload.jobId);
   if (job === undefined) throw new FatalError(`no backfill job ${payload.jobId}`);
-  let claim: Claim = {
+  const claim: Claim = {
     jobId: job.id,
     partition: payload.partition,
     cursor: payload.cursor,
@@ -90,8 +92,30 @@ export async function runChunk(
     'adfleet.backfill.partition': payload.partition,
     'adfleet.backfill.chunk': payload.chunk,
   });
+  const pace = deps.paces.acquire(job);
+  try {
+    await pace.ready(context.signal);
+    await runSteps(deps, job, definition, pace, claim, payload, context, logger);
+  } finally {
+    deps.paces.release(pace);
+  }
+}
+
+async function runSteps(
+  deps: ChainDeps,
+  job: BackfillJob,
+  definition: ReturnType<typeof backfillNamed>,
+  pace: JobPace,
+  firstClaim: Claim,
+  payload: BackfillChunk,
+  context: ChunkContext,
+  logger: Logger,
+): Promise<void> {
+  const { pool } = deps;
+  let claim = firstClaim;
+  const span = trace.getActiveSpan();
   const traceId = span?.spanContext().traceId ?? null;
-  const policy = job.throttlePolicy;
+  const { policy } = pace;
   const ceiling = job.maxRate === null ? null : job.maxRate / job.parallel;
   // The pace so far: read by the first step's claim, then kept here.
   let rate: { -readonly [K in keyof RateState]: RateState[K] } | undefined;
@@ -103,8 +127,8 @@ export async function runChunk(
   let lockWaits = 0;
   for (let step = 0; step < job.batchesPerChunk; step += 1) {
     context.signal.throwIfAborted();
-    const reading = await deps.probe(job.id, payload.partition);
-    let result: StepResult;
+    let result: StepResult | undefined;
+    let inBatch = false;
     try {
       result = await runStep(pool, definition, claim, {
         batchSize: job.batchSize,
@@ -112,16 +136,15 @@ export async function runChunk(
         chunk: payload.chunk,
         traceId,
         waitedMs,
-        pauseMs: policy.pauseMs,
+        holdMs: (decision) => pace.holdMs(decision),
         decide: (claimed) => {
           rate ??= { ...claimed };
-          const decision = decideThrottle(policy, {
-            limit: rate.rateLimit,
-            observedRate: rate.currentRate,
-            ceiling,
-            reading,
-          });
+          const decision = pace.decide(payload.partition, rate, ceiling);
           rate.rateLimit = decision.limit;
+          if (!holdsBatches(decision)) {
+            inBatch = true;
+            pace.batchStarted();
+          }
           return decision;
         },
         rate: (batchRows) => {
@@ -156,22 +179,27 @@ export async function runChunk(
         logger.error({ err: describeError(error) }, 'backfill batch failed');
       }
       throw error;
+    } finally {
+      if (inBatch) pace.batchEnded(result?.kind === 'advanced' ? result.rows : 0);
     }
 
     lockWaits = 0;
+    if (result === undefined) throw new Error('unreachable: runStep returned nothing');
     if (result.kind === 'stale' || result.kind === 'stopped') return stop(deps, job, claim, result, logger);
     claim = { ...claim, cursor: result.cursor, mayAdopt: false };
 
-    if (result.kind === 'paused') {
-      logger.warn(
-        { reason: result.decision.reason, waitMs: policy.pauseMs },
-        'backfill paused by database health',
-      );
-      if (policy.pauseMs > policy.maxInlineWaitMs) {
-        // The step counted this wait and moved the stall deadline already.
-        return sendNext(deps, job, payload, claim.cursor, policy.pauseMs, context);
+    if (result.kind === 'held') {
+      if (result.decision.state === ThrottleState.Paused) {
+        logger.warn(
+          { reason: result.decision.reason, waitMs: result.holdMs },
+          'backfill paused by database health',
+        );
       }
-      await sleep(policy.pauseMs, undefined, { signal: context.signal });
+      if (result.holdMs > policy.maxInlineWaitMs) {
+        // The step counted this wait and moved the stall deadline already.
+        return sendNext(deps, job, payload, claim.cursor, result.holdMs, context);
+      }
+      await sleep(result.holdMs, undefined, { signal: context.signal });
       lastBatchEnd = performance.now();
       continue;
     }

@@ -9,6 +9,7 @@ import { createPool } from '../../shared/db.ts';
 import { FatalError } from '../../shared/errors.ts';
 import { defineWorker, type WorkerSpec } from '../../shared/worker.ts';
 import { type ChainDeps, DEFAULT_TRACE_CHUNK_BUDGET, runChunk } from './chain.ts';
+import { PaceMonitor } from './pace-monitor.ts';
 import { startWatchdog, type Watchdog } from './watchdog.ts';
 
 /**
@@ -36,7 +37,8 @@ export function createBackfillChunkWorker(options: BackfillWorkerOptions = {}): 
   return defineWorker<'backfill-chunk', Deps>({
     queue: 'backfill-chunk',
     async setup({ config, logger, messenger }) {
-      // One batch transaction and one probe per chain at a time: a few connections go far.
+      // One batch transaction per chain at a time and one health probe per job: a few
+      // connections go far. The latency probe has a connection of its own (pace-monitor.ts).
       const pool = createPool(config.DATABASE_URL, {
         max: Math.min(10, config.ADFLEET_CONCURRENCY + 2),
         applicationName: 'adfleet-backfill-chunk',
@@ -45,7 +47,12 @@ export function createBackfillChunkWorker(options: BackfillWorkerOptions = {}): 
       return {
         pool,
         registry: options.registry ?? BACKFILLS,
-        probe: (options.probe ?? createHealthProbe)(pool),
+        paces: new PaceMonitor({
+          pool,
+          databaseUrl: config.DATABASE_URL,
+          probe: (options.probe ?? createHealthProbe)(pool),
+          logger,
+        }),
         traceChunkBudget: options.traceChunkBudget ?? DEFAULT_TRACE_CHUNK_BUDGET,
         ...(options.beforeSendNext === undefined ? {} : { beforeSendNext: options.beforeSendNext }),
         watchdog: options.watchdog === false ? undefined : startWatchdog(pool, messenger, logger),
@@ -54,6 +61,7 @@ export function createBackfillChunkWorker(options: BackfillWorkerOptions = {}): 
     probes: ({ pool }) => ({ postgres: () => pool.query('SELECT 1') }),
     async teardown(deps) {
       await deps.watchdog?.stop();
+      await deps.paces.stop();
       await deps.pool.end();
     },
     handlers: {

@@ -78,4 +78,8 @@ export const campaignCurrency = defineBackfill<CampaignRow>({
     return rowCount ?? 0;
   },
   defaults: { batchSize: 1_000, batchesPerChunk: 20 },
+  // What the campaign pages do most: a profile's campaigns, by the profile index.
+  latencyProbe: `SELECT id, name, state, daily_budget FROM campaigns
+                  WHERE profile_id = (SELECT profile_id FROM campaigns WHERE id >= $1 ORDER BY id LIMIT 1)
+                  ORDER BY id LIMIT 20`,
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_THROTTLE_POLICY,
+  decideLatencyThrottle,
   decideThrottle,
   paceMs,
   resolvePolicy,
@@ -76,5 +77,75 @@ describe('throttle policy', () => {
     const merged = resolvePolicy({ probeLatencyMs: { slow: 5 } }, { pauseMs: 1_000 });
     expect(merged.probeLatencyMs).toEqual({ slow: 5, pause: DEFAULT_THROTTLE_POLICY.probeLatencyMs.pause });
     expect(merged.pauseMs).toBe(1_000);
+  });
+});
+
+describe('throttle policy on a latency target', () => {
+  const target = resolvePolicy({ latencyTarget: { maxRatio: 1.5, probeSql: 'SELECT 1' } });
+  const latencyPolicy = {
+    ...target,
+    latencyTarget: target.latencyTarget as NonNullable<typeof target.latencyTarget>,
+  };
+  const verdict = {
+    phase: 'pacing' as const,
+    over: false,
+    limit: 4_000,
+    batchSize: 400,
+    baselineP99Ms: 1,
+    probeP99Ms: 1.2,
+    samples: 100,
+    baselineSamples: 250,
+    revision: 3,
+  };
+
+  it('paces by the verdict, says why, and shows baseline and probe p99', () => {
+    const under = decideLatencyThrottle(latencyPolicy, { verdict, ceiling: null, reading: healthy });
+    expect(under).toMatchObject({
+      state: 'healthy',
+      limit: 4_000,
+      effectiveLimit: 4_000,
+      batchSize: 400,
+      latency: { targetRatio: 1.5, baselineP99Ms: 1, probeP99Ms: 1.2, source: 'probe' },
+    });
+    const over = decideLatencyThrottle(latencyPolicy, {
+      verdict: { ...verdict, over: true, probeP99Ms: 2 },
+      ceiling: null,
+      reading: healthy,
+    });
+    expect(over.state).toBe('slowed');
+    expect(over.reason).toBe('over target: probe p99 2.00ms vs 1.5 x baseline 1.00ms');
+    expect(
+      decideLatencyThrottle(latencyPolicy, {
+        verdict: { ...verdict, phase: 'learning' },
+        ceiling: null,
+        reading: healthy,
+      }).state,
+    ).toBe('learning');
+    expect(decideLatencyThrottle(latencyPolicy, { verdict, ceiling: 1_000, reading: healthy })).toMatchObject(
+      {
+        state: 'ceiling',
+        effectiveLimit: 1_000,
+      },
+    );
+  });
+
+  it('keeps the health signals as hard pauses, and ignores their slow thresholds', () => {
+    const slowHealth = { ...healthy, probeMs: DEFAULT_THROTTLE_POLICY.probeLatencyMs.slow + 10 };
+    expect(decideLatencyThrottle(latencyPolicy, { verdict, ceiling: null, reading: slowHealth }).state).toBe(
+      'healthy',
+    );
+    const paused = decideLatencyThrottle(latencyPolicy, {
+      verdict,
+      ceiling: null,
+      reading: { ...healthy, activeConnections: 65 },
+    });
+    expect(paused).toMatchObject({ state: 'paused', limit: 4_000 });
+    expect(paused.reason).toMatch(/active connections 65 > 64/);
+  });
+
+  it('turns on over the defaults and off again with null', () => {
+    expect(resolvePolicy().latencyTarget).toBeNull();
+    expect(target.latencyTarget).toMatchObject({ maxRatio: 1.5, sampleEveryMs: 20, windowMs: 2_000 });
+    expect(resolvePolicy(target, { latencyTarget: null }).latencyTarget).toBeNull();
   });
 });

@@ -1,0 +1,243 @@
+/**
+ * The latency-targeted throttle's controller: the operator states how much production's
+ * latency the backfill may cost (`maxRatio`: p99 at most this many times its idle p99)
+ * and the controller finds the fastest pace that keeps it. Pure: it is fed probe samples
+ * and the chains' activity with their times, so it is testable without a database or a
+ * clock (the worker feeds it: workers/backfill-chunk/pace-monitor.ts).
+ *
+ *   baseline    p99 of the quiet probe samples: taken while the job's chains in this
+ *               process were at rest (held by the controller, paused, or between chunks)
+ *               and at least `quietAfterMs` after their last batch. Not the gaps between
+ *               paced batches: a backfill's effect outlasts its batch. Before the first
+ *               batch the chains hold until the baseline is known ("learning"); after a
+ *               long stretch with no quiet sample they hold again for a moment to learn
+ *               it afresh, since production's own load drifts.
+ *   probe p99   p99 of every sample of the last `windowMs`, but none from before the last
+ *               decrease (those describe a pace no longer in force).
+ *   AIMD        every `adjustEveryMs`, with at least `minSamples` to judge by: over the
+ *               target → rows/s ×= decrease; under it → rows/s += increaseRowsPerSecond,
+ *               never beyond twice what the chains actually achieved.
+ *   batch size  the rate × batchIntervalMs, between minBatchSize and the job's batch size:
+ *               a slow pace runs small batches, so each holds the database for less time.
+ *
+ * Why p99 against a learned baseline rather than a fixed number of milliseconds: the same
+ * query costs 0.3 ms on one database and 3 ms on another, and the operator's question is
+ * "how much worse may production get", which is a ratio.
+ */
+
+export interface LatencyTargetPolicy {
+  /** Production's probe p99 may be at most this many times its baseline p99. */
+  readonly maxRatio: number;
+  /** SQL mirroring a production read; `$1`, where it appears, is a random id of the job's range. */
+  readonly probeSql: string;
+  /** One probe every this many ms, on the probe's own connection. */
+  readonly sampleEveryMs: number;
+  /** The probe p99 covers this much recent time, ms. */
+  readonly windowMs: number;
+  /** No verdict on fewer samples than this (since the last decrease). */
+  readonly minSamples: number;
+  /** The pace changes at most this often, ms. */
+  readonly adjustEveryMs: number;
+  /** The baseline is the p99 of the last this many quiet samples. */
+  readonly baselineSamples: number;
+  /** Quiet samples needed before the first batch (and to learn afresh). */
+  readonly learnSamples: number;
+  /** A sample is quiet when no batch ran for at least this long before it, ms. */
+  readonly quietAfterMs: number;
+  /** With no quiet sample for this long, the chains hold to learn the baseline afresh, ms. */
+  readonly relearnAfterMs: number;
+  /** The pace after learning, rows/s per chain. */
+  readonly startRowsPerSecond: number;
+  /** Added to the pace on each verdict under the target, rows/s. */
+  readonly increaseRowsPerSecond: number;
+  /** The pace is multiplied by this on each verdict over the target. */
+  readonly decrease: number;
+  /** The pace never falls below this, rows/s. */
+  readonly minRowsPerSecond: number;
+  /** Batch size ≈ pace × this, ms. */
+  readonly batchIntervalMs: number;
+  readonly minBatchSize: number;
+}
+
+export const DEFAULT_LATENCY_TARGET = {
+  maxRatio: 1.5,
+  probeSql: '',
+  sampleEveryMs: 20,
+  windowMs: 2_000,
+  minSamples: 40,
+  adjustEveryMs: 250,
+  baselineSamples: 250,
+  learnSamples: 100,
+  quietAfterMs: 250,
+  relearnAfterMs: 60_000,
+  startRowsPerSecond: 2_000,
+  increaseRowsPerSecond: 500,
+  decrease: 0.5,
+  minRowsPerSecond: 50,
+  batchIntervalMs: 100,
+  minBatchSize: 50,
+} as const satisfies LatencyTargetPolicy;
+
+/** The default probe of a backfill that names none: a primary-key read of its table. */
+export function defaultProbeSql(quotedTable: string): string {
+  return `SELECT * FROM ${quotedTable} WHERE id = $1`;
+}
+
+export interface LatencyVerdict {
+  readonly phase: 'learning' | 'pacing';
+  /** The last judgement was over the target. */
+  readonly over: boolean;
+  /** rows/s per chain. */
+  readonly limit: number;
+  readonly batchSize: number;
+  readonly baselineP99Ms: number | null;
+  readonly probeP99Ms: number | null;
+  /** Samples the probe p99 was taken over. */
+  readonly samples: number;
+  readonly baselineSamples: number;
+  /** Bumped on every change of pace: a consumer can tell a new verdict from a repeated one. */
+  readonly revision: number;
+}
+
+interface Sample {
+  readonly at: number;
+  readonly ms: number;
+}
+
+export function p99(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(0.99 * sorted.length) - 1)] as number;
+}
+
+export class LatencyController {
+  private readonly recent: Sample[] = [];
+  private readonly quiet: number[] = [];
+  private phase: 'learning' | 'pacing' = 'learning';
+  private learnedSince: number;
+  private quietSinceLearning = 0;
+  private lastQuietAt: number;
+  private limit: number;
+  private over = false;
+  private lastAdjustAt = Number.NEGATIVE_INFINITY;
+  private lastDecreaseAt = Number.NEGATIVE_INFINITY;
+  private revision = 0;
+  private probeP99Ms: number | null = null;
+  /** The baseline the last verdict was judged against (it moves on with every quiet sample). */
+  private judgedBaselineMs: number | null = null;
+  private judgedOn = 0;
+  private inFlight = 0;
+  private activeChains = 0;
+  private lastBatchEndAt = Number.NEGATIVE_INFINITY;
+  private readonly achieved: Sample[] = [];
+
+  private readonly policy: LatencyTargetPolicy;
+  /** The job's batch size: the largest batch the controller asks for. */
+  private readonly maxBatchSize: number;
+
+  constructor(policy: LatencyTargetPolicy, maxBatchSize: number, now: number) {
+    this.policy = policy;
+    this.maxBatchSize = maxBatchSize;
+    this.limit = Math.max(policy.minRowsPerSecond, policy.startRowsPerSecond);
+    this.learnedSince = now;
+    this.lastQuietAt = now;
+  }
+
+  /** How many chains of the job run a chunk in this process right now. */
+  chainsActive(count: number): void {
+    this.activeChains = count;
+  }
+
+  /** A chain starts a batch. */
+  batchStarted(): void {
+    this.inFlight += 1;
+  }
+
+  /** A chain's step ended at `at` having processed `rows`. */
+  batchEnded(at: number, rows: number): void {
+    this.inFlight = Math.max(0, this.inFlight - 1);
+    this.lastBatchEndAt = at;
+    if (rows > 0) this.achieved.push({ at, ms: rows });
+  }
+
+  /** One probe sample: started at `at`, took `ms`. Samples arrive in time order. */
+  addSample(at: number, ms: number): void {
+    this.recent.push({ at, ms });
+    const atRest = this.phase === 'learning' || this.activeChains === 0;
+    const quiet = atRest && this.inFlight === 0 && at - this.lastBatchEndAt >= this.policy.quietAfterMs;
+    if (!quiet) return;
+    this.quiet.push(ms);
+    if (this.quiet.length > this.policy.baselineSamples) this.quiet.shift();
+    this.lastQuietAt = at;
+    if (at >= this.learnedSince) this.quietSinceLearning += 1;
+  }
+
+  /** Moves the controller on to `now`: learns, relearns, or judges and adjusts the pace. */
+  advance(now: number): LatencyVerdict {
+    const { policy } = this;
+    while (this.recent.length > 0 && (this.recent[0] as Sample).at < now - policy.windowMs)
+      this.recent.shift();
+    while (this.achieved.length > 0 && (this.achieved[0] as Sample).at < now - policy.windowMs)
+      this.achieved.shift();
+    if (this.phase === 'learning') {
+      if (this.quietSinceLearning >= policy.learnSamples) {
+        this.phase = 'pacing';
+        this.lastAdjustAt = now;
+        this.revision += 1;
+      }
+    } else if (now - this.lastQuietAt > policy.relearnAfterMs) {
+      this.phase = 'learning';
+      this.judgedBaselineMs = null;
+      this.learnedSince = now;
+      this.quietSinceLearning = 0;
+      this.revision += 1;
+    } else if (now - this.lastAdjustAt >= policy.adjustEveryMs) {
+      this.judge(now);
+    }
+    return this.verdict();
+  }
+
+  verdict(): LatencyVerdict {
+    const batchSize = Math.round((this.limit * this.policy.batchIntervalMs) / 1000);
+    return {
+      phase: this.phase,
+      over: this.over,
+      limit: Math.round(this.limit),
+      batchSize: Math.max(
+        Math.min(this.policy.minBatchSize, this.maxBatchSize),
+        Math.min(this.maxBatchSize, batchSize),
+      ),
+      baselineP99Ms: this.judgedBaselineMs ?? p99(this.quiet),
+      probeP99Ms: this.probeP99Ms,
+      samples: this.judgedOn,
+      baselineSamples: this.quiet.length,
+      revision: this.revision,
+    };
+  }
+
+  private judge(now: number): void {
+    const { policy } = this;
+    const window = this.recent.filter((sample) => sample.at > this.lastDecreaseAt).map((sample) => sample.ms);
+    const baseline = p99(this.quiet);
+    if (window.length < policy.minSamples || baseline === null) return;
+    this.lastAdjustAt = now;
+    this.probeP99Ms = p99(window);
+    this.judgedBaselineMs = baseline;
+    this.judgedOn = window.length;
+    const wasOver = this.over;
+    const previous = this.limit;
+    this.over = (this.probeP99Ms as number) > baseline * policy.maxRatio;
+    if (this.over) {
+      this.limit = Math.max(policy.minRowsPerSecond, this.limit * policy.decrease);
+      this.lastDecreaseAt = now;
+    } else {
+      // Not past twice what the chains achieved: a pace they cannot reach is no pace, and
+      // a decrease from it would take many steps to bite.
+      const achievedRowsPerSecond =
+        this.achieved.reduce((sum, sample) => sum + sample.ms, 0) / (policy.windowMs / 1000);
+      const room = Math.max(policy.startRowsPerSecond, 2 * achievedRowsPerSecond);
+      this.limit = Math.max(this.limit, Math.min(room, this.limit + policy.increaseRowsPerSecond));
+    }
+    if (this.limit !== previous || this.over !== wasOver) this.revision += 1;
+  }
+}

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_LATENCY_TARGET, LatencyController, p99 } from '../../../domain/backfill/latency-target.ts';
+
+const policy = { ...DEFAULT_LATENCY_TARGET, probeSql: 'SELECT 1', learnSamples: 20, minSamples: 10 };
+
+/** Feeds `count` samples of `ms`, one every sampleEveryMs from `from`; returns the time after. */
+function feed(controller: LatencyController, from: number, count: number, ms: number): number {
+  let at = from;
+  for (let index = 0; index < count; index += 1) {
+    controller.addSample(at, ms);
+    at += policy.sampleEveryMs;
+  }
+  return at;
+}
+
+/** A controller past learning, its baseline p99 1 ms, at `now`. */
+function learned(): { controller: LatencyController; now: number } {
+  const controller = new LatencyController(policy, 1_000, 0);
+  const now = feed(controller, 0, policy.learnSamples, 1);
+  expect(controller.advance(now).phase).toBe('pacing');
+  controller.chainsActive(1);
+  return { controller, now };
+}
+
+describe('latency target controller', () => {
+  it('learns its baseline from quiet samples before the first batch', () => {
+    const controller = new LatencyController(policy, 1_000, 0);
+    let now = feed(controller, 0, policy.learnSamples - 1, 2);
+    expect(controller.advance(now)).toMatchObject({ phase: 'learning', baselineP99Ms: 2 });
+    now = feed(controller, now, 1, 2);
+    expect(controller.advance(now)).toMatchObject({ phase: 'pacing', limit: policy.startRowsPerSecond });
+  });
+
+  it('halves the pace when the probe p99 is over the target, and adds while under it', () => {
+    let { controller, now } = learned();
+    const start = controller.verdict().limit;
+    now = feed(controller, now, policy.minSamples, 1.6);
+    const over = controller.advance(now + policy.adjustEveryMs);
+    expect(over).toMatchObject({ over: true, limit: start / 2, probeP99Ms: 1.6, baselineP99Ms: 1 });
+    // Samples from before the decrease no longer count: nothing to judge yet.
+    now += policy.adjustEveryMs;
+    expect(controller.advance(now + policy.adjustEveryMs).limit).toBe(start / 2);
+    // The chains achieve their pace; under target, the pace grows by the additive step.
+    controller.batchStarted();
+    controller.batchEnded(now, start);
+    now = feed(controller, now + 1, policy.minSamples, 1.2);
+    const under = controller.advance(now + policy.adjustEveryMs);
+    expect(under).toMatchObject({ over: false, limit: start / 2 + policy.increaseRowsPerSecond });
+  });
+
+  it('never falls below its floor, nor climbs past twice what the chains achieved', () => {
+    let { controller, now } = learned();
+    for (let step = 0; step < 20; step += 1) {
+      now = feed(controller, now, policy.minSamples, 10);
+      now += policy.adjustEveryMs;
+      controller.advance(now);
+    }
+    expect(controller.verdict().limit).toBe(policy.minRowsPerSecond);
+    for (let step = 0; step < 50; step += 1) {
+      now = feed(controller, now, policy.minSamples, 1);
+      now += policy.adjustEveryMs;
+      controller.advance(now);
+    }
+    // Nothing achieved: the pace stops at the start rate, not far beyond what runs.
+    expect(controller.verdict().limit).toBe(policy.startRowsPerSecond);
+  });
+
+  it('asks for smaller batches at a slow pace, within its bounds', () => {
+    const { controller } = learned();
+    expect(controller.verdict().batchSize).toBe(
+      Math.round((policy.startRowsPerSecond * policy.batchIntervalMs) / 1000),
+    );
+    expect(new LatencyController({ ...policy, startRowsPerSecond: 50 }, 1_000, 0).verdict().batchSize).toBe(
+      policy.minBatchSize,
+    );
+    expect(new LatencyController({ ...policy, startRowsPerSecond: 1e6 }, 1_000, 0).verdict().batchSize).toBe(
+      1_000,
+    );
+  });
+
+  it('learns only while the chains rest, and learns afresh after a long stretch without rest', () => {
+    let { controller, now } = learned();
+    // A chain is running (between batches): its samples are not baseline, however quiet.
+    now = feed(controller, now + 1_000, 50, 5);
+    expect(controller.advance(now).baselineP99Ms).toBe(1);
+    now = feed(controller, now + policy.relearnAfterMs, 10, 5);
+    expect(controller.advance(now)).toMatchObject({ phase: 'learning' });
+    // Held for learning: quiet samples count again.
+    now = feed(controller, now + policy.quietAfterMs, policy.learnSamples, 3);
+    const relearned = controller.advance(now);
+    expect(relearned.phase).toBe('pacing');
+    expect(relearned.baselineP99Ms).toBe(3);
+  });
+
+  it('takes the p99 as the value 99 in 100 samples stay at or below', () => {
+    expect(p99([])).toBeNull();
+    expect(p99(Array.from({ length: 100 }, (_, index) => index + 1))).toBe(99);
+    expect(p99([5])).toBe(5);
+  });
+});

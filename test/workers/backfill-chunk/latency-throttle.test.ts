@@ -1,0 +1,237 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { campaignCurrency } from '../../../domain/backfill/backfills/campaign-currency.ts';
+import { defineBackfill } from '../../../domain/backfill/definition.ts';
+import { p99 } from '../../../domain/backfill/latency-target.ts';
+import { cancelBackfill, startBackfill } from '../../../domain/backfill/lifecycle.ts';
+import { type BackfillRegistry, createRegistry } from '../../../domain/backfill/registry.ts';
+import {
+  type BackfillWorld,
+  createBackfillWorld,
+  RELAXED_THROTTLE,
+  rowsProcessed,
+  waitForJob,
+} from '../../support/backfill.ts';
+
+const CAMPAIGNS = 60_000;
+
+/** Room the test gives the backfill: changes per second before the probe reaches the target. */
+const ROOM_ROWS_PER_SECOND = 400;
+
+/**
+ * A backfill whose writes cost production latency in proportion to its pace: each
+ * campaign it fills also goes into an audit log (as change logs do), and "production"
+ * — the probe — renders the recent changes, at a cost per change logged in the last
+ * second. That cost is a wait (pg_sleep), not CPU, and it is scaled to this machine's own
+ * latency noise (measured first): the same test then means the same on a quiet machine
+ * and on a busy one, where noise alone would swamp a fixed cost.
+ */
+function auditedCurrency(secondsPerChange: number) {
+  return defineBackfill<{ id: number }>({
+    ...campaignCurrency,
+    name: 'audited-campaign-currency',
+    description: 'campaign-currency, with an audit row per campaign',
+    async writeBatch(client, rows) {
+      const written = await campaignCurrency.writeBatch(client, rows);
+      await client.query(
+        'INSERT INTO campaign_audit (at, campaign_id) SELECT clock_timestamp(), unnest($1::bigint[])',
+        [rows.map((row) => row.id)],
+      );
+      return written;
+    },
+    latencyProbe: `SELECT pg_sleep(0.005 + count(*) * ${secondsPerChange.toFixed(8)}) FROM campaign_audit
+                    WHERE at > clock_timestamp() - interval '1 second'`,
+  });
+}
+
+/** p99 of the probe's fixed part on this machine right now, ms. */
+async function probeNoiseP99(databaseUrl: string): Promise<number> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  const samples: number[] = [];
+  try {
+    for (let index = 0; index < 150; index += 1) {
+      const started = performance.now();
+      await client.query('SELECT pg_sleep(0.005)');
+      samples.push(performance.now() - started);
+    }
+  } finally {
+    await client.end();
+  }
+  return p99(samples) as number;
+}
+
+/** Synthetic production load: the application's own audit rows, `rowsPerSecond` of them. */
+function startAuditLoad(databaseUrl: string, rowsPerSecond: number) {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  let running = true;
+  const perTick = Math.max(1, Math.round(rowsPerSecond / 20));
+  const done = (async () => {
+    await client.connect();
+    while (running) {
+      await client.query(
+        'INSERT INTO campaign_audit (at, campaign_id) SELECT clock_timestamp(), g FROM generate_series(1, $1) AS g',
+        [perTick],
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await client.end();
+  })();
+  return {
+    async stop() {
+      running = false;
+      await done;
+    },
+  };
+}
+
+interface Event {
+  readonly id: number;
+  readonly state: string;
+  readonly reason: string;
+  readonly rate_limit: number | null;
+  readonly target_ratio: number | null;
+  readonly baseline_p99_ms: number | null;
+  readonly probe_p99_ms: number | null;
+  readonly batch_size: number | null;
+}
+
+describe('backfill throttle on a production latency target', { timeout: 150_000 }, () => {
+  let world: BackfillWorld;
+  let registry: BackfillRegistry;
+  let noiseP99: number;
+
+  beforeAll(async () => {
+    world = await createBackfillWorld('backfill-latency', { profiles: 200, campaigns: CAMPAIGNS });
+    await world.db.pool.query(
+      'CREATE TABLE campaign_audit (at timestamptz NOT NULL, campaign_id bigint NOT NULL); CREATE INDEX ON campaign_audit (at)',
+    );
+    // The target (1.5 x baseline) leaves half the baseline p99 as room: ROOM_ROWS_PER_SECOND changes' worth.
+    noiseP99 = await probeNoiseP99(world.db.url);
+    registry = createRegistry([auditedCurrency((0.5 * noiseP99) / 1000 / ROOM_ROWS_PER_SECOND)]);
+    await world.startWorker({ watchdog: false, registry });
+  });
+  afterAll(async () => {
+    await world.close();
+  });
+
+  async function events(jobId: string, afterId = 0): Promise<Event[]> {
+    const { rows } = await world.db.pool.query<Event>(
+      `SELECT id, state, reason, rate_limit, target_ratio, baseline_p99_ms, probe_p99_ms, batch_size
+         FROM backfill_throttle_events WHERE job_id = $1 AND id > $2 ORDER BY id`,
+      [jobId, afterId],
+    );
+    return rows;
+  }
+
+  async function rateOver(jobId: string, ms: number): Promise<number> {
+    const before = await rowsProcessed(world.db.pool, jobId);
+    const started = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return ((await rowsProcessed(world.db.pool, jobId)) - before) / ((Date.now() - started) / 1000);
+  }
+
+  async function waitForEvent(
+    jobId: string,
+    afterId: number,
+    what: string,
+    match: (event: Event) => boolean,
+  ) {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const found = (await events(jobId, afterId)).find(match);
+      if (found !== undefined) return found;
+      if (Date.now() > deadline) {
+        throw new Error(`${what}: not within 30 s; events: ${JSON.stringify(await events(jobId, afterId))}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  it('slows down under a production load until the probe is back under target, and speeds up when it stops', async () => {
+    const { job } = await startBackfill(world.db.pool, world.messenger, registry, {
+      name: 'audited-campaign-currency',
+      batchSize: 500,
+      batchesPerChunk: 50,
+      maxLatencyRatio: 1.5,
+      throttle: {
+        ...RELAXED_THROTTLE,
+        // Shorter windows than production's, so the test takes seconds; no relearning
+        // mid-test (the load would become the baseline, which is right, but not this test).
+        latencyTarget: {
+          sampleEveryMs: 50,
+          windowMs: 2_000,
+          minSamples: 30,
+          learnSamples: 40,
+          // The probe counts the last second's changes: a batch's effect lasts that long.
+          quietAfterMs: 1_200,
+          startRowsPerSecond: 100,
+          increaseRowsPerSecond: 50,
+          relearnAfterMs: 600_000,
+        },
+      },
+    });
+    expect(job.throttlePolicy.latencyTarget).toMatchObject({ maxRatio: 1.5 });
+    expect(job.throttlePolicy.latencyTarget?.probeSql).toContain('campaign_audit');
+
+    // The baseline is learned before the first batch.
+    const learning = await waitForEvent(job.id, 0, 'learning', (event) => event.state === 'learning');
+    expect(learning.target_ratio).toBe(1.5);
+    const paced = await waitForEvent(job.id, 0, 'pacing', (event) => event.state !== 'learning');
+    expect(paced.baseline_p99_ms).toBeGreaterThan(5);
+    expect(await rowsProcessed(world.db.pool, job.id)).toBeGreaterThan(0);
+
+    // Unloaded, the pace climbs to where the backfill's own audit rows reach the target.
+    const firstOver = await waitForEvent(
+      job.id,
+      paced.id,
+      'its own ceiling',
+      (event) => event.state === 'slowed',
+    );
+    expect(firstOver.probe_p99_ms).toBeGreaterThan(1.5 * (firstOver.baseline_p99_ms as number));
+    const unloaded = await rateOver(job.id, 4_000);
+
+    // The load takes three quarters of the room the backfill found for itself.
+    const load = startAuditLoad(world.db.url, unloaded * 0.75);
+    let loaded: number;
+    let underAgain: Event;
+    try {
+      const mark = (await events(job.id)).at(-1)?.id ?? 0;
+      const overUnderLoad = await waitForEvent(
+        job.id,
+        mark,
+        'over target under load',
+        (event) => event.state === 'slowed',
+      );
+      underAgain = await waitForEvent(
+        job.id,
+        overUnderLoad.id,
+        'back under target',
+        (event) => event.state === 'healthy',
+      );
+      loaded = await rateOver(job.id, 4_000);
+    } finally {
+      await load.stop();
+    }
+    // Back under target with the load still on: at a lower pace than before it.
+    expect(underAgain.probe_p99_ms).toBeLessThanOrEqual(1.5 * (underAgain.baseline_p99_ms as number));
+    expect(loaded).toBeLessThan(unloaded * 0.6);
+
+    // Load gone: the pace climbs again.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const recovered = await rateOver(job.id, 5_000);
+    expect(recovered).toBeGreaterThan(loaded * 1.5);
+
+    const recorded = await events(job.id);
+    expect(recorded.every((event) => event.target_ratio === 1.5)).toBe(true);
+    expect(new Set(recorded.map((event) => event.state))).toEqual(new Set(['learning', 'healthy', 'slowed']));
+    expect(
+      recorded.filter((event) => event.state !== 'learning').every((event) => event.batch_size !== null),
+    ).toBe(true);
+    console.info(
+      `latency target (probe noise p99 ${noiseP99.toFixed(1)} ms): unloaded ${Math.round(unloaded)} rows/s, loaded ${Math.round(loaded)} rows/s, recovered ${Math.round(recovered)} rows/s; ${recorded.length} throttle events`,
+    );
+    await cancelBackfill(world.db.pool, job.id);
+    await waitForJob(world.db.pool, job.id, (j) => j.status === 'cancelled', 'cancelled', 20_000);
+  });
+});
