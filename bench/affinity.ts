@@ -1,0 +1,121 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+/**
+ * CPU affinity for the backfill benchmark, with `taskset` (util-linux): the Postgres
+ * server gets a core of its own, everything else — this process (the production load
+ * generator), the worker, the emulator, Jaeger, Redis, the sandbox — the other. On a
+ * 2-core machine that is the only way to tell the backfill's cost on the database's core
+ * from every other process's cost on the same cores. New backends fork from the
+ * postmaster and inherit its mask. Everything is put back as it was by `restore`,
+ * backends forked meanwhile included.
+ */
+
+const STACK_PIDS = fileURLToPath(new URL('../.stack/pids', import.meta.url));
+
+function taskset(args: readonly string[]): string {
+  return execFileSync('taskset', args, { encoding: 'utf8' }).trim();
+}
+
+/** The mask a process runs on now, as taskset prints it (hex). */
+function maskOf(pid: number): string | undefined {
+  try {
+    return taskset(['-p', String(pid)])
+      .split(':')
+      .at(-1)
+      ?.trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function setMask(pid: number, mask: string): boolean {
+  try {
+    taskset(['-a', '-p', mask, String(pid)]);
+    return true;
+  } catch {
+    return false; // gone meanwhile
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
+      .split('\n')
+      .map((line) => Number(line.trim()))
+      .filter((child) => child > 0);
+  } catch {
+    return [];
+  }
+}
+
+function withDescendants(pid: number): number[] {
+  return [pid, ...childrenOf(pid).flatMap(withDescendants)];
+}
+
+async function postmasterPid(databaseUrl: string): Promise<number> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ setting: string }>(
+      `SELECT setting FROM pg_settings WHERE name = 'data_directory'`,
+    );
+    const dir = rows[0]?.setting;
+    if (dir === undefined) throw new Error('data_directory is not readable');
+    return Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  } finally {
+    await client.end();
+  }
+}
+
+export interface Pinning {
+  readonly databaseCpu: number;
+  readonly otherCpu: number;
+  /** What was pinned where, for the report. */
+  readonly description: string;
+  /** Runs `command` on the other CPU: taskset's argv prefix. */
+  readonly onOtherCpu: readonly string[];
+  restore(): void;
+}
+
+export async function pinDatabaseToItsOwnCore(databaseUrl: string): Promise<Pinning> {
+  const databaseCpu = 1;
+  const otherCpu = 0;
+  const postmaster = await postmasterPid(databaseUrl);
+  const original = new Map<number, string>();
+  const pin = (pid: number, cpu: number) => {
+    const mask = maskOf(pid);
+    if (mask === undefined) return false;
+    if (!original.has(pid)) original.set(pid, mask);
+    return setMask(pid, (1 << cpu).toString(16));
+  };
+  const database = withDescendants(postmaster).filter((pid) => pin(pid, databaseCpu));
+  const stack: string[] = [];
+  if (existsSync(STACK_PIDS)) {
+    for (const file of readdirSync(STACK_PIDS)) {
+      const pid = Number(readFileSync(join(STACK_PIDS, file), 'utf8'));
+      const pinned = withDescendants(pid).filter((each) => pin(each, otherCpu));
+      if (pinned.length > 0) stack.push(`${file.replace(/\.pid$/, '')} (${pinned.length})`);
+    }
+  }
+  pin(process.pid, otherCpu);
+  const readBack = maskOf(postmaster);
+  return {
+    databaseCpu,
+    otherCpu,
+    description: [
+      `taskset: postgres (postmaster ${postmaster} and ${database.length - 1} children, mask now ${readBack}) on CPU ${databaseCpu};`,
+      `this process (production load generator), the worker, the spin loop and ${stack.join(', ') || 'no stack services'} on CPU ${otherCpu} (mask ${maskOf(process.pid)})`,
+    ].join(' '),
+    onOtherCpu: ['taskset', '-c', String(otherCpu)],
+    restore() {
+      const fallback = original.get(postmaster) ?? 'ffffffff';
+      // Backends forked while pinned inherited the pin: they go back too.
+      for (const pid of withDescendants(postmaster)) setMask(pid, original.get(pid) ?? fallback);
+      for (const [pid, mask] of original) setMask(pid, mask);
+    },
+  };
+}
