@@ -113,9 +113,11 @@ export async function pinDatabaseToItsOwnCore(databaseUrl: string): Promise<Pinn
     onOtherCpu: ['taskset', '-c', String(otherCpu)],
     restore() {
       const fallback = original.get(postmaster) ?? 'ffffffff';
-      // Backends forked while pinned inherited the pin: they go back too.
-      for (const pid of withDescendants(postmaster)) setMask(pid, original.get(pid) ?? fallback);
+      // The postmaster first, so that no backend forks with the pin from here on; then
+      // everything pinned, and the backends forked while pinned (they inherited it).
+      setMask(postmaster, fallback);
       for (const [pid, mask] of original) setMask(pid, mask);
+      for (const pid of withDescendants(postmaster)) setMask(pid, original.get(pid) ?? fallback);
     },
   };
 }
