@@ -69,7 +69,7 @@ describe('profile-sync processes', () => {
     await harness?.close();
   });
 
-  it('writes the freshness metrics on a timer with nothing syncing', async () => {
+  it('writes the freshness metrics with nothing syncing; a sync stopped by SIGTERM resumes in the next process after its last page', async () => {
     const worker = startWorkerProcess();
     await worker.waitForLog((line) => line.msg === 'worker started', 60_000);
     await vi.waitFor(
@@ -82,7 +82,6 @@ describe('profile-sync processes', () => {
     expect(await runs(harness.database.pool)).toHaveLength(0);
     // The fan-out lists the profile, so that the next tests can ask for it by id.
     harness.sandbox.admin.injectFaults({ latencyMs: 150 });
-    await harness.worker?.messenger.publish('SyncAllProfilesRequested', {});
     const { createMessenger } = await import('../../shared/messaging/messenger.ts');
     await createMessenger(harness.topology.clients, harness.config).messenger.publish(
       'SyncAllProfilesRequested',
