@@ -60,7 +60,8 @@ import { benchEnv, median, percentile } from './support.ts';
 
 /** Campaigns to backfill: 1,000,000 unless ADFLEET_BENCH_BACKFILL_ROWS says otherwise. */
 const ROWS = Number(process.env.ADFLEET_BENCH_BACKFILL_ROWS ?? 1_000_000);
-if (!Number.isInteger(ROWS) || ROWS < 1) throw new Error('ADFLEET_BENCH_BACKFILL_ROWS must be a positive integer');
+if (!Number.isInteger(ROWS) || ROWS < 1)
+  throw new Error('ADFLEET_BENCH_BACKFILL_ROWS must be a positive integer');
 const PROFILES = 10_000;
 const TEMPLATE = 'adfleet_bench_backfill_template';
 /** The naive UPDATE's idle baseline, before it. */
