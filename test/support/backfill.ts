@@ -4,7 +4,7 @@ import { loadJob } from '../../domain/backfill/jobs.ts';
 import { type Started, type StartRequest, startBackfill } from '../../domain/backfill/lifecycle.ts';
 import type { BackfillJob } from '../../domain/backfill/records.ts';
 import { BACKFILLS } from '../../domain/backfill/registry.ts';
-import { SEED_MARKETPLACES, seedCampaigns } from '../../scripts/fixtures/seed-campaigns.ts';
+import { seedCampaigns } from '../../scripts/fixtures/seed-campaigns.ts';
 import { createAwsClients } from '../../shared/aws.ts';
 import { createLogger, type Logger } from '../../shared/logging.ts';
 import { createMessenger, type Messenger } from '../../shared/messaging/messenger.ts';

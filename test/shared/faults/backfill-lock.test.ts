@@ -1,16 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JobStatus } from '../../domain/backfill/status.ts';
+import { JobStatus } from '../../../domain/backfill/status.ts';
 import {
   type BackfillWorld,
   createBackfillWorld,
   expectExactResult,
   rowsProcessed,
   waitForJob,
-} from '../support/backfill.ts';
-import { workerEnv } from '../support/env.ts';
-import { type NodeProcess, spawnNode } from '../support/processes.ts';
+} from '../../support/backfill.ts';
+import { workerEnv } from '../../support/env.ts';
+import { type NodeProcess, spawnNode } from '../../support/processes.ts';
 
 const CAMPAIGNS = 20_000;
 

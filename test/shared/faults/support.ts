@@ -1,8 +1,8 @@
-import { createMessenger } from '../../shared/messaging/messenger.ts';
-import { stackEnv, testConfig } from '../support/env.ts';
-import { queueDepth } from '../support/queues.ts';
-import { startTcpProxy } from '../support/tcp-proxy.ts';
-import type { TestTopology } from '../support/topology.ts';
+import { createMessenger } from '../../../shared/messaging/messenger.ts';
+import { stackEnv, testConfig } from '../../support/env.ts';
+import { queueDepth } from '../../support/queues.ts';
+import { startTcpProxy } from '../../support/tcp-proxy.ts';
+import type { TestTopology } from '../../support/topology.ts';
 
 /** GET a worker's health endpoint: status and body (0 when nothing answers). */
 export async function health(port: number, path = '/readyz'): Promise<{ status: number; body: unknown }> {

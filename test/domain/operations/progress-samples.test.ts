@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { stackEnv } from '../support/env.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { stackEnv } from '../../support/env.ts';
 
 /** The backfill chart's history: the job summary's refreshes leave at most one sample per 5 s. */
 describe('backfill progress samples', () => {

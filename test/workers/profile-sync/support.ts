@@ -1,20 +1,20 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { expect, vi } from 'vitest';
-import type { Config } from '../../contract/config.ts';
-import { lwaTokenUrl } from '../../contract/config.ts';
-import type { DirectTrigger, Queryable } from '../../domain/sync/model.ts';
-import { type RequestResult, requestSyncs } from '../../domain/sync/requests.ts';
-import { syncSettings } from '../../domain/sync/settings.ts';
-import { type AdsSandbox, type SandboxOptions, startAdsSandbox } from '../../sandbox/ads-api/server.ts';
-import { AdsApiClient } from '../../shared/ads/client.ts';
-import { LwaTokenProvider } from '../../shared/ads/lwa.ts';
-import { createLogger } from '../../shared/logging.ts';
-import { type RunningWorker, startWorker } from '../../shared/runtime/start-worker.ts';
-import { profileSyncWorker } from '../../workers/profile-sync/worker.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { stackEnv, testConfig } from '../support/env.ts';
-import { createTestTopology, type TestTopology } from '../support/topology.ts';
+import type { Config } from '../../../contract/config.ts';
+import { lwaTokenUrl } from '../../../contract/config.ts';
+import type { DirectTrigger, Queryable } from '../../../domain/sync/model.ts';
+import { type RequestResult, requestSyncs } from '../../../domain/sync/requests.ts';
+import { syncSettings } from '../../../domain/sync/settings.ts';
+import { type AdsSandbox, type SandboxOptions, startAdsSandbox } from '../../../sandbox/ads-api/server.ts';
+import { AdsApiClient } from '../../../shared/ads/client.ts';
+import { LwaTokenProvider } from '../../../shared/ads/lwa.ts';
+import { createLogger } from '../../../shared/logging.ts';
+import { type RunningWorker, startWorker } from '../../../shared/runtime/start-worker.ts';
+import { profileSyncWorker } from '../../../workers/profile-sync/worker.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { stackEnv, testConfig } from '../../support/env.ts';
+import { createTestTopology, type TestTopology } from '../../support/topology.ts';
 
 /**
  * What the sync tests share: their own topology, database and Ads sandbox, optionally an
@@ -67,7 +67,7 @@ export async function startSyncHarness(options: {
       refreshToken: config.ADFLEET_ADS_REFRESH_TOKEN,
     }),
   });
-  const { createMessenger } = await import('../../shared/messaging/messenger.ts');
+  const { createMessenger } = await import('../../../shared/messaging/messenger.ts');
   const { messenger } = createMessenger(topology.clients, config);
   return {
     topology,

@@ -1,7 +1,7 @@
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type pg from 'pg';
-import { FLEET_ATTRIBUTES } from '../../shared/messaging/trace-context.ts';
-import type { TestTopology } from '../support/topology.ts';
+import { FLEET_ATTRIBUTES } from '../../../shared/messaging/trace-context.ts';
+import type { TestTopology } from '../../support/topology.ts';
 
 /**
  * The seeded incident of `adfleet status` and the dashboard tests: a backfill chain whose

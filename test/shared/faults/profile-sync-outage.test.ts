@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type AdsSandbox, startAdsSandbox } from '../../sandbox/ads-api/server.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { stackEnv, workerEnv } from '../support/env.ts';
-import { type NodeProcess, spawnNode } from '../support/processes.ts';
-import { freePort } from '../support/tcp-proxy.ts';
-import { createTestTopology, type TestTopology } from '../support/topology.ts';
+import { type AdsSandbox, startAdsSandbox } from '../../../sandbox/ads-api/server.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { stackEnv, workerEnv } from '../../support/env.ts';
+import { type NodeProcess, spawnNode } from '../../support/processes.ts';
+import { freePort } from '../../support/tcp-proxy.ts';
+import { createTestTopology, type TestTopology } from '../../support/topology.ts';
 import { deadLettered, health, proxyFor, redisUrl, testMessenger } from './support.ts';
 
 /**

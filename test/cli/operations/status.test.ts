@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NEEDS_HUMAN_EXIT_CODE } from '../../cli/commands/status.ts';
-import type { OperationsStatus } from '../../domain/operations/status.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { stackEnv, workerEnv } from '../support/env.ts';
-import { spawnNode } from '../support/processes.ts';
-import { createTestTopology, type TestTopology } from '../support/topology.ts';
+import { NEEDS_HUMAN_EXIT_CODE } from '../../../cli/commands/status.ts';
+import type { OperationsStatus } from '../../../domain/operations/status.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { stackEnv, workerEnv } from '../../support/env.ts';
+import { spawnNode } from '../../support/processes.ts';
+import { createTestTopology, type TestTopology } from '../../support/topology.ts';
 import { INCIDENT, seedDatabase, seedQueues } from './incident.ts';
 
 type StatusJson = Omit<OperationsStatus, 'at'> & { at: string };

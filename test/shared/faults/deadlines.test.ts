@@ -1,14 +1,14 @@
 import { createServer, type Server } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../shared/db.ts';
-import { classifyError, ErrorKind } from '../../shared/errors.ts';
-import { createRedis } from '../../shared/redis.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { stackEnv, workerEnv } from '../support/env.ts';
-import { spawnNode } from '../support/processes.ts';
-import { fleetMessage, sendBody } from '../support/queues.ts';
-import { createTestTopology, type TestTopology } from '../support/topology.ts';
+import { createPool } from '../../../shared/db.ts';
+import { classifyError, ErrorKind } from '../../../shared/errors.ts';
+import { createRedis } from '../../../shared/redis.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { stackEnv, workerEnv } from '../../support/env.ts';
+import { spawnNode } from '../../support/processes.ts';
+import { fleetMessage, sendBody } from '../../support/queues.ts';
+import { createTestTopology, type TestTopology } from '../../support/topology.ts';
 
 describe('deadlines', () => {
   let topology: TestTopology;

@@ -3,19 +3,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { expect, vi } from 'vitest';
-import { type BulkJob, loadJob } from '../../domain/bulk/jobs.ts';
-import { TERMINAL_JOB_STATUSES } from '../../domain/bulk/status.ts';
-import { type AdsSandbox, SANDBOX_DEFAULTS, startAdsSandbox } from '../../sandbox/ads-api/server.ts';
-import { AdsApiClient } from '../../shared/ads/client.ts';
-import { LwaTokenProvider } from '../../shared/ads/lwa.ts';
-import { marketplaceOf } from '../../shared/ads/marketplaces.ts';
-import type { Campaign, Keyword } from '../../shared/ads/types.ts';
-import { createAwsClients } from '../../shared/aws.ts';
-import { createMessenger, type Messenger } from '../../shared/messaging/messenger.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { stackEnv, testConfig, workerEnv } from '../support/env.ts';
-import { type NodeProcess, spawnNode } from '../support/processes.ts';
-import { createTestTopology, type TestTopology } from '../support/topology.ts';
+import { type BulkJob, loadJob } from '../../../domain/bulk/jobs.ts';
+import { TERMINAL_JOB_STATUSES } from '../../../domain/bulk/status.ts';
+import { type AdsSandbox, SANDBOX_DEFAULTS, startAdsSandbox } from '../../../sandbox/ads-api/server.ts';
+import { AdsApiClient } from '../../../shared/ads/client.ts';
+import { LwaTokenProvider } from '../../../shared/ads/lwa.ts';
+import { marketplaceOf } from '../../../shared/ads/marketplaces.ts';
+import type { Campaign, Keyword } from '../../../shared/ads/types.ts';
+import { createAwsClients } from '../../../shared/aws.ts';
+import { createMessenger, type Messenger } from '../../../shared/messaging/messenger.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { stackEnv, testConfig, workerEnv } from '../../support/env.ts';
+import { type NodeProcess, spawnNode } from '../../support/processes.ts';
+import { createTestTopology, type TestTopology } from '../../support/topology.ts';
 
 /** One bulk test file's world: its own queues and bus, database and in-process Ads sandbox. */
 export interface BulkWorld {

@@ -1,14 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Payload } from '../../contract/events.ts';
-import { dispatchJob } from '../../domain/bulk/dispatch.ts';
-import { submitBulkFile } from '../../domain/bulk/submit.ts';
-import { createLogger } from '../../shared/logging.ts';
-import { type RunningWorker, startWorker } from '../../shared/runtime/start-worker.ts';
-import { createBulkItemWorker } from '../../workers/bulk-item/worker.ts';
-import { testConfig } from '../support/env.ts';
-import type { NodeProcess } from '../support/processes.ts';
-import { drainMessages } from '../support/queues.ts';
+import type { Payload } from '../../../contract/events.ts';
+import { dispatchJob } from '../../../domain/bulk/dispatch.ts';
+import { submitBulkFile } from '../../../domain/bulk/submit.ts';
+import { createLogger } from '../../../shared/logging.ts';
+import { type RunningWorker, startWorker } from '../../../shared/runtime/start-worker.ts';
+import { createBulkItemWorker } from '../../../workers/bulk-item/worker.ts';
+import { testConfig } from '../../support/env.ts';
+import type { NodeProcess } from '../../support/processes.ts';
+import { drainMessages } from '../../support/queues.ts';
 import {
   type BulkWorld,
   buildRows,

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NodeProcess } from '../support/processes.ts';
+import type { NodeProcess } from '../../support/processes.ts';
 import {
   type BulkWorld,
   buildRows,

@@ -2,12 +2,12 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { stackEnv, workerEnv } from '../support/env.ts';
-import { insertProfiles, profileRow } from '../support/factories.ts';
-import { type NodeProcess, REPO_ROOT, spawnNode } from '../support/processes.ts';
-import { freePort } from '../support/tcp-proxy.ts';
-import { createTestTopology, type TestTopology } from '../support/topology.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { stackEnv, workerEnv } from '../../support/env.ts';
+import { insertProfiles, profileRow } from '../../support/factories.ts';
+import { type NodeProcess, REPO_ROOT, spawnNode } from '../../support/processes.ts';
+import { freePort } from '../../support/tcp-proxy.ts';
+import { createTestTopology, type TestTopology } from '../../support/topology.ts';
 import { INCIDENT, seedDatabase, seedQueues } from './incident.ts';
 
 /**

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type ReceivedSpan, SpanKindCode, startOtlpReceiver } from '../support/otlp-receiver.ts';
-import { type NodeProcess, spawnNode } from '../support/processes.ts';
+import { type ReceivedSpan, SpanKindCode, startOtlpReceiver } from '../../support/otlp-receiver.ts';
+import { type NodeProcess, spawnNode } from '../../support/processes.ts';
 import {
   type BulkWorld,
   buildRows,

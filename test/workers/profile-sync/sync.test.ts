@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { profileFreshness } from '../../domain/sync/freshness.ts';
+import { profileFreshness } from '../../../domain/sync/freshness.ts';
 import {
   checksum,
   databaseLines,

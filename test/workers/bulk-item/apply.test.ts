@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { resourceNames } from '../../contract/topology.ts';
-import type { NodeProcess } from '../support/processes.ts';
-import { drainMessages } from '../support/queues.ts';
+import { resourceNames } from '../../../contract/topology.ts';
+import type { NodeProcess } from '../../support/processes.ts';
+import { drainMessages } from '../../support/queues.ts';
 import {
   type BulkWorld,
   buildRows,

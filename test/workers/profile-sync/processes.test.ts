@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { workerEnv } from '../support/env.ts';
-import { type NodeProcess, spawnNode } from '../support/processes.ts';
+import { workerEnv } from '../../support/env.ts';
+import { type NodeProcess, spawnNode } from '../../support/processes.ts';
 import {
   checksum,
   databaseLines,
@@ -82,7 +82,7 @@ describe('profile-sync processes', () => {
     expect(await runs(harness.database.pool)).toHaveLength(0);
     // The fan-out lists the profile, so that the next tests can ask for it by id.
     harness.sandbox.admin.injectFaults({ latencyMs: 150 });
-    const { createMessenger } = await import('../../shared/messaging/messenger.ts');
+    const { createMessenger } = await import('../../../shared/messaging/messenger.ts');
     await createMessenger(harness.topology.clients, harness.config).messenger.publish(
       'SyncAllProfilesRequested',
       {

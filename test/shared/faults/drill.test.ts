@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { spawnNode } from '../support/processes.ts';
+import { spawnNode } from '../../support/processes.ts';
 
 /**
  * The short fault drill (bench/drill.ts --short) as part of the suite: a SIGKILL, poison

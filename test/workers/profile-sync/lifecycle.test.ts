@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { profileFreshness } from '../../domain/sync/freshness.ts';
-import { workerEnv } from '../support/env.ts';
-import { spawnNode } from '../support/processes.ts';
+import { profileFreshness } from '../../../domain/sync/freshness.ts';
+import { workerEnv } from '../../support/env.ts';
+import { spawnNode } from '../../support/processes.ts';
 import {
   checksum,
   databaseLines,

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { workerEnv } from '../support/env.ts';
-import { spawnNode } from '../support/processes.ts';
-import { fleetMessage, queueDepth, sendBody } from '../support/queues.ts';
-import { createTestTopology, type TestTopology } from '../support/topology.ts';
+import { workerEnv } from '../../support/env.ts';
+import { spawnNode } from '../../support/processes.ts';
+import { fleetMessage, queueDepth, sendBody } from '../../support/queues.ts';
+import { createTestTopology, type TestTopology } from '../../support/topology.ts';
 import { deadLettered } from './support.ts';
 
 /**

@@ -2,10 +2,10 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { submitBulkFile } from '../../domain/bulk/submit.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { stackEnv } from '../support/env.ts';
-import { insertProfiles, profileRow } from '../support/factories.ts';
+import { submitBulkFile } from '../../../domain/bulk/submit.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { stackEnv } from '../../support/env.ts';
+import { insertProfiles, profileRow } from '../../support/factories.ts';
 
 /** `bulk submit`'s checks and writes, against a real database. */
 describe('bulk submit', () => {
