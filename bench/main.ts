@@ -9,6 +9,7 @@ import { runCapacityBench } from './capacity.ts';
 import { runQueueWorkerBench } from './queue-worker.ts';
 import { runStatusBench } from './status.ts';
 import { benchEnv } from './support.ts';
+import { runSyncBench } from './sync.ts';
 
 const benches: Record<string, () => Promise<void>> = {
   queue: runQueueWorkerBench,
@@ -17,6 +18,7 @@ const benches: Record<string, () => Promise<void>> = {
   status: runStatusBench,
   bulk: runBulkBench,
   capacity: runCapacityBench,
+  sync: runSyncBench,
 };
 
 benchEnv(); // fails early, with what to do, when the stack is not up
