@@ -57,7 +57,7 @@ describe('the Node version check', () => {
         !name.startsWith('pre') && (/\bnode \S+\.ts\b/.test(command) || /cdk synth|vitest/.test(command)),
     );
     expect(startsTypeScript.map(([name]) => name).sort()).toEqual(
-      ['bench', 'cdk:synth', 'demo', 'stack', 'stack:down', 'test'].sort(),
+      ['bench', 'cdk:synth', 'demo', 'drill', 'stack', 'stack:down', 'test'].sort(),
     );
     for (const [name] of startsTypeScript) {
       expect(scripts[`pre${name}`], `pre${name}`).toMatch(/^node scripts\/check-node\.cjs( &&|$)/);

@@ -68,7 +68,9 @@ export function spawnNode(
     logs,
     output,
     exited,
-    waitForLog(predicate, timeoutMs = 30_000) {
+    // A minute: two test files in parallel each starting worker processes on two cores can
+    // hold a start (telemetry, config, pools, queue URLs) well past its usual seconds.
+    waitForLog(predicate, timeoutMs = 60_000) {
       return new Promise((resolve, reject) => {
         const check = () => {
           const found = logs.find(predicate);

@@ -84,10 +84,13 @@ describe('worker heartbeat', () => {
       'test/fixtures/chassis-worker.ts',
       workerEnv(topology.prefix, { DATABASE_URL: database.url, ADFLEET_HEARTBEAT_INTERVAL_MS: '300' }),
     );
-    await worker.waitForLog((line) => line.msg === 'worker started');
     const pid = worker.child.pid as number;
-    await vi.waitFor(async () => expect(await rowsOf(pid), 'a first beat').toHaveLength(1), WAIT);
-    await worker.stop('SIGKILL');
+    try {
+      await worker.waitForLog((line) => line.msg === 'worker started');
+      await vi.waitFor(async () => expect(await rowsOf(pid), 'a first beat').toHaveLength(1), WAIT);
+    } finally {
+      await worker.stop('SIGKILL');
+    }
     const [left] = await rowsOf(pid);
     expect(left).toBeDefined();
     await new Promise((resolve) => setTimeout(resolve, 1_000));
