@@ -51,7 +51,7 @@ describe('layer rules', () => {
       'workers/bulk-item/handlers.ts': "import type { Event } from '../../contract/events.ts';\n",
       'cli/main.ts': "import '../workers/bulk-item/worker.ts';\n",
       'infra/app.ts': "import 'aws-cdk-lib';\nimport '../contract/events.ts';\nimport 'node:fs';\n",
-      'bench/main.ts': "import './support/load.ts';\nimport '../workers/bulk-item/worker.ts';\n",
+      'bench/main.ts': "import '../test/support/load.ts';\nimport '../workers/bulk-item/worker.ts';\n",
       'test/support/load.ts': "import '../../shared/messaging/messenger.ts';\n",
       'test/workers/bulk-item.test.ts': "import '../support/load.ts';\nimport '../../cli/main.ts';\n",
     });
@@ -72,7 +72,7 @@ describe('layer rules', () => {
       'workers/profile-sync/sync.ts': "import '../../test/support/env.ts';\n",
       'cli/main.ts': "import '../bench/main.ts';\n",
       'infra/app.ts': "import '../shared/db.ts';\n",
-      'bench/main.ts': "import './workers/bulk-item.test.ts';\n",
+      'bench/main.ts': "import '../test/workers/bulk-item.test.ts';\n",
       'test/support/env.ts': '',
       'test/workers/bulk-item.test.ts': "import '../../bench/main.ts';\n",
     });
