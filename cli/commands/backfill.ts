@@ -17,6 +17,7 @@ import type { BackfillJob, BackfillPartition } from '../../domain/backfill/recor
 import { BACKFILLS } from '../../domain/backfill/registry.ts';
 import { isTerminal, JobStatus } from '../../domain/backfill/status.ts';
 import { positiveInt, runCommand } from '../context.ts';
+import { formatCount, formatDuration } from '../format.ts';
 
 /**
  * `adfleet backfill …`: start, pause, resume, cancel, status [--watch], list. Jobs are
@@ -42,23 +43,6 @@ async function jobOrThrow(db: pg.Pool, idOrName: string): Promise<BackfillJob> {
   const job = await findJob(db, idOrName);
   if (job === undefined) throw new Error(`no backfill job "${idOrName}"`);
   return job;
-}
-
-function formatCount(value: number): string {
-  return Math.round(value).toLocaleString('en-US');
-}
-
-function formatDuration(seconds: number | undefined): string {
-  if (seconds === undefined || !Number.isFinite(seconds)) return '--';
-  const total = Math.round(seconds);
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const s = total % 60;
-  return h > 0
-    ? `${h}h${String(m).padStart(2, '0')}m`
-    : m > 0
-      ? `${m}m${String(s).padStart(2, '0')}s`
-      : `${s}s`;
 }
 
 function describeThrottle(progress: Progress): string {

@@ -10,6 +10,7 @@ import { TERMINAL_JOB_STATUSES } from '../../domain/bulk/status.ts';
 import { submitBulkFile } from '../../domain/bulk/submit.ts';
 import { currentCarrier } from '../../shared/messaging/trace-context.ts';
 import { positiveInt, runCommand } from '../context.ts';
+import { formatCount, formatDuration } from '../format.ts';
 
 /**
  * `adfleet bulk …`: submit, status [--watch], report, retry-failed, cancel, list. Jobs are
@@ -37,17 +38,6 @@ async function jobOrThrow(db: pg.Pool, idOrPrefix: string): Promise<BulkJob> {
   const job = await findJob(db, idOrPrefix);
   if (job === undefined) throw new Error(`no bulk job "${idOrPrefix}" (give its id or a unique prefix)`);
   return job;
-}
-
-function formatCount(value: number): string {
-  return Math.round(value).toLocaleString('en-US');
-}
-
-function formatDuration(seconds: number | undefined): string {
-  if (seconds === undefined || !Number.isFinite(seconds)) return '--';
-  const total = Math.round(seconds);
-  const m = Math.floor(total / 60);
-  return m > 0 ? `${m}m${String(total % 60).padStart(2, '0')}s` : `${total}s`;
 }
 
 export function renderStatus(job: BulkJob): string {

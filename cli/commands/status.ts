@@ -8,6 +8,7 @@ import {
   Severity,
 } from '../../domain/operations/status.ts';
 import { type CommandContext, runCommand } from '../context.ts';
+import { formatCount as count } from '../format.ts';
 
 /**
  * `adfleet status`: the operations read model (domain/operations/) on one terminal screen.
@@ -16,10 +17,6 @@ import { type CommandContext, runCommand } from '../context.ts';
  */
 
 export const NEEDS_HUMAN_EXIT_CODE = 2;
-
-function count(value: number): string {
-  return Math.round(value).toLocaleString('en-US');
-}
 
 function pad(value: string, width: number): string {
   return value.length >= width ? value : value + ' '.repeat(width - value.length);

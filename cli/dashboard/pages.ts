@@ -12,6 +12,7 @@ import {
   Severity,
   traceUrl,
 } from '../../domain/operations/status.ts';
+import { formatCount as count } from '../format.ts';
 
 /**
  * The dashboard's pages: server-side templates with hono/html (escaped by default; only
@@ -83,10 +84,6 @@ export function layout(context: PageContext, title: string, content: Html): Html
     <script>${raw(REFRESHER(context.refreshMs))}</script>
   </body>
 </html>`;
-}
-
-function count(value: number): string {
-  return Math.round(value).toLocaleString('en-US');
 }
 
 function traceLink(context: PageContext, traceId: string | null | undefined): Html {
