@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import type { BackfillJob } from './records.ts';
 import { type JobStatus, LIVE_JOB_STATUSES } from './status.ts';
-import type { ThrottlePolicy } from './throttle.ts';
 
 /**
  * Every statement on backfill_jobs. The job row holds the lifecycle, the bounds fixed at
@@ -18,22 +17,23 @@ const JOB_COLUMNS = `
   span_id AS "spanId", stall_after_ms AS "stallAfterMs", created_at AS "createdAt",
   started_at AS "startedAt", updated_at AS "updatedAt", finished_at AS "finishedAt"`;
 
-export interface NewJob {
-  readonly name: string;
-  readonly status: JobStatus;
-  readonly batchSize: number;
-  readonly batchesPerChunk: number;
-  readonly parallel: number;
-  readonly maxRate: number | null;
-  readonly throttlePolicy: ThrottlePolicy;
-  readonly lowId: number;
-  readonly highWaterId: number;
-  readonly rowsEstimate: number;
-  readonly traceId: string | null;
-  readonly spanId: string | null;
-  readonly stallAfterMs: number;
-  readonly finished: boolean;
-}
+/** What a new job row is given: the settings fixed at start, and whether it starts finished (an empty range). */
+export type NewJob = Pick<
+  BackfillJob,
+  | 'name'
+  | 'status'
+  | 'batchSize'
+  | 'batchesPerChunk'
+  | 'parallel'
+  | 'maxRate'
+  | 'throttlePolicy'
+  | 'lowId'
+  | 'highWaterId'
+  | 'rowsEstimate'
+  | 'traceId'
+  | 'spanId'
+  | 'stallAfterMs'
+> & { readonly finished: boolean };
 
 /** Inserts a job; a second live job of the same backfill violates a unique index (23505). */
 export async function insertJob(db: Queryable, job: NewJob): Promise<BackfillJob> {
