@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { expect, vi } from 'vitest';
+import { expect } from 'vitest';
 import { loadJob } from '../../domain/backfill/jobs.ts';
 import { type Started, type StartRequest, startBackfill } from '../../domain/backfill/lifecycle.ts';
 import type { BackfillJob } from '../../domain/backfill/records.ts';
@@ -16,6 +16,7 @@ import {
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { stackEnv, testConfig } from './env.ts';
 import { createTestTopology, type TestTopology } from './topology.ts';
+import { waitForRecord } from './wait.ts';
 
 /**
  * One test file's world: its own queues and bus, its own seeded database, a messenger to
@@ -121,22 +122,14 @@ export async function waitForJob(
   what: string,
   timeoutMs = 60_000,
 ): Promise<BackfillJob> {
-  let job: BackfillJob | undefined;
-  // A named wait because its failure shows the job's whole last state, not one field.
-  return vi
-    .waitFor(
-      async () => {
-        job = await loadJob(pool, jobId);
-        if (job === undefined || !predicate(job)) throw new Error('not yet');
-        return job;
-      },
-      { timeout: timeoutMs, interval: 100 },
-    )
-    .catch(() => {
-      throw new Error(
+  return waitForRecord(() => loadJob(pool, jobId), predicate, {
+    timeoutMs,
+    intervalMs: 100,
+    failure: (job) =>
+      new Error(
         `backfill job ${jobId}: ${what} not within ${timeoutMs} ms; last state: ${JSON.stringify(job, null, 1)}`,
-      );
-    });
+      ),
+  });
 }
 
 export async function rowsProcessed(pool: pg.Pool, jobId: string): Promise<number> {

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
-import { expect, vi } from 'vitest';
+import { expect } from 'vitest';
 import { type BulkJob, loadJob } from '../../../domain/bulk/jobs.ts';
 import { TERMINAL_JOB_STATUSES } from '../../../domain/bulk/status.ts';
 import { type AdsSandbox, SANDBOX_DEFAULTS, startAdsSandbox } from '../../../sandbox/ads-api/server.ts';
@@ -16,6 +16,7 @@ import { createTestDatabase, type TestDatabase } from '../../support/database.ts
 import { stackEnv, testConfig, workerEnv } from '../../support/env.ts';
 import { type NodeProcess, spawnNode } from '../../support/processes.ts';
 import { createTestTopology, type TestTopology } from '../../support/topology.ts';
+import { waitForRecord } from '../../support/wait.ts';
 
 /** One bulk test file's world: its own queues and bus, database and in-process Ads sandbox. */
 export interface BulkWorld {
@@ -221,27 +222,20 @@ export async function waitForJob(
   what = 'final',
   timeoutMs = 60_000,
 ): Promise<BulkJob> {
-  let job: BulkJob | undefined;
-  // A named wait because its failure shows the job's whole last state, not one field.
-  return vi
-    .waitFor(
-      async () => {
-        job = await loadJob(pool, jobId);
-        if (job === undefined || !predicate(job)) throw new Error('not yet');
-        return job;
-      },
-      { timeout: timeoutMs, interval: 200 },
-    )
-    .catch(async () => {
+  return waitForRecord(() => loadJob(pool, jobId), predicate, {
+    timeoutMs,
+    intervalMs: 200,
+    failure: async (job) => {
       const { rows } = await pool.query(
         `SELECT status, error_code, count(*)::int AS n, min(due_at) AS due, max(attempts) AS attempts
            FROM bulk_items WHERE job_id = $1 GROUP BY 1, 2`,
         [jobId],
       );
-      throw new Error(
+      return new Error(
         `bulk job ${jobId}: not ${what} within ${timeoutMs} ms; last: ${JSON.stringify(job)}; items: ${JSON.stringify(rows)}`,
       );
-    });
+    },
+  });
 }
 
 export interface ItemRecord {
