@@ -6,7 +6,7 @@
  * while keeping the stable start command `node workers/<name>/main.ts`.
  *
  * ESM modules are patched through import-in-the-middle's loader hook; the message channel
- * limits the hook to the modules an instrumentation asked for (aws-sdk, pg, ioredis, http,
+ * limits the hook to the modules an instrumentation asked for (aws-sdk, pg, ioredis,
  * undici), so the fleet's own TypeScript files load untouched.
  */
 import { register } from 'node:module';
