@@ -17,8 +17,11 @@ import { describeError } from '../../shared/errors.ts';
  *   4xx that is not a 429 (AdsApiError)    → every item FAILED with Amazon's code: the
  *                                            request as such is refused, retrying repeats it;
  *   5xx, timeout, network, anything else   → every item RETRY, attempts + 1 (then FAILED).
- * Rate limiting (429 past the client's wait) and a stopping worker are not the items'
- * fault: the worker releases them without counting an attempt (worker.ts).
+ * Rate limiting (429 past the client's wait), a stopping worker, refused credentials and
+ * an Ads API outage (a whole call answered 5xx or timed out) are not the items' fault: the
+ * worker releases them without counting an attempt (worker.ts). Only a batch message
+ * released BULK_OUTAGE_RELEASES_PER_ATTEMPT times for an outage comes here with its 5xx,
+ * so a batch Amazon keeps failing alone still ends FAILED.
  *
  * Retry delays are capped, jittered exponential backoff (shared/backoff.ts); items with the
  * same attempt count share one delay so that they travel in one message.

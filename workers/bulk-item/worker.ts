@@ -52,6 +52,14 @@ export const BULK_MAX_THROTTLE_WAIT_MS = 5_000;
 const BUSY_DEFER_MS = { min: 1_000, spread: 1_000 };
 /** Items waiting for an older change of their entity are sent again after this. */
 const BLOCKED_RETRY_SECONDS = 2;
+/**
+ * Releases a batch message may take for Ads API outages (a whole call answered 5xx or timed
+ * out) before the next one counts as the items' attempt. An outage across profiles opens
+ * the worker's Ads API breaker long before that, so a storm of any length spends no
+ * attempt; a batch whose calls keep failing while the rest of Amazon answers still ends
+ * FAILED: after this many releases (5 s doubling to 2 min, about 5 minutes) per attempt.
+ */
+export const BULK_OUTAGE_RELEASES_PER_ATTEMPT = 6;
 
 export interface BulkSettings {
   readonly batchSize: number;
@@ -195,7 +203,7 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
         );
       },
 
-      BulkItemBatch: async (batch, { deps, messenger, logger, signal }) => {
+      BulkItemBatch: async (batch, { deps, messenger, logger, signal, message }) => {
         const { pool, settings } = deps;
         const owner = `${deps.workerId}:${randomUUID()}`;
         const claim = await claimBatch(pool, {
@@ -238,14 +246,17 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
             const results = await applyAtAmazon(deps.ads, batch.profileId, entityType, items, callSignal);
             outcomes.push(...outcomesOfResults(items, results, settings.retry));
           } catch (error) {
+            const outage = outageOf(error);
             if (
               error instanceof ThrottledError ||
               signal.aborted ||
-              outageOf(error) === Dependency.AdsCredentials
+              outage === Dependency.AdsCredentials ||
+              (outage === Dependency.AdsApi && message.releases < BULK_OUTAGE_RELEASES_PER_ATTEMPT)
             ) {
-              // Not the items' fault (rate limit, a stop, the app's credentials refused): give
-              // back what was not applied, without an attempt. The chassis defers or releases
-              // the message; refused credentials also trip the worker's credentials breaker.
+              // Not the items' fault (rate limit, a stop, the app's credentials refused, the
+              // Ads API answering 5xx or not at all): give back what was not applied, without
+              // an attempt. The chassis defers or releases the message; an outage also feeds
+              // the worker's breaker of that dependency, which stops polling while it is open.
               const done = new Set(outcomes.map((outcome) => outcome.id));
               if (outcomes.length > 0) await recordOutcomes(pool, batch.jobId, owner, outcomes);
               const delay = error instanceof ThrottledError ? error.retryAfterMs : 0;
