@@ -57,7 +57,7 @@ const BLOCKED_RETRY_SECONDS = 2;
  * out) before the next one counts as the items' attempt. An outage across profiles opens
  * the worker's Ads API breaker long before that, so a storm of any length spends no
  * attempt; a batch whose calls keep failing while the rest of Amazon answers still ends
- * FAILED: after this many releases (5 s doubling to 2 min, about 5 minutes) per attempt.
+ * FAILED: after this many releases (5 s doubling to 2 min, jittered: 2–5 minutes) per attempt.
  */
 export const BULK_OUTAGE_RELEASES_PER_ATTEMPT = 6;
 
