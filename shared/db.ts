@@ -58,6 +58,12 @@ export function createPool(databaseUrl: string, options: PoolOptions = {}): pg.P
   // An idle client's connection dropping (database restart) must not crash the process;
   // the next query gets a fresh connection or a classified error.
   pool.on('error', () => {});
+  // pg-pool listens for a client's errors only while it is idle: a connection lost while a
+  // client is checked out (between two queries of a probe, a transaction or an outbox
+  // publish) is emitted on the client with nobody listening, which ends the process. The
+  // query in progress or the next one fails with it anyway, and the pool drops a client
+  // whose connection ended when it is released.
+  pool.on('connect', (client) => client.on('error', () => {}));
   tagPoolOutages(pool);
   return pool;
 }
