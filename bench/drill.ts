@@ -1,14 +1,21 @@
 /**
  * `npm run drill [-- --minutes N] [-- --short]`: the fault drill. The three workers, two
- * processes each, on a mixed workload — a sync of every sandbox profile and a backfill of
- * seeded campaigns — while faults are injected at random times: SIGKILLs and SIGTERMs,
- * poison messages of every kind, Redis down, a Postgres restart, an Ads 5xx storm, refused
- * credentials, a held row lock on the backfill's next batch and (full drill) the emulator
- * down. Every outage goes through the drill's own TCP proxies, never the shared services.
- * It ends with a table and exits 1 when a figure misses.
+ * processes each, under a supervisor that restarts what exits, on a mixed workload — a bulk
+ * job submitted through `adfleet bulk submit` (5,000 items over 100 profiles; --short 300
+ * over 10), a sync of every sandbox profile and a backfill of seeded campaigns — while
+ * faults are injected at random times: SIGKILLs and SIGTERMs, poison messages of every
+ * kind, Redis down, a Postgres outage (every connection cut and refused), an Ads 5xx storm,
+ * refused credentials, a held row lock on the backfill's next batch and (full drill) the
+ * emulator down. Every outage goes through the drill's own TCP proxies, never the shared
+ * services; the Postgres "restart" is that proxy cutting the connections, not a restart of
+ * the shared server. Tracing is on: every process exports to an in-process OTLP receiver,
+ * and every span's attributes, events, status and resource are searched for the seeded
+ * secrets, as are the log lines and the DLQ reasons. It ends with a table and exits 1 when
+ * a figure misses.
  *
- * Partial: the bulk-item workers run but no bulk job is part of the workload yet, and span
- * attributes are not searched for secrets (tracing is off in the drill).
+ * Bulk items applied twice are counted in two rows: an item whose Ads call a SIGKILL cut off
+ * after Amazon applied it is applied again (delivery is at least once; the value is the
+ * same), which the drill reports on its own; any other second application is a miss.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,15 +25,19 @@ import { startBackfill } from '../domain/backfill/lifecycle.ts';
 import { BACKFILLS } from '../domain/backfill/registry.ts';
 import { startAdsSandbox } from '../sandbox/ads-api/server.ts';
 import { seedCampaigns } from '../scripts/fixtures/seed-campaigns.ts';
+import { AdsApiClient } from '../shared/ads/client.ts';
+import { LwaTokenProvider } from '../shared/ads/lwa.ts';
 import { migrate } from '../shared/db.ts';
 import { createMessenger } from '../shared/messaging/messenger.ts';
 import { FLEET_ATTRIBUTES } from '../shared/messaging/trace-context.ts';
 import { checkResult, installWriteCounter } from '../test/support/backfill-result.ts';
 import { createTestDatabase, ensureTemplate } from '../test/support/database.ts';
 import { stackEnv, testConfig, workerEnv } from '../test/support/env.ts';
+import { startOtlpReceiver } from '../test/support/otlp-receiver.ts';
 import { type NodeProcess, spawnNode } from '../test/support/processes.ts';
 import { freePort, startTcpProxy } from '../test/support/tcp-proxy.ts';
 import { createTestTopology } from '../test/support/topology.ts';
+import { checkBulkJob, itemsHeldBy, planBulkRows, writeBulkFile } from './drill-bulk.ts';
 import { benchEnv } from './support.ts';
 
 const args = process.argv.slice(2);
@@ -44,8 +55,17 @@ const sizes = short
   ? { profiles: 10, campaignsPerProfile: 2, adGroupsPerCampaign: 2, keywordsPerAdGroup: 10 }
   : { profiles: 100, campaignsPerProfile: 3, adGroupsPerCampaign: 2, keywordsPerAdGroup: 20 };
 const CAMPAIGNS = short ? 5_000 : 200_000;
+/** Bulk rows per sandbox profile (two campaign budgets, one id Amazon does not know, the rest keywords). */
+const BULK_ROWS_PER_PROFILE = short ? 30 : 50;
+/**
+ * Every sandbox call takes this long, so a SIGKILL or SIGTERM finds bulk batches mid-call
+ * and the job's batches spread over the faults instead of finishing before most of them.
+ */
+const SANDBOX_LATENCY = { latencyMs: short ? 50 : 250 } as const;
 
-const log = (message: string) => process.stdout.write(`drill: ${message}\n`);
+const drillStarted = Date.now();
+const log = (message: string) =>
+  process.stdout.write(`drill ${((Date.now() - drillStarted) / 1000).toFixed(1)} s: ${message}\n`);
 benchEnv(); // the emulator's credentials into process.env, or a clear error when the stack is down
 const env = stackEnv();
 await ensureTemplate(env.DATABASE_URL as string, (url) => migrate(url));
@@ -62,12 +82,31 @@ const proxy = async (url: string) => {
   through.host = `127.0.0.1:${tcp.port}`;
   return { tcp, url: through.toString() };
 };
+const receiver = await startOtlpReceiver();
+const telemetry = { OTEL_SDK_DISABLED: 'false', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url };
 const redis = await proxy(env.REDIS_URL as string);
 const postgres = await proxy(db.url);
 const emulator = await proxy(env.AWS_ENDPOINT_URL as string);
 
+log('stack ready');
+// The bulk file is planned from the sandbox before any fault (a client of its own, no fleet
+// limiter), while the campaigns are seeded and the workers start.
+const plannedBulkRows = planBulkRows(
+  new AdsApiClient({
+    baseUrl: sandbox.url,
+    clientId: CLIENT_ID,
+    tokens: new LwaTokenProvider({
+      tokenUrl: `${sandbox.url}/auth/o2/token`,
+      clientId: CLIENT_ID,
+      clientSecret: SECRET,
+      refreshToken: REFRESH,
+    }),
+  }),
+  BULK_ROWS_PER_PROFILE,
+);
 await seedCampaigns(db.pool, { profiles: 50, campaigns: CAMPAIGNS });
 await installWriteCounter(db.pool);
+log(`${CAMPAIGNS} campaigns seeded`);
 
 interface Slot {
   readonly name: (typeof WORKERS)[number];
@@ -77,21 +116,29 @@ interface Slot {
 }
 const allLogs: NodeProcess[] = [];
 let crashes = 0;
+const fleetEnv = (overrides: Record<string, string>) =>
+  workerEnv(topology.prefix, {
+    DATABASE_URL: postgres.url,
+    REDIS_URL: redis.url,
+    AWS_ENDPOINT_URL: emulator.url,
+    ADFLEET_ADS_API_URL: sandbox.url,
+    ADFLEET_ADS_CLIENT_ID: CLIENT_ID,
+    ADFLEET_ADS_CLIENT_SECRET: SECRET,
+    ADFLEET_ADS_REFRESH_TOKEN: REFRESH,
+    ...telemetry,
+    ...overrides,
+  });
 function spawnWorker(slot: Omit<Slot, 'process' | 'expectedExit'>): NodeProcess {
   const child = spawnNode(
     `workers/${slot.name}/main.ts`,
-    workerEnv(topology.prefix, {
-      DATABASE_URL: postgres.url,
-      REDIS_URL: redis.url,
-      AWS_ENDPOINT_URL: emulator.url,
-      ADFLEET_ADS_API_URL: sandbox.url,
-      ADFLEET_ADS_CLIENT_ID: CLIENT_ID,
-      ADFLEET_ADS_CLIENT_SECRET: SECRET,
-      ADFLEET_ADS_REFRESH_TOKEN: REFRESH,
+    fleetEnv({
       ADFLEET_HEALTH_PORT: String(slot.healthPort),
       ADFLEET_CONCURRENCY: '4',
       ADFLEET_POLL_WAIT_SECONDS: '1',
       ADFLEET_DRAIN_TIMEOUT_MS: '5000',
+      // Small batches: the job is many Ads calls, so faults land in the middle of it.
+      ADFLEET_BULK_BATCH_SIZE: '5',
+      ADFLEET_BULK_SWEEP_INTERVAL_MS: '5000',
     }),
   );
   allLogs.push(child);
@@ -110,7 +157,16 @@ const supervisor = (async () => {
   while (supervising) {
     for (const slot of slots) {
       if (slot.process.child.exitCode !== null || slot.process.child.signalCode !== null) {
-        if (!slot.expectedExit) crashes += 1;
+        if (!slot.expectedExit) {
+          crashes += 1;
+          const { exitCode, signalCode } = slot.process.child;
+          log(
+            `${slot.name} exited unexpectedly (code ${exitCode}, signal ${signalCode}); last output:\n${slot.process.output.join('').slice(-1_500)}\n${slot.process.logs
+              .slice(-5)
+              .map((line) => JSON.stringify(line))
+              .join('\n')}`,
+          );
+        }
         slot.expectedExit = false;
         slot.process = spawnWorker(slot);
       }
@@ -118,14 +174,33 @@ const supervisor = (async () => {
     await sleep(500);
   }
 })();
+
+const bulkRows = await plannedBulkRows;
+sandbox.admin.reset();
+sandbox.admin.injectFaults(SANDBOX_LATENCY);
+const config = testConfig({ ADFLEET_RESOURCE_PREFIX: topology.prefix, DATABASE_URL: db.url });
+const { messenger } = createMessenger(topology.clients, config);
+const startedAt = new Date();
+// Through the operator's own command, while the workers start: the file checked, COPYed
+// and published as BulkJobSubmitted.
+const submit = spawnNode(
+  'cli/main.ts',
+  fleetEnv({
+    DATABASE_URL: db.url,
+    AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL as string,
+    LOG_LEVEL: 'warn',
+    OTEL_SERVICE_NAME: 'adfleet-cli',
+  }),
+  ['bulk', 'submit', await writeBulkFile(bulkRows), '--json'],
+);
+allLogs.push(submit);
 await Promise.all(
   slots.map((slot) => slot.process.waitForLog((line) => line.msg === 'worker started', 120_000)),
 );
 log(`${slots.length} workers started`);
-
-const config = testConfig({ ADFLEET_RESOURCE_PREFIX: topology.prefix, DATABASE_URL: db.url });
-const { messenger } = createMessenger(topology.clients, config);
-const startedAt = new Date();
+if ((await submit.exited).code !== 0) throw new Error(`bulk submit failed:\n${submit.output.join('')}`);
+const bulkJobId = String(submit.logs.find((line) => typeof line.jobId === 'string')?.jobId);
+log(`bulk job ${bulkJobId}: ${bulkRows.length} items`);
 await messenger.publish('SyncAllProfilesRequested', { reason: 'drill' });
 const { job } = await startBackfill(db.pool, messenger, BACKFILLS, {
   name: 'campaign-currency',
@@ -204,11 +279,18 @@ const cutFor = async (tcp: { cut(): Promise<void>; restore(): Promise<void> }, m
   await sleep(ms);
   await tcp.restore();
 };
+/** Bulk items a SIGKILL caught mid-call (their Ads call may have reached Amazon). */
+const heldByKilled = new Set<number>();
 const faults: Record<string, () => Promise<void>> = {
   sigkill: async () => {
     const slot = pick(slots);
+    const victim = slot.process;
     slot.expectedExit = true;
-    slot.process.child.kill('SIGKILL');
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+    if (slot.name === 'bulk-item' && victim.child.pid !== undefined) {
+      for (const id of await itemsHeldBy(db.pool, victim.child.pid)) heldByKilled.add(id);
+    }
   },
   sigterm: async () => {
     const slot = pick(slots);
@@ -219,13 +301,13 @@ const faults: Record<string, () => Promise<void>> = {
   'redis down': () => cutFor(redis.tcp, short ? 10_000 : 60_000),
   'postgres restart': () => cutFor(postgres.tcp, short ? 5_000 : 15_000),
   'ads 5xx storm': async () => {
-    sandbox.admin.injectFaults({ errorRate: 1, status: 503 });
-    await sleep(short ? 8_000 : 30_000);
-    sandbox.admin.injectFaults({ errorRate: 0 });
+    sandbox.admin.injectFaults({ ...SANDBOX_LATENCY, errorRate: 1, status: 503 });
+    await sleep(short ? 6_000 : 30_000);
+    sandbox.admin.injectFaults(SANDBOX_LATENCY);
   },
   'refused credentials': async () => {
     sandbox.admin.refuseCredentials(true);
-    await sleep(short ? 8_000 : 30_000);
+    await sleep(short ? 6_000 : 30_000);
     sandbox.admin.refuseCredentials(false);
   },
   'held row lock': async () => {
@@ -242,7 +324,7 @@ const faults: Record<string, () => Promise<void>> = {
 const plan: string[] = short
   ? // No SIGKILL here: a killed worker's messages come back only after their visibility
     // timeout (up to 300 s), longer than a short drill runs; the full drill waits for them.
-    ['sigterm', 'poison', 'redis down', 'postgres restart', 'refused credentials']
+    ['sigterm', 'poison', 'redis down', 'postgres restart', 'ads 5xx storm', 'refused credentials']
   : [
       ...Array.from({ length: 20 }, () => 'sigkill'),
       ...Array.from({ length: 5 }, () => 'sigterm'),
@@ -254,7 +336,9 @@ const plan: string[] = short
       'held row lock',
       'emulator down',
     ].sort(() => Math.random() - 0.5);
-const gapMs = Math.max(1_000, (minutes * 60_000) / plan.length / 2);
+// The short drill's faults follow each other within a second or two: its time goes to the
+// faults themselves and to the recoveries it measures, not to waiting between them.
+const gapMs = short ? 1_000 : Math.max(1_000, (minutes * 60_000) / plan.length / 2);
 const recovery: Array<{ fault: string; ms: number }> = [];
 for (const name of plan) {
   await sleep(Math.random() * gapMs);
@@ -265,7 +349,7 @@ for (const name of plan) {
   log(`recovered from ${name} in ${ms} ms`);
 }
 
-// Done when every profile synced since the start and the backfill completed.
+// Done when every profile synced since the start, the backfill completed and the bulk job is final.
 const synced = async () =>
   Number(
     (
@@ -279,19 +363,30 @@ const status = async () =>
   (await db.pool.query<{ status: string }>('SELECT status FROM backfill_jobs WHERE id = $1', [job.id]))
     .rows[0]?.status;
 // Long enough for messages a SIGKILL left invisible to come back (profile-sync's 300 s visibility).
+const bulkStatus = async () =>
+  (await db.pool.query<{ status: string }>('SELECT status FROM bulk_jobs WHERE id = $1', [bulkJobId])).rows[0]
+    ?.status;
+const bulkFinal = async () =>
+  ['COMPLETED', 'COMPLETED_WITH_ERRORS', 'CANCELLED'].includes(`${await bulkStatus()}`);
 const finishBy = Date.now() + (short ? 120_000 : 420_000);
-while (Date.now() < finishBy && ((await synced()) < sizes.profiles || (await status()) !== 'completed'))
+while (
+  Date.now() < finishBy &&
+  ((await synced()) < sizes.profiles || (await status()) !== 'completed' || !(await bulkFinal()))
+)
   await sleep(1_000);
+log(`workload done ${Math.round((Date.now() - startedAt.getTime()) / 1000)} s after it started`);
 supervising = false;
 await supervisor;
-for (const slot of slots) {
-  slot.expectedExit = true;
-  await slot.process.stop('SIGTERM');
-}
+await Promise.all(
+  slots.map((slot) => {
+    slot.expectedExit = true;
+    return slot.process.stop('SIGTERM');
+  }),
+);
 
-// Every DLQ, emptied and read.
+// Every DLQ, emptied and read (the three side by side).
 const dead: Array<{ body: string; reason: string | undefined }> = [];
-for (const name of WORKERS) {
+async function readDeadLetters(name: (typeof WORKERS)[number]) {
   for (;;) {
     const { Messages = [] } = await topology.clients.sqs.send(
       new ReceiveMessageCommand({
@@ -317,7 +412,18 @@ for (const name of WORKERS) {
     }
   }
 }
+await Promise.all(WORKERS.map(readDeadLetters));
 const result = await checkResult(db.pool);
+const bulk = await checkBulkJob(db.pool, sandbox.admin, bulkJobId, bulkRows, heldByKilled);
+// Every worker flushed its spans before it exited (each export waits for the receiver's answer).
+const spans = receiver.spans;
+const services = new Set(spans.map((span) => span.service));
+const spanText = (span: (typeof spans)[number]) =>
+  JSON.stringify([span.name, span.attributes, span.events, span.statusMessage, span.resource]);
+const secretSpans = spans.filter((span) => {
+  const text = spanText(span);
+  return text.includes(SECRET) || text.includes(REFRESH);
+}).length;
 const healthyDead = dead.filter((entry) => !poisonBodies.has(entry.body)).length;
 const poisonWithReason = dead.filter(
   (entry) => poisonBodies.has(entry.body) && entry.reason !== undefined,
@@ -347,7 +453,32 @@ const rows: Array<[string, number | string, boolean]> = [
     poisonWithReason === poisonBodies.size,
   ],
   ['crash loops (exits not caused by the drill)', crashes, crashes === 0],
+  [
+    `bulk job final (${bulk.items} items)`,
+    bulk.jobStatus ?? 'missing',
+    bulk.jobStatus === 'COMPLETED_WITH_ERRORS',
+  ],
+  ['bulk items stranded non-terminal', bulk.stranded, bulk.stranded === 0],
+  ['bulk items not applied (work lost)', bulk.notApplied, bulk.notApplied === 0],
+  ['bulk items applied with a wrong value', bulk.wrongValue, bulk.wrongValue === 0],
+  ['bulk items applied twice (no SIGKILL mid-call)', bulk.appliedTwice, bulk.appliedTwice === 0],
+  [
+    `bulk items re-applied after a SIGKILL mid-call (at least once; of ${heldByKilled.size} held)`,
+    bulk.reappliedAfterKill,
+    true,
+  ],
+  [
+    `bulk items Amazon refused, FAILED and unapplied (of ${bulk.refused})`,
+    bulk.refusedAsPlanned,
+    bulk.refusedAsPlanned === bulk.refused,
+  ],
   ['seeded secrets in log lines or DLQ reasons', secretsFound, secretsFound === 0],
+  [
+    `spans received (services: ${[...services].sort().join(', ')})`,
+    spans.length,
+    WORKERS.every((name) => services.has(`adfleet-${name}`)),
+  ],
+  ['seeded secrets in span attributes, events or resources', secretSpans, secretSpans === 0],
   ...recovery.map(({ fault, ms }): [string, string, boolean] => [
     `recovery after ${fault} (ms)`,
     String(ms),
@@ -356,8 +487,9 @@ const rows: Array<[string, number | string, boolean]> = [
 ];
 process.stdout.write('\nfault drill\n');
 for (const [what, value, ok] of rows)
-  process.stdout.write(`${ok ? 'ok  ' : 'MISS'}  ${what.padEnd(52)} ${value}\n`);
+  process.stdout.write(`${ok ? 'ok  ' : 'MISS'}  ${what.padEnd(72)} ${value}\n`);
 await sandbox.close();
+await receiver.close();
 for (const { tcp } of [redis, postgres, emulator]) await tcp.close();
 await topology.destroy();
 await db.drop();

@@ -12,6 +12,10 @@ export interface ReceivedSpan {
   readonly kind: number;
   readonly attributes: Record<string, string | number | boolean>;
   readonly links: Array<{ traceId: string; spanId: string }>;
+  readonly events: Array<{ name: string; attributes: Record<string, string | number | boolean> }>;
+  /** The exporting process's resource attributes (one object shared by its spans). */
+  readonly resource: Record<string, string | number | boolean>;
+  readonly statusMessage: string;
 }
 
 export const SpanKindCode = { Internal: 1, Server: 2, Client: 3, Producer: 4, Consumer: 5 } as const;
@@ -60,12 +64,15 @@ export async function startOtlpReceiver() {
                 kind: number;
                 attributes?: OtlpAttribute[];
                 links?: Array<{ traceId: string; spanId: string }>;
+                events?: Array<{ name: string; attributes?: OtlpAttribute[] }>;
+                status?: { message?: string };
               }>;
             }>;
           }>;
         };
         for (const resourceSpan of body.resourceSpans ?? []) {
-          const service = String(attributes(resourceSpan.resource?.attributes)['service.name'] ?? '');
+          const resource = attributes(resourceSpan.resource?.attributes);
+          const service = String(resource['service.name'] ?? '');
           for (const scope of resourceSpan.scopeSpans ?? []) {
             for (const span of scope.spans ?? []) {
               spans.push({
@@ -77,6 +84,12 @@ export async function startOtlpReceiver() {
                 kind: span.kind,
                 attributes: attributes(span.attributes),
                 links: span.links ?? [],
+                events: (span.events ?? []).map((event) => ({
+                  name: event.name,
+                  attributes: attributes(event.attributes),
+                })),
+                resource,
+                statusMessage: span.status?.message ?? '',
               });
             }
           }
