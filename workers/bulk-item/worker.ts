@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Config } from '../../contract/config.ts';
@@ -23,6 +24,7 @@ import type { AdsRateLimiter } from '../../shared/ads/rate-limit.ts';
 import { createPool } from '../../shared/db.ts';
 import { Dependency, outageOf } from '../../shared/dependencies.ts';
 import { ThrottledError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/logging.ts';
 import type { Messenger } from '../../shared/messaging/messenger.ts';
 import { createRedis } from '../../shared/redis.ts';
 import { defineWorker, type WorkerSpec } from '../../shared/worker.ts';
@@ -125,6 +127,36 @@ function applyAtAmazon(
     }),
     { signal },
   );
+}
+
+/** Between attempts to record Amazon's answer while Postgres is unreachable. */
+const RECORD_RETRY_MS = 1_000;
+
+/**
+ * Records outcomes of items Amazon has already applied, trying again while Postgres is
+ * down until `until`: a failed record leaves the items RUNNING until their lease expires,
+ * and the sweeper then sends them to Amazon a second time. Anything but an outage, or a
+ * stop, is thrown at once.
+ */
+async function recordAppliedOutcomes(
+  pool: pg.Pool,
+  jobId: string,
+  owner: string,
+  outcomes: readonly ItemOutcome[],
+  until: number,
+  signal: AbortSignal,
+  logger: Logger,
+) {
+  for (;;) {
+    try {
+      return await recordOutcomes(pool, jobId, owner, outcomes);
+    } catch (error) {
+      if (outageOf(error) !== Dependency.Postgres || signal.aborted || Date.now() + RECORD_RETRY_MS > until)
+        throw error;
+      logger.warn({ jobId, items: outcomes.length }, 'Postgres unavailable: recording Amazon’s answer again');
+      await sleep(RECORD_RETRY_MS);
+    }
+  }
 }
 
 function byEntityType(items: readonly ClaimedItem[]): Map<EntityType, ClaimedItem[]> {
@@ -238,7 +270,9 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
         }
 
         // The call never outlives the lease: past it, the items may be another worker's.
-        const leaseGuard = AbortSignal.timeout(settings.leaseMs - Math.min(5_000, settings.leaseMs / 4));
+        const leaseGuardMs = settings.leaseMs - Math.min(5_000, settings.leaseMs / 4);
+        const recordUntil = Date.now() + leaseGuardMs;
+        const leaseGuard = AbortSignal.timeout(leaseGuardMs);
         const callSignal = AbortSignal.any([signal, leaseGuard]);
         const outcomes: ItemOutcome[] = [];
         for (const [entityType, items] of byEntityType(claim.items)) {
@@ -258,7 +292,9 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
               // an attempt. The chassis defers or releases the message; an outage also feeds
               // the worker's breaker of that dependency, which stops polling while it is open.
               const done = new Set(outcomes.map((outcome) => outcome.id));
-              if (outcomes.length > 0) await recordOutcomes(pool, batch.jobId, owner, outcomes);
+              if (outcomes.length > 0) {
+                await recordAppliedOutcomes(pool, batch.jobId, owner, outcomes, recordUntil, signal, logger);
+              }
               const delay = error instanceof ThrottledError ? error.retryAfterMs : 0;
               await releaseItems(
                 pool,
@@ -272,7 +308,15 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
           }
         }
 
-        const { recorded, completion } = await recordOutcomes(pool, batch.jobId, owner, outcomes);
+        const { recorded, completion } = await recordAppliedOutcomes(
+          pool,
+          batch.jobId,
+          owner,
+          outcomes,
+          recordUntil,
+          signal,
+          logger,
+        );
         if (completion !== undefined) await publishOutbox(pool, messenger, completion);
         await scheduleRetries(messenger, batch.jobId, batch.profileId, outcomes, recorded);
         const count = (status: string) => outcomes.filter((outcome) => outcome.status === status).length;
