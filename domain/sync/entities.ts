@@ -147,6 +147,15 @@ export function upsertPage(db: Queryable, kind: EntityKind, profileId: number, i
 /**
  * Marks removed what the profile has live but the run's pages never listed: children
  * first, so a removed campaign's ad groups and keywords go with it. Returns the count per kind.
+ *
+ * Must run inside the caller's transaction: it plans the anti-join for itself there. On the
+ * first sync of a large profile the planner has no statistics for the rows the run just
+ * wrote (autovacuum has not analysed them yet), estimates a handful, and picks a nested
+ * loop that rescans every page's ids for every row — 20,000 keywords against their own 200
+ * pages ran past the 30 s statement timeout and failed the sync at its very end. A hash
+ * anti-join is right at every size (one pass over the ids, one over the rows), so nested
+ * loops are switched off for these statements (and JIT, whose compile the huge nested-loop
+ * cost estimate would otherwise trigger), then back to the defaults.
  */
 export async function markRemoved(
   db: Queryable,
@@ -154,6 +163,8 @@ export async function markRemoved(
   runId: number,
 ): Promise<Record<EntityKind, number>> {
   const removed: Record<EntityKind, number> = { campaigns: 0, adGroups: 0, keywords: 0 };
+  await db.query('SET LOCAL enable_nestloop = off');
+  await db.query('SET LOCAL jit = off');
   for (const kind of ['keywords', 'adGroups', 'campaigns'] as const) {
     const { rowCount } = await db.query(
       `UPDATE ${TABLES[kind]} e SET removed_at = now()
@@ -165,6 +176,8 @@ export async function markRemoved(
     );
     removed[kind] = rowCount ?? 0;
   }
+  await db.query('SET LOCAL enable_nestloop TO DEFAULT');
+  await db.query('SET LOCAL jit TO DEFAULT');
   return removed;
 }
 

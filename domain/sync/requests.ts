@@ -37,7 +37,23 @@ interface StateRow {
   profile_id: number;
   queued_live: boolean;
   running_live: boolean;
+  /** How long the profile's last good sync ran; null when it has none. */
+  last_good_ms: number | null;
   now: Date;
+}
+
+/**
+ * The order syncs are sent in: longest expected first, by the last good sync's duration
+ * (which holds both the profile's size and its rate limit), profiles never synced before
+ * those (their size is unknown, and starting a long one late costs the whole night).
+ * A nightly sync cannot end before its longest profile does; queued behind hundreds of
+ * small ones, that profile would start late and end the night late.
+ */
+export function longestFirst<T extends { profileId: number; lastGoodMs: number | null }>(
+  entries: readonly T[],
+): T[] {
+  const expected = (entry: T) => entry.lastGoodMs ?? Number.POSITIVE_INFINITY;
+  return [...entries].sort((a, b) => expected(b) - expected(a) || a.profileId - b.profileId);
 }
 
 /** What one request does to one profile, given its state (pure; see the block comment). */
@@ -69,8 +85,10 @@ export async function lockStates(
             coalesce(s.queued_at > now() - make_interval(secs => $2 / 1000.0), false) AS queued_live,
             coalesce(r.status = 'running' AND r.heartbeat_at > now() - make_interval(secs => $3 / 1000.0), false)
               AS running_live,
+            (EXTRACT(EPOCH FROM g.finished_at - g.started_at) * 1000)::float8 AS last_good_ms,
             now() AS now
        FROM profile_sync_state s LEFT JOIN sync_runs r ON r.id = s.running_run_id
+            LEFT JOIN sync_runs g ON g.id = s.last_good_run_id
       WHERE s.profile_id = ANY($1::bigint[])
       ORDER BY s.profile_id`,
     [profileIds, settings.queuedExpiryMs, settings.staleAfterMs],
@@ -136,10 +154,13 @@ export async function requestSyncs(
   if (known.size > 0) {
     await inTransaction(pool, async (client) => {
       const states = await lockStates(client, [...known], settings);
-      const decided = states.map((state) => ({
-        profileId: state.profile_id,
-        outcome: decideRequest({ queuedLive: state.queued_live, runningLive: state.running_live }),
-      }));
+      const decided = longestFirst(
+        states.map((state) => ({
+          profileId: Number(state.profile_id),
+          lastGoodMs: state.last_good_ms,
+          outcome: decideRequest({ queuedLive: state.queued_live, runningLive: state.running_live }),
+        })),
+      );
       const now = states[0]?.now ?? new Date();
       await addFollowUps(
         client,
