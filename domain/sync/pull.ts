@@ -155,16 +155,21 @@ async function* prefetched<K extends EntityKind>(
     signal: AbortSignal.any([signal, stop.signal]),
     observer,
   });
-  let ahead = pages.next();
+  // Marked handled at once: the call ahead may fail (an abort at a stop) while the caller is
+  // still recording the page before it; the failure is thrown where the page is awaited.
+  const ask = () => {
+    const next = pages.next();
+    next.catch(() => {});
+    return next;
+  };
+  let ahead = ask();
   try {
     for (;;) {
       const result = await ahead;
       if (result.done) return;
       // The last page (no token after it) needs no call ahead: the generator ends by itself.
       ahead =
-        result.value.nextToken === undefined
-          ? Promise.resolve({ done: true, value: undefined })
-          : pages.next();
+        result.value.nextToken === undefined ? Promise.resolve({ done: true, value: undefined }) : ask();
       yield result.value;
     }
   } finally {

@@ -36,6 +36,11 @@ export interface StartOptions {
   /** Long-poll wait; overrides ADFLEET_POLL_WAIT_SECONDS. */
   readonly waitTimeSeconds?: number;
   readonly onHandled?: (event: HandledEvent) => void;
+  /**
+   * Visibility timeout of each receive (the heartbeat extends it by as much every third of
+   * it); defaults to the queue's in the topology. Tests of handlers that outlast it use a short one.
+   */
+  readonly visibilityTimeoutSeconds?: number;
 }
 
 /** Retries a start-up step until its dependency answers: a worker that starts before the emulator or the database comes up waits, not crash-loops. */
@@ -86,7 +91,7 @@ export async function startWorker(definition: AnyWorkerSpec, options: StartOptio
     dispatch: createDispatch(definition, deps, messenger),
     logger,
     concurrency: config.ADFLEET_CONCURRENCY,
-    visibilityTimeoutSeconds: spec.visibilityTimeoutSeconds,
+    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? spec.visibilityTimeoutSeconds,
     maxReceiveCount: spec.maxReceiveCount,
     waitTimeSeconds: options.waitTimeSeconds ?? config.ADFLEET_POLL_WAIT_SECONDS,
     breakers,
