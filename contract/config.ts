@@ -170,6 +170,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
 }
 
+/**
+ * profile-sync's freshness objective in seconds: the one setting (ADFLEET_SYNC_FRESHNESS_SLO_HOURS)
+ * that the worker's freshness metrics, `adfleet sync status` and `adfleet status` (with the
+ * dashboard) hold every profile's last good sync to.
+ */
+export function syncFreshnessSloSeconds(config: Pick<Config, 'ADFLEET_SYNC_FRESHNESS_SLO_HOURS'>): number {
+  return config.ADFLEET_SYNC_FRESHNESS_SLO_HOURS * 3_600;
+}
+
 /** The LWA token endpoint: explicit, or the Ads API base's /auth/o2/token (the sandbox serves both). */
 export function lwaTokenUrl(config: Config): string {
   return config.ADFLEET_LWA_TOKEN_URL ?? new URL('/auth/o2/token', config.ADFLEET_ADS_API_URL).toString();

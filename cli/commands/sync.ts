@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
+import { syncFreshnessSloSeconds } from '../../contract/config.ts';
 import {
   type FreshnessSummary,
   freshnessSummary,
@@ -9,7 +10,7 @@ import {
 } from '../../domain/sync/freshness.ts';
 import { ENTITY_KINDS } from '../../domain/sync/model.ts';
 import { requestSyncs } from '../../domain/sync/requests.ts';
-import { freshnessSloSeconds, syncSettings } from '../../domain/sync/settings.ts';
+import { syncSettings } from '../../domain/sync/settings.ts';
 import { type CommandResult, positiveInt, runCommand } from '../context.ts';
 
 /**
@@ -153,7 +154,7 @@ export function syncCommand(): Command {
     .option('--json', 'machine-readable')
     .action((options: { profile?: number[]; stale?: boolean; json?: boolean }) =>
       runCommand('sync status', async ({ config, db }) => {
-        const sloSeconds = freshnessSloSeconds(config);
+        const sloSeconds = syncFreshnessSloSeconds(config);
         const summary = await freshnessSummary(db(), sloSeconds);
         const profiles = await profileFreshness(db(), sloSeconds, {
           ...(options.profile === undefined ? {} : { profileIds: options.profile }),

@@ -1,6 +1,6 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type pg from 'pg';
-import type { Config } from '../../contract/config.ts';
+import { type Config, syncFreshnessSloSeconds } from '../../contract/config.ts';
 import { QUEUE_NAMES, type QueueName } from '../../contract/topology.ts';
 import type { QueueProducer } from '../../shared/messaging/producer.ts';
 import { type BackfillDetail, type BackfillView, readBackfill, readBackfills } from './backfills.ts';
@@ -323,7 +323,7 @@ export class OperationsReader {
   #profilesOptions(limit: number) {
     const { config } = this.#options;
     return {
-      freshnessSeconds: config.ADFLEET_SYNC_FRESHNESS_SLO_HOURS * 3_600,
+      freshnessSeconds: syncFreshnessSloSeconds(config),
       staleAfterSeconds: config.ADFLEET_SYNC_STALE_AFTER_SECONDS,
       limit,
     };

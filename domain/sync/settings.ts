@@ -12,7 +12,3 @@ export function syncSettings(config: Config): SyncSettings {
     queuedExpiryMs: topology.queues['profile-sync'].maxMessageAgeSeconds * 1000,
   };
 }
-
-export function freshnessSloSeconds(config: Config): number {
-  return config.ADFLEET_SYNC_FRESHNESS_SLO_HOURS * 3_600;
-}

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { trace } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import type { Config } from '../../contract/config.ts';
+import { type Config, syncFreshnessSloSeconds } from '../../contract/config.ts';
 import { METRIC_NAMES } from '../../contract/metrics.ts';
 import { existingProfiles } from '../../domain/sync/entities.ts';
 import { freshnessSummary } from '../../domain/sync/freshness.ts';
@@ -19,7 +19,7 @@ import {
   RunTakenOverError,
   releaseRun,
 } from '../../domain/sync/runs.ts';
-import { freshnessSloSeconds, syncSettings } from '../../domain/sync/settings.ts';
+import { syncSettings } from '../../domain/sync/settings.ts';
 import type { AdsApiClient } from '../../shared/ads/client.ts';
 import { createAdsClient } from '../../shared/ads/from-config.ts';
 import type { AdsRateLimiter } from '../../shared/ads/rate-limit.ts';
@@ -51,7 +51,7 @@ interface ProfileSyncDeps {
  * which the alarm treats as breaching.
  */
 function startFreshnessTimer(config: Config, db: pg.Pool, metrics: WorkerMetrics, logger: Logger) {
-  const sloSeconds = freshnessSloSeconds(config);
+  const sloSeconds = syncFreshnessSloSeconds(config);
   const sample = async () => {
     try {
       const summary = await freshnessSummary(db, sloSeconds);

@@ -27,10 +27,14 @@ describe('adfleet status on a seeded incident', () => {
   });
 
   async function status(...args: string[]) {
+    return command({}, 'status', '--max-message-age', '2', ...args);
+  }
+
+  async function command(env: Record<string, string>, ...args: string[]) {
     const run = spawnNode(
       'cli/main.ts',
-      workerEnv(topology.prefix, { DATABASE_URL: database.url, LOG_LEVEL: 'warn' }),
-      ['status', '--max-message-age', '2', ...args],
+      workerEnv(topology.prefix, { DATABASE_URL: database.url, LOG_LEVEL: 'warn', ...env }),
+      args,
     );
     const exit = await run.exited;
     return { code: exit.code, output: run.output.join('\n'), logs: run.logs };
@@ -138,6 +142,31 @@ describe('adfleet status on a seeded incident', () => {
         `warning bulk ${INCIDENT.bulkFile} ${INCIDENT.bulkJobId}`,
       ]),
     );
+  });
+
+  it('holds profiles to the freshness setting the sync worker and `sync status` use', async () => {
+    // The stale profile's last good sync is 2 days old, the fresh one's 1 hour.
+    const objective = async (hours: string) => {
+      const env = { ADFLEET_SYNC_FRESHNESS_SLO_HOURS: hours };
+      const fleet = await command(env, 'status', '--json');
+      const sync = await command(env, 'sync', 'status', '--json');
+      // `status --json` writes one line (read as a log line), `sync status --json` an indented document.
+      const { profiles } = fleet.logs.find((line) => 'profiles' in line) as unknown as StatusJson;
+      const perProfile = (
+        JSON.parse(sync.output) as { profiles: Array<{ profileId: number; pastSlo: boolean }> }
+      ).profiles;
+      return {
+        objectiveSeconds: profiles.freshnessObjectiveSeconds,
+        statusStale: profiles.stale,
+        syncStatusPast: perProfile.filter((profile) => profile.pastSlo).map((profile) => profile.profileId),
+      };
+    };
+    expect(await objective('72')).toEqual({ objectiveSeconds: 259_200, statusStale: 0, syncStatusPast: [] });
+    expect(await objective('0.5')).toEqual({
+      objectiveSeconds: 1_800,
+      statusStale: 2,
+      syncStatusPast: [INCIDENT.staleProfileId, INCIDENT.freshProfileId],
+    });
   });
 
   it('exits 0 when nothing needs a human', async () => {
