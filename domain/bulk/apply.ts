@@ -99,7 +99,7 @@ export function claimBatch(pool: pg.Pool, request: ClaimRequest): Promise<Claim>
           SET status = 'RUNNING', lease_owner = $3, lease_expires_at = now() + $4 * interval '1 millisecond',
               updated_at = now()
          FROM candidates WHERE i.id = candidates.id
-       RETURNING i.id, i.entity_type, i.entity_id, i.change, i.attempts`,
+       RETURNING i.id, i.entity_type, i.entity_id::text AS entity_id, i.change, i.attempts`,
       [request.itemIds, request.jobId, request.owner, request.leaseMs],
     );
     const claimedIds = new Set(claimed.rows.map((row) => row.id));
@@ -191,6 +191,7 @@ export function recordOutcomes(
  */
 export async function releaseItems(
   pool: pg.Pool,
+  jobId: string,
   owner: string,
   ids: readonly number[],
   dueInMs: number,
@@ -199,16 +200,21 @@ export async function releaseItems(
     `UPDATE bulk_items SET status = CASE WHEN attempts > 0 THEN 'RETRY' ELSE 'PENDING' END,
             lease_owner = NULL, lease_expires_at = NULL,
             due_at = now() + $3 * interval '1 millisecond', updated_at = now()
-      WHERE id = ANY($1) AND status = 'RUNNING' AND lease_owner = $2`,
-    [ids, owner, Math.ceil(dueInMs)],
+      WHERE job_id = $4 AND id = ANY($1) AND status = 'RUNNING' AND lease_owner = $2`,
+    [ids, owner, Math.ceil(dueInMs), jobId],
   );
 }
 
 /** Items about to be carried by a delayed message: due when it arrives, so the sweeper leaves them be. */
-export async function markDue(pool: pg.Pool, ids: readonly number[], dueInMs: number): Promise<void> {
+export async function markDue(
+  pool: pg.Pool,
+  jobId: string,
+  ids: readonly number[],
+  dueInMs: number,
+): Promise<void> {
   await pool.query(
     `UPDATE bulk_items SET due_at = now() + $2 * interval '1 millisecond', updated_at = now()
-      WHERE id = ANY($1) AND status IN ('PENDING', 'RETRY')`,
-    [ids, Math.ceil(dueInMs)],
+      WHERE job_id = $3 AND id = ANY($1) AND status IN ('PENDING', 'RETRY')`,
+    [ids, Math.ceil(dueInMs), jobId],
   );
 }

@@ -42,7 +42,7 @@ export async function dispatchJob(
       const chunk = await client.query<{ id: number; profile_id: number; entity_type: EntityType }>(
         `SELECT id, profile_id, entity_type FROM bulk_items
           WHERE job_id = $1 AND due_at IS NULL AND status = 'PENDING'
-          ORDER BY profile_id, entity_type, id
+          ORDER BY profile_id, id
           LIMIT $2 FOR UPDATE SKIP LOCKED`,
         [jobId, DISPATCH_CHUNK_ITEMS],
       );
@@ -55,9 +55,10 @@ export async function dispatchJob(
         'BulkItemBatch',
         planned.map((batch) => ({ jobId, profileId: batch.profileId, itemIds: batch.itemIds })),
       );
-      await client.query('UPDATE bulk_items SET due_at = now(), updated_at = now() WHERE id = ANY($1)', [
-        chunk.rows.map((row) => row.id),
-      ]);
+      await client.query(
+        'UPDATE bulk_items SET due_at = now(), updated_at = now() WHERE job_id = $1 AND id = ANY($2)',
+        [jobId, chunk.rows.map((row) => row.id)],
+      );
       return { batches: planned.length, items: chunk.rows.length };
     });
     batches += sent.batches;

@@ -41,7 +41,7 @@ export async function* reportRows(
       response: unknown;
       finished_at: Date | null;
     }>(
-      `SELECT id, line, profile_id, entity_type, entity_id, change, status, attempts, error_code,
+      `SELECT id, line, profile_id, entity_type, entity_id::text AS entity_id, change, status, attempts, error_code,
               error_message, response, finished_at
          FROM bulk_items
         WHERE job_id = $1 AND id > $2 AND ($3::boolean IS FALSE OR status = 'FAILED')

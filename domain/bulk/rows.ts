@@ -2,7 +2,8 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
-import { parse } from 'csv-parse';
+import { finished } from 'node:stream/promises';
+import { Parser } from 'csv-parse';
 import { MARKETPLACES, type Marketplace } from '../../shared/ads/marketplaces.ts';
 import { ENTITY_TYPES, EntityType } from './status.ts';
 
@@ -51,57 +52,151 @@ export interface RowError {
   readonly reason: string;
 }
 
+/** A record's values as read from the file, before checking; absent columns are undefined. */
+export interface FieldValues {
+  readonly profile_id: unknown;
+  readonly entity_type: unknown;
+  readonly entity_id: unknown;
+  readonly bid: unknown;
+  readonly budget: unknown;
+  readonly state: unknown;
+}
+
 /** A raw record as read from the file, before checking. */
 export interface RawRecord {
   readonly line: number;
-  readonly fields: Readonly<Record<string, unknown>>;
+  readonly fields: FieldValues;
 }
 
 export type FileFormat = 'csv' | 'jsonl' | 'json-array';
 
-/** Reads a file's records one at a time; a structural problem (bad CSV quoting, bad JSON) is a RowError. */
-export async function* readRecords(path: string): AsyncGenerator<RawRecord | RowError> {
+/** Receives each record as it is read, synchronously. */
+export type RecordVisitor = (record: RawRecord | RowError) => void;
+
+/**
+ * Reads a file's records and hands each to `visit` as it is read; after each chunk of the
+ * file, `betweenChunks` is awaited (the caller's back-pressure). Records are visited, not
+ * yielded: handing a million records over one by one through an async iterator cost more
+ * than checking them, and a record that dies in the call that made it never leaves the
+ * young generation (batches of them did, and grew the heap). A structural problem (bad CSV
+ * quoting, bad JSON, a column the file may not have) is a RowError.
+ */
+export async function readRecords(
+  path: string,
+  visit: RecordVisitor,
+  betweenChunks: () => Promise<void> = async () => {},
+): Promise<void> {
   const extension = extname(path).toLowerCase();
-  if (extension === '.csv') yield* readCsv(path);
-  else if (extension === '.jsonl' || extension === '.ndjson' || extension === '.json') yield* readJson(path);
-  else yield { line: 0, reason: `unsupported file type "${extension}": use .csv, .json or .jsonl` };
+  if (extension === '.csv') return readCsv(path, visit, betweenChunks);
+  if (extension === '.jsonl' || extension === '.ndjson' || extension === '.json') {
+    let count = 0;
+    for await (const record of readJson(path)) {
+      visit(record);
+      count += 1;
+      if (count % 1_000 === 0) await betweenChunks();
+    }
+    return;
+  }
+  visit({ line: 0, reason: `unsupported file type "${extension}": use .csv, .json or .jsonl` });
 }
 
-async function* readCsv(path: string): AsyncGenerator<RawRecord | RowError> {
-  const parser = createReadStream(path).pipe(
-    parse({ bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true }),
-  );
-  let header: string[] | undefined;
-  try {
-    for await (const { record, info } of parser as AsyncIterable<{
-      record: string[];
-      info: { lines: number };
-    }>) {
-      if (header === undefined) {
-        header = record.map((name) => name.toLowerCase());
-        const problems = checkHeader(header);
-        if (problems.length > 0) {
-          for (const reason of problems) yield { line: info.lines, reason };
-          return;
-        }
-        continue;
+/**
+ * CSV through csv-parse's stream parser, driven by hand: each chunk of the file is written
+ * to it, and its `on_record` hook checks each record as the parser finishes it, with the
+ * record's line (returning nothing, so no record travels through the stream at all).
+ */
+async function readCsv(path: string, visit: RecordVisitor, betweenChunks: () => Promise<void>) {
+  let columns: CsvColumns | undefined;
+  let stop = false;
+  const onRecord = (record: string[], { lines: line }: { lines: number }): undefined => {
+    if (stop) return undefined;
+    if (columns === undefined) {
+      const header = record.map((name) => name.toLowerCase());
+      const problems = checkHeader(header);
+      if (problems.length > 0) {
+        for (const reason of problems) visit({ line, reason });
+        stop = true;
+        return undefined;
       }
-      if (record.length !== header.length) {
-        yield { line: info.lines, reason: `expected ${header.length} fields, got ${record.length}` };
-        continue;
-      }
-      const fields: Record<string, unknown> = {};
-      for (let index = 0; index < header.length; index += 1) {
-        const value = record[index];
-        if (value !== undefined && value !== '') fields[header[index] as string] = value;
-      }
-      yield { line: info.lines, fields };
+      columns = csvColumns(header);
+      return undefined;
     }
-  } catch (error) {
-    const line = (error as { lines?: number }).lines ?? 0;
-    yield { line, reason: `not valid CSV: ${(error as Error).message}` };
+    if (record.length !== columns.width) {
+      visit({ line, reason: `expected ${columns.width} fields, got ${record.length}` });
+      return undefined;
+    }
+    visit({ line, fields: columns.values(record) });
+    return undefined;
+  };
+  const parser = new Parser({
+    bom: true,
+    trim: true,
+    skip_empty_lines: true,
+    relax_column_count: true,
+    on_record: onRecord,
+  });
+  let parseError: (Error & { lines?: number }) | undefined;
+  parser.on('error', (error: Error) => {
+    parseError ??= error;
+  });
+  const input = createReadStream(path, { highWaterMark: 256 * 1024 });
+  try {
+    for await (const chunk of input) {
+      // The parser reports an error a tick after the chunk that had it, so it is looked
+      // for before the next chunk is written (and after the last, below).
+      if (parseError !== undefined || stop) break;
+      parser.write(chunk);
+      await betweenChunks();
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    if (parseError === undefined && !stop) {
+      parser.end();
+      await finished(parser, { readable: false }).catch(() => {});
+    }
+  } finally {
+    input.destroy();
   }
-  if (header === undefined) yield { line: 1, reason: 'the file is empty: a header line is required' };
+  if (parseError !== undefined) {
+    parser.destroy();
+    visit({ line: parseError.lines ?? 0, reason: `not valid CSV: ${parseError.message}` });
+    return;
+  }
+  if (columns === undefined && !stop)
+    visit({ line: 1, reason: 'the file is empty: a header line is required' });
+}
+
+/** Where each column is in a CSV record, resolved once from the header. */
+interface CsvColumns {
+  readonly width: number;
+  values(record: readonly string[]): FieldValues;
+}
+
+function csvColumns(header: readonly string[]): CsvColumns {
+  const at = (name: string) => header.indexOf(name);
+  const [profile, type, id, bid, budget, state] = [
+    at('profile_id'),
+    at('entity_type'),
+    at('entity_id'),
+    at('bid'),
+    at('budget'),
+    at('state'),
+  ];
+  // An empty field is an absent value; record[-1] (a column the file lacks) is undefined.
+  const value = (record: readonly string[], index: number) => {
+    const field = record[index];
+    return field === '' ? undefined : field;
+  };
+  return {
+    width: header.length,
+    values: (record) => ({
+      profile_id: value(record, profile),
+      entity_type: value(record, type),
+      entity_id: value(record, id),
+      bid: value(record, bid),
+      budget: value(record, budget),
+      state: value(record, state),
+    }),
+  };
 }
 
 function checkHeader(header: readonly string[]): string[] {
@@ -166,7 +261,22 @@ function jsonRecord(line: number, value: unknown): RawRecord | RowError {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { line, reason: 'each entry must be an object' };
   }
-  return { line, fields: value as Record<string, unknown> };
+  const entry = value as Record<string, unknown>;
+  const unknown = Object.keys(entry).filter((name) => !COLUMNS.includes(name));
+  if (unknown.length > 0) {
+    return { line, reason: `unknown column ${unknown.map((name) => `"${name}"`).join(', ')}` };
+  }
+  return {
+    line,
+    fields: {
+      profile_id: entry.profile_id,
+      entity_type: entry.entity_type,
+      entity_id: entry.entity_id,
+      bid: entry.bid,
+      budget: entry.budget,
+      state: entry.state,
+    },
+  };
 }
 
 async function firstNonSpaceCharacter(path: string): Promise<string | undefined> {
@@ -199,7 +309,26 @@ const WIDEST_BOUNDS = {
 };
 
 const MONEY = /^\d{1,9}(\.\d{1,2})?$/;
-const NUMERIC_ID = /^[1-9]\d{0,15}$/;
+const NUMERIC_ID = /^[1-9]\d*$/;
+
+/**
+ * Ids above 2^53 - 1 are refused, not carried as strings: the fleet holds profile and
+ * entity ids as JS numbers end to end (int8 columns read as numbers in shared/db.ts,
+ * `profileId: number` in every message schema, the duplicate check's table of doubles), so
+ * a larger id would silently become a neighbouring one. Amazon's profile, campaign and
+ * keyword ids are far below it (16 digits at most, the largest ~4.5e15).
+ */
+export const LARGEST_ID = Number.MAX_SAFE_INTEGER;
+
+/** A positive integer id, or the reason the value is not one. */
+function amazonId(raw: string, name: string): number | string {
+  if (!NUMERIC_ID.test(raw)) return `${name} "${raw}" is not a numeric id`;
+  const id = Number(raw);
+  if (!Number.isSafeInteger(id)) {
+    return `${name} ${raw} is larger than ${LARGEST_ID}, the largest id this fleet carries exactly`;
+  }
+  return id;
+}
 
 /**
  * The entities a file has changed so far, each with the line it was first seen on.
@@ -208,8 +337,8 @@ const NUMERIC_ID = /^[1-9]\d{0,15}$/;
  * boxes every key as a heap number and a million-row file keeps about 60 MiB of entries
  * (twice that while the Map rehashes), a quarter of the submit's memory budget. This open-
  * addressing table keeps keys and lines in two typed arrays: 12 bytes a slot, 24 MiB at a
- * million entities, and nothing for the collector to trace. Keys are positive integers
- * (NUMERIC_ID), so 0 marks an empty slot.
+ * million entities, and nothing for the collector to trace. Keys are positive integers no
+ * larger than LARGEST_ID (exact as doubles), so 0 marks an empty slot.
  */
 export class EntityLines {
   private keys = new Float64Array(1 << 12);
@@ -277,13 +406,11 @@ export class RowValidator {
   check(record: RawRecord): BulkRow | RowError {
     const { line, fields } = record;
     const fail = (reason: string): RowError => ({ line, reason });
-    const unknown = Object.keys(fields).filter((name) => !COLUMNS.includes(name));
-    if (unknown.length > 0) return fail(`unknown column ${unknown.map((name) => `"${name}"`).join(', ')}`);
 
     const profileText = text(fields.profile_id);
     if (profileText === undefined) return fail('profile_id is missing');
-    if (!NUMERIC_ID.test(profileText)) return fail(`profile_id "${profileText}" is not a numeric id`);
-    const profileId = Number(profileText);
+    const profileId = amazonId(profileText, 'profile_id');
+    if (typeof profileId === 'string') return fail(profileId);
 
     const type = text(fields.entity_type)?.toLowerCase();
     if (type === undefined) return fail('entity_type is missing');
@@ -294,7 +421,8 @@ export class RowValidator {
 
     const entityId = text(fields.entity_id);
     if (entityId === undefined) return fail('entity_id is missing');
-    if (!NUMERIC_ID.test(entityId)) return fail(`entity_id "${entityId}" is not a numeric id`);
+    const entityNumber = amazonId(entityId, 'entity_id');
+    if (typeof entityNumber === 'string') return fail(entityNumber);
 
     const stateText = text(fields.state)?.toUpperCase();
     if (stateText !== undefined && !EDITABLE_STATES.has(stateText)) {
@@ -315,7 +443,7 @@ export class RowValidator {
         return fail(`bid ${bid} is out of range for ${where} (${bounds.bid.min} to ${bounds.bid.max})`);
       }
       if (bid === undefined && state === undefined) return fail('nothing to change: give a bid or a state');
-      change = { ...(bid === undefined ? {} : { bid }), ...(state === undefined ? {} : { state }) };
+      change = bid === undefined ? { state } : state === undefined ? { bid } : { bid, state };
     } else {
       if (fields.bid !== undefined && fields.bid !== '')
         return fail('bid applies to keywords, not campaigns');
@@ -329,10 +457,10 @@ export class RowValidator {
       if (budget === undefined && state === undefined) {
         return fail('nothing to change: give a budget or a state');
       }
-      change = { ...(budget === undefined ? {} : { budget }), ...(state === undefined ? {} : { state }) };
+      change = budget === undefined ? { state } : state === undefined ? { budget } : { budget, state };
     }
 
-    const earlier = this.seen[entityType].firstLine(Number(entityId), line);
+    const earlier = this.seen[entityType].firstLine(entityNumber, line);
     if (earlier !== undefined)
       return fail(`${entityType} ${entityId} is changed twice (also on line ${earlier})`);
     return { line, profileId, entityType, entityId, change };

@@ -94,15 +94,21 @@ export async function recoverExpiredLeases(
     );
     if (rows.length === 0) return { items: [], outboxes: [] };
     await client.query(
-      `UPDATE bulk_items
-          SET attempts = attempts + 1,
-              status = CASE WHEN attempts + 1 >= $2 THEN 'FAILED' ELSE 'RETRY' END,
-              finished_at = CASE WHEN attempts + 1 >= $2 THEN now() END,
-              error_code = $3,
+      `UPDATE bulk_items i
+          SET attempts = i.attempts + 1,
+              status = CASE WHEN i.attempts + 1 >= $3 THEN 'FAILED' ELSE 'RETRY' END,
+              finished_at = CASE WHEN i.attempts + 1 >= $3 THEN now() END,
+              error_code = $4,
               error_message = 'the worker applying it stopped before recording Amazon''s answer (lease expired)',
               lease_owner = NULL, lease_expires_at = NULL, due_at = now(), updated_at = now()
-        WHERE id = ANY($1)`,
-      [rows.map((row) => row.id), settings.maxAttempts, FleetErrorCode.LeaseExpired],
+         FROM unnest($1::uuid[], $2::bigint[]) AS s (job_id, id)
+        WHERE i.job_id = s.job_id AND i.id = s.id`,
+      [
+        rows.map((row) => row.job_id),
+        rows.map((row) => row.id),
+        settings.maxAttempts,
+        FleetErrorCode.LeaseExpired,
+      ],
     );
     const outboxes: number[] = [];
     for (const jobId of new Set(rows.map((row) => row.job_id))) {
@@ -127,19 +133,36 @@ export async function resendOverdue(
   settings: Pick<SweepSettings, 'stallAfterMs' | 'batchSize'>,
 ): Promise<number> {
   return inTransaction(pool, async (client) => {
-    const { rows } = await client.query<StrayItem>(
+    // Two queries, one per index: dispatched items by how long they are overdue
+    // (bulk_items_due_idx), and undispatched items of a job whose dispatch is long past,
+    // through that job (bulk_items_undispatched_idx) — a dispatch that died half-way, or a
+    // retry-failed whose BulkJobSubmitted was lost. One query over coalesce(due_at,
+    // dispatched_at) could use neither and would read every live item of a running job.
+    const overdue = await client.query<StrayItem>(
       `SELECT i.id, i.job_id, i.profile_id, i.entity_type, j.trace_carrier
          FROM bulk_items i JOIN bulk_jobs j ON j.id = i.job_id
-        WHERE i.status IN ('PENDING', 'RETRY') AND j.status = 'RUNNING'
-          AND coalesce(i.due_at, j.dispatched_at) < now() - $1 * interval '1 millisecond'
-        ORDER BY i.id LIMIT $2 FOR UPDATE OF i SKIP LOCKED`,
+        WHERE i.status IN ('PENDING', 'RETRY') AND i.due_at < now() - $1 * interval '1 millisecond'
+          AND j.status = 'RUNNING'
+        ORDER BY i.due_at LIMIT $2 FOR UPDATE OF i SKIP LOCKED`,
       [settings.stallAfterMs, SWEEP_ITEMS],
     );
+    const undispatched = await client.query<StrayItem>(
+      `SELECT i.id, i.job_id, i.profile_id, i.entity_type, j.trace_carrier
+         FROM bulk_jobs j JOIN bulk_items i ON i.job_id = j.id
+        WHERE j.status = 'RUNNING' AND j.dispatched_at < now() - $1 * interval '1 millisecond'
+          AND i.due_at IS NULL AND i.status = 'PENDING'
+        LIMIT $2 FOR UPDATE OF i SKIP LOCKED`,
+      [settings.stallAfterMs, SWEEP_ITEMS - overdue.rows.length],
+    );
+    const rows = [...overdue.rows, ...undispatched.rows];
     if (rows.length === 0) return 0;
     await resend(messenger, rows, settings.batchSize, 'resend');
-    await client.query('UPDATE bulk_items SET due_at = now(), updated_at = now() WHERE id = ANY($1)', [
-      rows.map((row) => row.id),
-    ]);
+    await client.query(
+      `UPDATE bulk_items i SET due_at = now(), updated_at = now()
+         FROM unnest($1::uuid[], $2::bigint[]) AS s (job_id, id)
+        WHERE i.job_id = s.job_id AND i.id = s.id`,
+      [rows.map((row) => row.job_id), rows.map((row) => row.id)],
+    );
     return rows.length;
   });
 }

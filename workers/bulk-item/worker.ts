@@ -250,14 +250,14 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
         }
         if (claim.kind === 'busy') {
           const deferMs = BUSY_DEFER_MS.min + Math.random() * BUSY_DEFER_MS.spread;
-          await markDue(pool, batch.itemIds, deferMs);
+          await markDue(pool, batch.jobId, batch.itemIds, deferMs);
           throw new ThrottledError(
             `profile ${batch.profileId} has ${claim.inFlight} bulk batches in flight`,
             deferMs,
           );
         }
         if (claim.blocked.length > 0) {
-          await markDue(pool, claim.blocked, BLOCKED_RETRY_SECONDS * 1000);
+          await markDue(pool, batch.jobId, claim.blocked, BLOCKED_RETRY_SECONDS * 1000);
           await messenger.send(
             'BulkItemBatch',
             { jobId: batch.jobId, profileId: batch.profileId, itemIds: [...claim.blocked] },
@@ -298,6 +298,7 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
               const delay = error instanceof ThrottledError ? error.retryAfterMs : 0;
               await releaseItems(
                 pool,
+                batch.jobId,
                 owner,
                 claim.items.filter((item) => !done.has(item.id)).map((item) => item.id),
                 delay,

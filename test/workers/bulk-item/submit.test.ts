@@ -122,7 +122,7 @@ describe('bulk submit', () => {
       trace_id: 'abc',
     });
     const { rows: items } = await database.pool.query(
-      `SELECT line, profile_id, entity_type, entity_id, change, status FROM bulk_items
+      `SELECT line, profile_id, entity_type, entity_id::text AS entity_id, change, status FROM bulk_items
         WHERE job_id = $1 AND line IN (2, 2502) ORDER BY line`,
       [real.jobId],
     );
@@ -187,5 +187,73 @@ describe('bulk submit', () => {
       rows: 2,
       campaigns: 1,
     });
+  });
+
+  it('refuses ids above 2^53 - 1 with their line, rather than rounding them onto other ids', async () => {
+    const path = await file(
+      'large-ids.csv',
+      [
+        'profile_id,entity_type,entity_id,bid,budget,state',
+        `${US_PROFILE},keyword,9007199254740991,1.00,,`, // 2 the largest exact id: fine
+        `${US_PROFILE},keyword,9007199254740992,1.00,,`, // 3 2^53
+        `${US_PROFILE},keyword,9007199254740993,1.00,,`, // 4 2^53 + 1: the same double as line 3
+        `9007199254740993,keyword,5000000000000001,1.00,,`, // 5 profile id too large
+        `${US_PROFILE},campaign,12345678901234567890123,,10,`, // 6 far beyond bigint
+      ].join('\n'),
+    );
+    const result = await submitBulkFile(database.pool, { path, submittedBy: 'test', dryRun: true });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.errors).toEqual([
+      {
+        line: 3,
+        reason:
+          'entity_id 9007199254740992 is larger than 9007199254740991, the largest id this fleet carries exactly',
+      },
+      {
+        line: 4,
+        reason:
+          'entity_id 9007199254740993 is larger than 9007199254740991, the largest id this fleet carries exactly',
+      },
+      {
+        line: 5,
+        reason:
+          'profile_id 9007199254740993 is larger than 9007199254740991, the largest id this fleet carries exactly',
+      },
+      { line: 6, reason: expect.stringMatching(/^entity_id 12345678901234567890123 is larger than/) },
+    ]);
+  });
+
+  it('stores the largest exact id unchanged', async () => {
+    const path = await file(
+      'largest-id.csv',
+      `profile_id,entity_type,entity_id,bid\n${US_PROFILE},keyword,9007199254740991,1.10\n`,
+    );
+    const result = await submitBulkFile(database.pool, { path, submittedBy: 'test' });
+    expect(result).toMatchObject({ ok: true, rows: 1 });
+    if (!result.ok) return;
+    const { rows } = await database.pool.query(
+      'SELECT entity_id::text AS entity_id FROM bulk_items WHERE job_id = $1',
+      [result.jobId],
+    );
+    expect(rows).toEqual([{ entity_id: '9007199254740991' }]);
+  });
+
+  it('names the right lines of a file read in many chunks, a duplicate far from its first line and bad quoting at the end', async () => {
+    const rows = ['profile_id,entity_type,entity_id,bid,budget,state'];
+    for (let i = 0; i < 30_000; i += 1)
+      rows.push(`${US_PROFILE},keyword,${5_000_000_000_000 + i},1.00,,PAUSED`);
+    rows.push(`${US_PROFILE},keyword,5000000000007,2.00,,`); // line 30,002: the same keyword as line 9
+    rows.push(`${US_PROFILE},keyword,"5000000000099999"x,2.00,,`); // line 30,003: not valid CSV
+    const path = await file('long.csv', `${rows.join('\n')}\n`);
+    const before = await counts();
+    const result = await submitBulkFile(database.pool, { path, submittedBy: 'test' });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.rows).toBe(30_000);
+    expect(result.errors.map((error) => error.line)).toEqual([30_002, 30_003]);
+    expect(result.errors[0]?.reason).toBe('keyword 5000000000007 is changed twice (also on line 9)');
+    expect(result.errors[1]?.reason).toMatch(/^not valid CSV: /);
+    expect(await counts()).toEqual(before);
   });
 });

@@ -252,7 +252,8 @@ export interface ItemRecord {
 
 export async function itemsOf(pool: pg.Pool, jobId: string): Promise<ItemRecord[]> {
   const { rows } = await pool.query<ItemRecord>(
-    `SELECT id, line, entity_type, entity_id, change, status, attempts, error_code, error_message
+    `SELECT id, line, entity_type, entity_id::text AS entity_id, change, status, attempts, error_code,
+            error_message
        FROM bulk_items WHERE job_id = $1 ORDER BY id`,
     [jobId],
   );
