@@ -77,7 +77,7 @@ export function claimBatch(pool: pg.Pool, request: ClaimRequest): Promise<Claim>
           SET status = 'CANCELLED', error_code = $3, lease_owner = NULL, lease_expires_at = NULL,
               error_message = 'not applied: job ' || newer.by_job || ', submitted later, changes this entity',
               finished_at = now(), updated_at = now()
-         FROM newer WHERE i.id = newer.id AND newer.by_job IS NOT NULL`,
+         FROM newer WHERE i.job_id = $2 AND i.id = newer.id AND newer.by_job IS NOT NULL`,
       [request.itemIds, request.jobId, FleetErrorCode.Superseded],
     );
     const claimed = await client.query<{
@@ -98,7 +98,7 @@ export function claimBatch(pool: pg.Pool, request: ClaimRequest): Promise<Claim>
        UPDATE bulk_items i
           SET status = 'RUNNING', lease_owner = $3, lease_expires_at = now() + $4 * interval '1 millisecond',
               updated_at = now()
-         FROM candidates WHERE i.id = candidates.id
+         FROM candidates WHERE i.job_id = $2 AND i.id = candidates.id
        RETURNING i.id, i.entity_type, i.entity_id::text AS entity_id, i.change, i.attempts`,
       [request.itemIds, request.jobId, request.owner, request.leaseMs],
     );

@@ -148,10 +148,13 @@ export async function resendOverdue(
     );
     const undispatched = await client.query<StrayItem>(
       `SELECT i.id, i.job_id, i.profile_id, i.entity_type, j.trace_carrier
-         FROM bulk_jobs j JOIN bulk_items i ON i.job_id = j.id
+         FROM bulk_jobs j
+              CROSS JOIN LATERAL (
+                SELECT i.id, i.job_id, i.profile_id, i.entity_type FROM bulk_items i
+                 WHERE i.job_id = j.id AND i.due_at IS NULL AND i.status = 'PENDING'
+                 LIMIT $2 FOR UPDATE SKIP LOCKED) i
         WHERE j.status = 'RUNNING' AND j.dispatched_at < now() - $1 * interval '1 millisecond'
-          AND i.due_at IS NULL AND i.status = 'PENDING'
-        LIMIT $2 FOR UPDATE OF i SKIP LOCKED`,
+        LIMIT $2`,
       [settings.stallAfterMs, SWEEP_ITEMS - overdue.rows.length],
     );
     const rows = [...overdue.rows, ...undispatched.rows];
