@@ -50,7 +50,7 @@ async function seedBig(url: string): Promise<string[]> {
     await db.query(
       `INSERT INTO bulk_items (job_id, job_seq, line, profile_id, entity_type, entity_id, change, status,
          attempts, error_code, error_message, finished_at)
-       SELECT j.id, j.seq, i + 1, 1000000 + (i % 10000), 'keyword', (j.seq * 10000 + i)::text, '{"bid": 1.25}',
+       SELECT j.id, j.seq, i + 1, 1000000 + (i % 10000), 'keyword', j.seq * 10000 + i, '{"bid": 1.25}',
               CASE WHEN j.status = 'RUNNING' AND i > 2500 THEN 'PENDING'
                    WHEN j.failed > 0 AND i <= 100 THEN 'FAILED' ELSE 'SUCCEEDED' END,
               1,

@@ -86,7 +86,7 @@ export async function seedDatabase(db: pg.Pool): Promise<void> {
   await db.query(
     `INSERT INTO bulk_items (job_id, job_seq, line, profile_id, entity_type, entity_id, change, status, attempts,
        error_code, error_message, finished_at)
-     SELECT $1, j.seq, n + 1, 31, 'keyword', (100000 + n)::text,
+     SELECT $1, j.seq, n + 1, 31, 'keyword', 100000 + n,
             jsonb_build_object('bid', CASE WHEN n <= $3::int THEN 2000 ELSE 1.5 END),
             CASE WHEN n <= $3::int THEN 'FAILED' ELSE 'SUCCEEDED' END, 1,
             CASE WHEN n <= $3::int THEN $4 END, CASE WHEN n <= $3::int THEN $5 END,
