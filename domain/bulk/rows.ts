@@ -336,29 +336,31 @@ function amazonId(raw: string, name: string): number | string {
  * Hand-written rather than a Map: Amazon's ids are above 2^31, so a Map<number, number>
  * boxes every key as a heap number and a million-row file keeps about 60 MiB of entries
  * (twice that while the Map rehashes), a quarter of the submit's memory budget. This open-
- * addressing table keeps keys and lines in two typed arrays: 12 bytes a slot, 24 MiB at a
- * million entities, and nothing for the collector to trace. Keys are positive integers no
- * larger than LARGEST_ID (exact as doubles), so 0 marks an empty slot.
+ * addressing table keeps each key and its line side by side in one typed array (a probe
+ * is one cache miss, not one per array): 16 bytes a slot, 32 MiB at a million entities,
+ * and nothing for the collector to trace. Keys are positive integers no larger than
+ * LARGEST_ID (exact as doubles), so 0 marks an empty slot.
  */
 export class EntityLines {
-  private keys = new Float64Array(1 << 12);
-  private lines = new Int32Array(1 << 12);
+  /** Slot i is [2i] the key, [2i + 1] its line. */
+  private slots = new Float64Array(2 << 12);
   private size = 0;
 
   /** The line `key` was first seen on, or undefined (and then `line` is remembered for it). */
   firstLine(key: number, line: number): number | undefined {
-    if ((this.size + 1) * 2 > this.keys.length) this.grow();
-    const mask = this.keys.length - 1;
+    if ((this.size + 1) * 4 > this.slots.length) this.grow();
+    const { slots } = this;
+    const mask = (slots.length >>> 1) - 1;
     let slot = EntityLines.hash(key) & mask;
     for (;;) {
-      const found = this.keys[slot];
+      const found = slots[slot * 2];
       if (found === 0) {
-        this.keys[slot] = key;
-        this.lines[slot] = line;
+        slots[slot * 2] = key;
+        slots[slot * 2 + 1] = line;
         this.size += 1;
         return undefined;
       }
-      if (found === key) return this.lines[slot];
+      if (found === key) return slots[slot * 2 + 1];
       slot = (slot + 1) & mask;
     }
   }
@@ -371,18 +373,18 @@ export class EntityLines {
   }
 
   private grow(): void {
-    const { keys, lines } = this;
-    this.keys = new Float64Array(keys.length * 2);
-    this.lines = new Int32Array(keys.length * 2);
-    const mask = this.keys.length - 1;
-    for (let old = 0; old < keys.length; old += 1) {
-      const key = keys[old] as number;
+    const old = this.slots;
+    const slots = new Float64Array(old.length * 2);
+    const mask = (slots.length >>> 1) - 1;
+    for (let at = 0; at < old.length; at += 2) {
+      const key = old[at] as number;
       if (key === 0) continue;
       let slot = EntityLines.hash(key) & mask;
-      while (this.keys[slot] !== 0) slot = (slot + 1) & mask;
-      this.keys[slot] = key;
-      this.lines[slot] = lines[old] as number;
+      while (slots[slot * 2] !== 0) slot = (slot + 1) & mask;
+      slots[slot * 2] = key;
+      slots[slot * 2 + 1] = old[at + 1] as number;
     }
+    this.slots = slots;
   }
 }
 
