@@ -126,8 +126,13 @@ interface ScopeView {
 }
 
 const WINDOW_MS = 1_000;
-/** Scopes unused for a day are forgotten; the next use starts from the initial rate again. */
-const STATE_TTL_MS = 24 * 60 * 60 * 1000;
+/**
+ * Scopes unused for two days are forgotten; the next use starts from the initial rate again.
+ * Longer than a day so that a profile touched only by the nightly sync finds last night's
+ * estimate tonight instead of slow-starting from the initial rate (a day's TTL expired at
+ * about the time the next night's sync began).
+ */
+const STATE_TTL_MS = 48 * 60 * 60 * 1000;
 const SUCCESS_BUCKET_TTL_MS = 5_000;
 const CAS_ATTEMPTS = 8;
 
