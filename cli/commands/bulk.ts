@@ -22,6 +22,7 @@ File format (CSV with a header line, JSON Lines, or a JSON array of objects):
   profile_id   Amazon Ads profile id (required)
   entity_type  keyword | campaign (required)
   entity_id    Amazon's id of the keyword or campaign (required)
+               (ids are whole numbers up to 9007199254740991, 2^53 - 1)
   bid          keywords: new bid, at most 2 decimals, within the marketplace's bounds
   budget       campaigns: new daily budget, at most 2 decimals, within the marketplace's bounds
   state        ENABLED | PAUSED
