@@ -7,7 +7,7 @@
  * BENCH_CAPACITY_MESSAGES for the queue drain (default 1,000).
  */
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { promisify } from 'node:util';
 import {
@@ -252,7 +252,82 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
   ].join('\n');
 }
 
-function renderDocument(measured: MeasuredRun): string {
+/** What the document records of the run that wrote it, so the next run can set itself beside it. */
+interface RecordedRun {
+  readonly date: string;
+  readonly loadAverage: number;
+  readonly measuredCpu: MeasuredCpu;
+}
+
+/** The run recorded in the document as it stands, or undefined when there is none to read. */
+function previousRun(document: string): RecordedRun | undefined {
+  const cpu = /<!-- capacity-measurements (\{.*?\}) -->/.exec(document)?.[1];
+  const run = /<!-- capacity-run (\{.*?\}) -->/.exec(document)?.[1];
+  if (cpu === undefined) return undefined;
+  // Documents written before the capacity-run comment say both in their first paragraph.
+  const context = run === undefined ? {} : (JSON.parse(run) as Partial<RecordedRun>);
+  return {
+    date: context.date ?? /capacity` on (\d{4}-\d{2}-\d{2})/.exec(document)?.[1] ?? 'an earlier run',
+    loadAverage: context.loadAverage ?? Number(/load average ([\d.]+)/.exec(document)?.[1] ?? Number.NaN),
+    measuredCpu: JSON.parse(cpu) as MeasuredCpu,
+  };
+}
+
+/**
+ * This run beside the previous one: the per-unit costs move with the machine's load, and the
+ * question a planner has is whether the decisions they feed (tasks, wall time) move with them.
+ */
+function reproducibility(current: MeasuredRun, previous: RecordedRun | undefined, date: string): string {
+  if (previous === undefined) return 'No earlier run was recorded in this document to compare with.';
+  const units: [string, keyof MeasuredCpu][] = [
+    ['profile-sync CPU per list page, ms', 'syncCpuMsPerCall'],
+    [`bulk-item CPU per PUT of ${n(SETTINGS.bulkBatchSize)}, ms`, 'bulkCpuMsPerPut'],
+    ['chassis CPU per SQS message, ms', 'queueCpuMsPerMessage'],
+  ];
+  const now = capacityFigures(modelInputs(current.measuredCpu));
+  const then = capacityFigures(modelInputs(previous.measuredCpu));
+  const workloads = (figures: ReturnType<typeof capacityFigures>) => [
+    ...figures.sync.map(({ profiles, estimate }) => [`sync ${n(profiles)} profiles`, estimate] as const),
+    [`bulk job ${n(BULK_ITEMS)} items`, figures.bulk] as const,
+    [`backfill ${n(BACKFILL_ROWS)} rows`, figures.backfill] as const,
+  ];
+  const before = workloads(then);
+  const decisions = workloads(now).map(([label, estimate], index) => {
+    const old = (before[index] as (typeof before)[number])[1];
+    const same =
+      estimate.tasksNeeded === old.tasksNeeded &&
+      estimate.wallSecondsAtMaxTasks === old.wallSecondsAtMaxTasks;
+    return [
+      label,
+      `${n(estimate.tasksNeeded)} / ${n(old.tasksNeeded)}`,
+      `${n(estimate.tasksByCpu)} / ${n(old.tasksByCpu)}`,
+      `${duration(estimate.wallSecondsAtMaxTasks)} / ${duration(old.wallSecondsAtMaxTasks)}`,
+      same ? 'same' : 'differs',
+    ];
+  });
+  const load = (value: number) => (Number.isFinite(value) ? `load ${n(value, 1)}` : 'load not recorded');
+  return `This run (${date}, ${load(current.loadAverage)}) beside the one this document held before it
+(${previous.date}, ${load(previous.loadAverage)}), both on this machine:
+
+${table(
+  ['unit', 'this run', 'previous run', 'this / previous'],
+  units.map(([label, key]) => [
+    label,
+    n(current.measuredCpu[key], 3),
+    n(previous.measuredCpu[key], 3),
+    n(current.measuredCpu[key] / previous.measuredCpu[key], 2),
+  ]),
+)}
+
+What the model decides from each (this run / previous run):
+
+${table(['workload', 'tasks needed', 'tasks by CPU', 'wall at deployed maxTasks', ''], decisions)}
+
+Per-unit CPU moves with the machine's load (each run shares 2 cores with whatever else runs);
+a decision that differs between runs is one that sits near a CPU bound.`;
+}
+
+function renderDocument(measured: MeasuredRun, previous: RecordedRun | undefined): string {
   const m = measured.measurements;
   const figures = capacityFigures(m);
   const date = new Date().toISOString().slice(0, 10);
@@ -319,6 +394,11 @@ domain/bulk/apply.ts) — the bulk CPU figure is the Ads call's client side plus
 per-message cost; the backfill's rows (database-bound: the model uses an assumed rate).
 
 <!-- capacity-measurements ${JSON.stringify(measured.measuredCpu)} -->
+<!-- capacity-run ${JSON.stringify({ date, loadAverage: measured.loadAverage })} -->
+
+## Against the previous run
+
+${reproducibility(measured, previous, date)}
 
 ## Assumptions
 
@@ -464,6 +544,7 @@ export async function runCapacityBench(): Promise<void> {
       duration(figures.backfill.wallSecondsAtMaxTasks),
     ],
   ]);
-  writeFileSync(OUTPUT, renderDocument(measured));
+  const previous = existsSync(OUTPUT) ? previousRun(readFileSync(OUTPUT, 'utf8')) : undefined;
+  writeFileSync(OUTPUT, renderDocument(measured, previous));
   process.stdout.write(`\nwrote ${OUTPUT}\n`);
 }
