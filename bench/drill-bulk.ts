@@ -113,6 +113,8 @@ export async function itemsHeldBy(pool: pg.Pool, pid: number): Promise<number[]>
 
 export interface BulkResult {
   readonly jobStatus: string | undefined;
+  /** From the job's row being written to its completion. */
+  readonly ranSeconds: number | undefined;
   readonly items: number;
   /** Left PENDING, RUNNING or RETRY. */
   readonly stranded: number;
@@ -136,7 +138,10 @@ export async function checkBulkJob(
   rows: readonly PlannedRow[],
   heldByKilled: ReadonlySet<number>,
 ): Promise<BulkResult> {
-  const job = await pool.query<{ status: string }>('SELECT status FROM bulk_jobs WHERE id = $1', [jobId]);
+  const job = await pool.query<{ status: string; seconds: number | null }>(
+    'SELECT status, extract(epoch FROM finished_at - created_at)::float8 AS seconds FROM bulk_jobs WHERE id = $1',
+    [jobId],
+  );
   const { rows: items } = await pool.query<{
     id: string;
     line: number;
@@ -181,6 +186,7 @@ export async function checkBulkJob(
   }
   return {
     jobStatus: job.rows[0]?.status,
+    ranSeconds: job.rows[0]?.seconds ?? undefined,
     items: items.length,
     stranded: items.filter((item) => ['PENDING', 'RUNNING', 'RETRY'].includes(item.status)).length,
     notApplied,
