@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LONGEST_HANDLER_DEADLINE_SECONDS } from './deadlines.ts';
+import { handlerDeadlineSeconds, LONGEST_HANDLER_DEADLINE_SECONDS } from './deadlines.ts';
 import { PROFILE_SYNC_FRESHNESS_SECONDS } from './metrics.ts';
 
 /**
@@ -20,6 +20,12 @@ const positiveInt = z.coerce.number().int().positive();
 export const DEFAULT_DRAIN_TIMEOUT_MS = (LONGEST_HANDLER_DEADLINE_SECONDS + 5) * 1000;
 /** The nightly run (03:00 UTC) plus two hours for it to finish (contract/metrics.ts); infra's freshness alarm uses the same. */
 export const DEFAULT_SYNC_FRESHNESS_SLO_HOURS = PROFILE_SYNC_FRESHNESS_SECONDS / 3_600;
+
+/**
+ * How long one SyncProfile message works on a sync before handing the rest on: its handler
+ * deadline less a margin for the run's final transaction (removals, the run record).
+ */
+export const DEFAULT_SYNC_SLICE_SECONDS = handlerDeadlineSeconds('SyncProfile') - 15;
 
 export const configSchema = z.object({
   AWS_ENDPOINT_URL: url.optional(),
@@ -88,6 +94,14 @@ export const configSchema = z.object({
    * be taken over; longer than one page can wait for rate budget (ADFLEET_ADS_MAX_THROTTLE_WAIT_MS).
    */
   ADFLEET_SYNC_STALE_AFTER_SECONDS: positiveInt.default(120),
+  /**
+   * A sync still listing after this long releases its run and hands the rest on to a fresh
+   * message (a deferral, which spends no receive), which resumes from the checkpoint; below
+   * the SyncProfile handler deadline, which would otherwise cut it and spend a receive.
+   */
+  ADFLEET_SYNC_SLICE_SECONDS: positiveInt
+    .max(handlerDeadlineSeconds('SyncProfile') - 1)
+    .default(DEFAULT_SYNC_SLICE_SECONDS),
   /** A sync's checkpoint (the API's nextToken) older than this is not resumed: the listing starts again. */
   ADFLEET_SYNC_RESUME_MAX_AGE_SECONDS: positiveInt.default(3_600),
   /** Port of the /healthz and /readyz endpoint; 0 disables it. */

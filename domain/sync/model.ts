@@ -76,4 +76,6 @@ export interface SyncSettings {
   readonly resumeMaxAgeMs: number;
   /** A queued request older than this is taken as lost (its message never started a run). */
   readonly queuedExpiryMs: number;
+  /** One message lists for at most this long, then hands the rest of the sync on. */
+  readonly sliceMs: number;
 }

@@ -32,6 +32,13 @@ import { defineWorker } from '../../shared/worker.ts';
 
 /** How soon a duplicate of a request whose run is alive elsewhere looks again. */
 const BUSY_RETRY_MS = 15_000;
+/** A sync handed on past its slice comes back at once (the queue's shortest delay). */
+const HAND_ON_DELAY_MS = 1_000;
+
+/** The sync went on past its slice: the rest is handed on to a fresh message. */
+class SliceEndedError extends Error {
+  override readonly name = 'SliceEndedError';
+}
 
 interface ProfileSyncDeps {
   readonly db: pg.Pool;
@@ -191,14 +198,35 @@ export const profileSyncWorker = defineWorker<'profile-sync', ProfileSyncDeps>({
       const progress = new RunProgress(run);
       if (run.resumeNote !== undefined) log.info({ runId: run.runId, note: run.resumeNote }, 'sync resumes');
       deps.running.add(run.runId);
+      // A long sync (a large profile at a low rate limit) is listed in slices, each well
+      // inside the handler deadline: past its slice it releases the run and is deferred,
+      // which re-sends the message without spending a receive, and the next delivery
+      // resumes from the checkpoint. Cut by the deadline instead, each attempt would spend
+      // one of the queue's receives, and a sync needing more than a few would be
+      // dead-lettered. The deferral budget (the chassis' maxDeferrals) still bounds it.
+      const slice = new AbortController();
+      const sliceTimer = setTimeout(() => slice.abort(new SliceEndedError('slice ended')), settings.sliceMs);
       let finished: FinishedRun;
       try {
-        await pullProfile(ads, db, run, progress, { signal });
+        await pullProfile(ads, db, run, progress, { signal: AbortSignal.any([signal, slice.signal]) });
+        clearTimeout(sliceTimer);
         finished = await finishRun(db, messenger, run, progress.snapshot());
       } catch (error) {
+        clearTimeout(sliceTimer);
         if (error instanceof RunTakenOverError) {
           log.warn({ runId: run.runId }, 'sync run taken over by another attempt: stopping');
           return;
+        }
+        if (slice.signal.aborted && !signal.aborted) {
+          await releaseRun(db, run, progress.snapshot());
+          log.info(
+            { runId: run.runId, pages: progress.pages, sliceMs: settings.sliceMs },
+            'sync handed on to the next message, to resume from its checkpoint',
+          );
+          throw new ThrottledError(
+            `sync run ${run.runId} handed on after its ${Math.round(settings.sliceMs / 1000)} s slice (${progress.pages} pages so far)`,
+            HAND_ON_DELAY_MS,
+          );
         }
         const kind = classifyError(error).kind;
         if (signal.aborted || kind === ErrorKind.Throttled || kind === ErrorKind.Unavailable) {

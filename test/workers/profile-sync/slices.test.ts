@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../../shared/logging.ts';
+import type { HandledEvent } from '../../../shared/messaging/queue-worker.ts';
+import { type RunningWorker, startWorker } from '../../../shared/runtime/start-worker.ts';
+import { profileSyncWorker } from '../../../workers/profile-sync/worker.ts';
+import {
+  checksum,
+  databaseLines,
+  runsEnded,
+  type SyncHarness,
+  sandboxLines,
+  startSyncHarness,
+} from './support.ts';
+
+/**
+ * A sync longer than one message's slice (ADFLEET_SYNC_SLICE_SECONDS, well inside the
+ * handler deadline) hands the rest on: its run is released, the message deferred (a fresh
+ * message, no receive spent), and the next delivery resumes from the checkpoint — one run,
+ * several attempts, every page recorded once, no retry and no dead letter.
+ */
+describe('profile-sync in slices', { timeout: 120_000 }, () => {
+  // 2 campaigns × 2 ad groups × 500 keywords: 1 + 1 + 20 pages, each answered after 300 ms.
+  const sizes = { profiles: 1, campaignsPerProfile: 2, adGroupsPerCampaign: 2, keywordsPerAdGroup: 500 };
+  const PAGES = 22;
+  let harness: SyncHarness;
+  let worker: RunningWorker;
+  const handled: HandledEvent[] = [];
+
+  beforeAll(async () => {
+    harness = await startSyncHarness({
+      label: 'sync-slices',
+      sandbox: { sizes },
+      inProcessWorker: false,
+      config: { ADFLEET_SYNC_SLICE_SECONDS: '2' },
+    });
+    worker = await startWorker(profileSyncWorker, {
+      config: harness.config,
+      logger: createLogger({ level: 'silent', name: 'profile-sync' }),
+      waitTimeSeconds: 1,
+      onHandled: (event) => handled.push(event),
+    });
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await harness?.close();
+  });
+
+  it('hands a long sync on from slice to slice and finishes it as one run', async () => {
+    harness.sandbox.admin.injectFaults({ latencyMs: 300 });
+    await worker.messenger.publish('SyncAllProfilesRequested', { reason: 'test' });
+    const [run] = await runsEnded(harness.database.pool, 1, { timeoutMs: 90_000 });
+    harness.sandbox.admin.injectFaults({});
+    expect(run).toMatchObject({ status: 'succeeded', pages: PAGES });
+    // 22 pages at ≥ 300 ms each is ≥ 6.6 s: at least three 2 s slices.
+    expect(run?.attempts).toBeGreaterThanOrEqual(3);
+    expect(run?.resume_note).toMatch(/^resumed: /);
+    const outcomes = handled.filter((event) => event.type === 'SyncProfile').map((event) => event.outcome);
+    expect(outcomes.at(-1)).toBe('succeeded');
+    expect(outcomes.slice(0, -1)).toEqual(Array((run?.attempts ?? 1) - 1).fill('deferred'));
+    // Each hand-on may cost the page that was in flight, never a listing from the start.
+    const profileId = harness.sandbox.admin.profileIds()[0] as number;
+    const requests = harness.sandbox.admin.stats().profiles[String(profileId)]?.requests ?? 0;
+    expect(requests).toBeGreaterThanOrEqual(PAGES);
+    expect(requests).toBeLessThanOrEqual(PAGES + (run?.attempts ?? 1) - 1);
+    expect(run?.counts.keywords).toMatchObject({ seen: 2_000, inserted: 2_000 });
+    expect(checksum(await databaseLines(harness.database.pool, [profileId]))).toBe(
+      checksum(await sandboxLines(harness.truth, [profileId])),
+    );
+  });
+});
