@@ -1,5 +1,10 @@
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { dispatchJob } from '../../../domain/bulk/dispatch.ts';
+import { FLEET_ATTRIBUTES } from '../../../shared/messaging/trace-context.ts';
+import { BULK_OUTAGE_RELEASES_PER_ATTEMPT } from '../../../workers/bulk-item/worker.ts';
 import type { NodeProcess } from '../../support/processes.ts';
+import { drainMessages, fleetMessage } from '../../support/queues.ts';
 import { freePort } from '../../support/tcp-proxy.ts';
 import {
   type BulkWorld,
@@ -102,6 +107,48 @@ describe('an Ads API 5xx storm during a bulk job', { timeout: 240_000 }, () => {
       async () => expect((await health(healthPort)).status, 'GET /readyz after the storm').toBe(200),
       { timeout: 30_000, interval: 200 },
     );
+    expect((await worker.stop('SIGTERM')).code).toBe(0);
+  });
+
+  it('counts the 5xx of a batch already released BULK_OUTAGE_RELEASES_PER_ATTEMPT times as an attempt', async () => {
+    const [profileId] = world.sandbox.admin.profileIds();
+    const rows = await buildRows(world, [profileId as number], 3, 0, 11);
+    const submit = runCli(world, ['bulk', 'submit', await writeCsv(rows, 'bulk-released'), '--json']);
+    const { code } = await cliOutput(submit);
+    expect(code, submit.output.join('')).toBe(0);
+    const jobId = String(submit.logs.find((line) => typeof line.jobId === 'string')?.jobId);
+    // No worker runs yet: dispatch here, and take the job's messages off the queue, so the
+    // one batch the worker sees is a copy that has been released that many times already.
+    const { sqs } = world.topology.clients;
+    const queueUrl = world.topology.state.queues['bulk-item'].url;
+    await dispatchJob(world.db.pool, world.messenger, jobId, 1_000);
+    await drainMessages(sqs, queueUrl, 2);
+    const itemIds = (await itemsOf(world.db.pool, jobId)).map((item) => item.id);
+    await sqs.send(
+      new SendMessageCommand({
+        QueueUrl: queueUrl,
+        MessageBody: fleetMessage('BulkItemBatch', { jobId, profileId, itemIds }),
+        MessageAttributes: {
+          [FLEET_ATTRIBUTES.releases]: {
+            DataType: 'Number',
+            StringValue: String(BULK_OUTAGE_RELEASES_PER_ATTEMPT),
+          },
+        },
+      }),
+    );
+    world.sandbox.admin.reset();
+    world.sandbox.admin.injectFaults({ failNext: 1, status: 503 });
+    worker = startBulkWorker(world, { ADFLEET_POLL_WAIT_SECONDS: '1', ADFLEET_BULK_RETRY_BASE_MS: '1000' });
+    await waitForWorkers([worker]);
+
+    const job = await waitForJob(world.db.pool, jobId, undefined, 'final', 60_000);
+    expect(job.status).toBe('COMPLETED');
+    expect(world.sandbox.admin.stats().totals.failed, 'the one 503').toBe(1);
+    // The 503 spent one attempt; the retry applied the items.
+    const items = await itemsOf(world.db.pool, jobId);
+    expect(items.map((item) => [item.status, item.attempts])).toEqual(rows.map(() => ['SUCCEEDED', 2]));
+    const mutations = world.sandbox.admin.mutations();
+    for (const row of rows) expect(mutations.keywords[row.entity_id], row.entity_id).toBe(1);
     expect((await worker.stop('SIGTERM')).code).toBe(0);
   });
 });
