@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { inTransaction } from '../../shared/db.ts';
-import { completeIfDone } from './completion.ts';
+import { completeIfDone, completeJob } from './completion.ts';
 import type { CampaignChange, KeywordChange } from './rows.ts';
 import { type EntityType, FleetErrorCode, type ItemStatus } from './status.ts';
 
@@ -9,14 +9,18 @@ import { type EntityType, FleetErrorCode, type ItemStatus } from './status.ts';
  *
  * Claim (one transaction, under a per-profile advisory lock so that claims of one profile's
  * items are serialised across the fleet):
- *  1. fairness — when the profile already has `profileInFlight` live claims, claim nothing:
- *     the caller defers the message (a delayed re-send) instead of waiting in a handler slot;
+ *  1. fairness — when the profile already has `profileInFlight` live claims, or another claim
+ *     of the profile holds its lock right now, claim nothing: the caller defers the message
+ *     (a delayed re-send) instead of waiting in a handler slot;
  *  2. last submitted wins — an item is superseded (CANCELLED, code SUPERSEDED) when a job
  *     with a higher submit sequence (bulk_jobs.seq, taken when `bulk submit` writes the job)
  *     has a non-cancelled item for the same entity;
  *  3. guarded transition — PENDING/RETRY, or RUNNING with an expired
  *     lease, → RUNNING with this claim's lease. Items already SUCCEEDED (a duplicate message)
- *     or held by a live lease are not claimed. An item whose entity has an OLDER item still
+ *     or held by a live lease are not claimed. Rows another transaction holds are waited
+ *     for, not skipped: the advisory lock already keeps claims of one profile apart, so the
+ *     holder is a dispatch still sending its chunk (or a sweeper re-sending), and skipping
+ *     would bounce the batch to the back of the queue for items about to be free. An item whose entity has an OLDER item still
  *     in flight waits (it is `blocked`), so the newer change always lands last.
  * Results are written only where the item is still RUNNING under this claim's lease.
  */
@@ -31,8 +35,19 @@ export interface ClaimedItem {
 }
 
 export type Claim =
-  | { readonly kind: 'claimed'; readonly items: readonly ClaimedItem[]; readonly blocked: readonly number[] }
-  | { readonly kind: 'busy'; readonly inFlight: number }
+  | {
+      readonly kind: 'claimed';
+      readonly items: readonly ClaimedItem[];
+      readonly blocked: readonly number[];
+      /** Other live claims of the profile when this one was made. */
+      readonly othersInFlight: number;
+    }
+  | {
+      readonly kind: 'busy';
+      readonly inFlight: number;
+      /** Below the cap, but another claim of the profile held its lock at that moment. */
+      readonly lockHeld?: true;
+    }
   | { readonly kind: 'job-not-running'; readonly status: string | undefined };
 
 export interface ClaimRequest {
@@ -46,28 +61,111 @@ export interface ClaimRequest {
 }
 
 export function claimBatch(pool: pg.Pool, request: ClaimRequest): Promise<Claim> {
-  return inTransaction(pool, async (client) => {
-    const job = await client.query<{ status: string }>('SELECT status FROM bulk_jobs WHERE id = $1', [
-      request.jobId,
-    ]);
-    const status = job.rows[0]?.status;
-    if (status !== 'RUNNING') return { kind: 'job-not-running', status };
+  return claim(pool, request, async () => request.itemIds);
+}
 
-    await client.query("SELECT pg_advisory_xact_lock(hashtextextended('bulk-profile:' || $1::text, 0))", [
-      request.profileId,
-    ]);
-    const inFlight = await client.query<{ claims: number }>(
+/**
+ * Claims up to `limit` of the profile's items in the job that are due (their message is in
+ * the queue or was deferred until now), chosen under the profile's advisory lock so that
+ * two handlers of one profile never pick the same items. A handler that has just finished a
+ * batch of a busy profile continues with these instead of giving its in-flight slot back
+ * to a queue of deferred messages (worker.ts); the messages still carrying them find
+ * nothing left to apply.
+ */
+export function claimNextDue(
+  pool: pg.Pool,
+  request: Omit<ClaimRequest, 'itemIds'> & { readonly limit: number },
+): Promise<Claim> {
+  return claim(pool, { ...request, itemIds: [] }, async (client) => {
+    const { rows } = await client.query<{ id: number }>(
+      `SELECT id FROM bulk_items
+        WHERE job_id = $1 AND profile_id = $2 AND status IN ('PENDING', 'RETRY') AND due_at <= now()
+        LIMIT $3`,
+      [request.jobId, request.profileId, request.limit],
+    );
+    return rows.map((row) => row.id);
+  });
+}
+
+/**
+ * The claim's statements run one by one without a transaction around them, under a
+ * session-level advisory lock of the profile (taken with try: a claim that finds it held
+ * treats the profile as busy). Each statement sees what committed before it, as in a READ
+ * COMMITTED transaction, and each step is guarded on its own, so a crash between them
+ * leaves nothing half-done that a retry would not finish. What the transaction would cost:
+ * the statement that moves items to RUNNING locks the job row (the count trigger) until
+ * commit, and every batch of the job waits for that lock; on its own, it holds it only
+ * while it runs, not across a round trip to a worker whose CPU is busy.
+ */
+async function claim(
+  pool: pg.Pool,
+  request: ClaimRequest,
+  chooseItems: (client: pg.PoolClient) => Promise<readonly number[]>,
+): Promise<Claim> {
+  const client = await pool.connect();
+  let locked = false;
+  let broken = false;
+  try {
+    return await claimSteps(client, request, chooseItems, () => {
+      locked = true;
+    });
+  } catch (error) {
+    broken = true;
+    throw error;
+  } finally {
+    if (locked) {
+      await client
+        .query("SELECT pg_advisory_unlock(hashtextextended('bulk-profile:' || $1::text, 0))", [
+          request.profileId,
+        ])
+        .catch(() => {
+          broken = true;
+        });
+    }
+    // A connection in an unknown state is closed, which also drops its advisory lock.
+    client.release(broken);
+  }
+}
+
+async function claimSteps(
+  client: pg.PoolClient,
+  request: ClaimRequest,
+  chooseItems: (client: pg.PoolClient) => Promise<readonly number[]>,
+  onLocked: () => void,
+): Promise<Claim> {
+  const job = await client.query<{ status: string }>('SELECT status FROM bulk_jobs WHERE id = $1', [
+    request.jobId,
+  ]);
+  const status = job.rows[0]?.status;
+  if (status !== 'RUNNING') return { kind: 'job-not-running', status };
+
+  const liveClaims = async () => {
+    const { rows } = await client.query<{ claims: number }>(
       `SELECT count(DISTINCT lease_owner)::int AS claims FROM bulk_items
-        WHERE profile_id = $1 AND status = 'RUNNING' AND lease_expires_at > now()`,
+          WHERE profile_id = $1 AND status = 'RUNNING' AND lease_expires_at > now()`,
       [request.profileId],
     );
-    const claims = inFlight.rows[0]?.claims ?? 0;
-    if (claims >= request.profileInFlight) return { kind: 'busy', inFlight: claims };
-
-    const claimable = `i.id = ANY($1) AND i.job_id = $2
+    return rows[0]?.claims ?? 0;
+  };
+  // A profile at its cap gets many messages at once; checking before the lock, and not
+  // queueing for a lock another claim of the profile holds, keeps them from lining up (each
+  // in a handler slot) behind one another only to learn that the profile is busy.
+  const before = await liveClaims();
+  if (before >= request.profileInFlight) return { kind: 'busy', inFlight: before };
+  const { rows: locked } = await client.query<{ locked: boolean }>(
+    "SELECT pg_try_advisory_lock(hashtextextended('bulk-profile:' || $1::text, 0)) AS locked",
+    [request.profileId],
+  );
+  if (locked[0]?.locked !== true) return { kind: 'busy', inFlight: before, lockHeld: true };
+  onLocked();
+  const claims = await liveClaims();
+  if (claims >= request.profileInFlight) return { kind: 'busy', inFlight: claims };
+  const itemIds = await chooseItems(client);
+  if (itemIds.length === 0) return { kind: 'claimed', items: [], blocked: [], othersInFlight: claims };
+  const claimable = `i.id = ANY($1) AND i.job_id = $2
       AND (i.status IN ('PENDING', 'RETRY') OR (i.status = 'RUNNING' AND i.lease_expires_at < now()))`;
-    await client.query(
-      `WITH newer AS (
+  const superseded = await client.query(
+    `WITH newer AS (
          SELECT i.id, (SELECT n.job_id FROM bulk_items n
                         WHERE n.entity_type = i.entity_type AND n.entity_id = i.entity_id
                           AND n.job_seq > i.job_seq AND n.status <> 'CANCELLED'
@@ -78,53 +176,55 @@ export function claimBatch(pool: pg.Pool, request: ClaimRequest): Promise<Claim>
               error_message = 'not applied: job ' || newer.by_job || ', submitted later, changes this entity',
               finished_at = now(), updated_at = now()
          FROM newer WHERE i.job_id = $2 AND i.id = newer.id AND newer.by_job IS NOT NULL`,
-      [request.itemIds, request.jobId, FleetErrorCode.Superseded],
-    );
-    const claimed = await client.query<{
-      id: number;
-      entity_type: EntityType;
-      entity_id: string;
-      change: KeywordChange | CampaignChange;
-      attempts: number;
-    }>(
-      `WITH candidates AS (
+    [itemIds, request.jobId, FleetErrorCode.Superseded],
+  );
+  // Live items of this batch that the claim below leaves: they wait for an older change of
+  // their entity, or another claim holds them. The caller sends them again shortly (a
+  // message too many is harmless; one too few would leave them to the sweeper).
+  const live = await client.query<{ id: number }>(
+    `SELECT id FROM bulk_items WHERE id = ANY($1) AND job_id = $2 AND status IN ('PENDING', 'RETRY')`,
+    [itemIds, request.jobId],
+  );
+  const claimed = await client.query<{
+    id: number;
+    entity_type: EntityType;
+    entity_id: string;
+    change: KeywordChange | CampaignChange;
+    attempts: number;
+  }>(
+    `WITH candidates AS (
          SELECT i.id FROM bulk_items i
           WHERE ${claimable}
             AND NOT EXISTS (SELECT 1 FROM bulk_items o
                              WHERE o.entity_type = i.entity_type AND o.entity_id = i.entity_id
                                AND o.job_seq < i.job_seq AND o.status = 'RUNNING'
                                AND o.lease_expires_at > now())
-          ORDER BY i.id FOR UPDATE SKIP LOCKED)
+          ORDER BY i.id FOR UPDATE)
        UPDATE bulk_items i
           SET status = 'RUNNING', lease_owner = $3, lease_expires_at = now() + $4 * interval '1 millisecond',
               updated_at = now()
          FROM candidates WHERE i.job_id = $2 AND i.id = candidates.id
        RETURNING i.id, i.entity_type, i.entity_id::text AS entity_id, i.change, i.attempts`,
-      [request.itemIds, request.jobId, request.owner, request.leaseMs],
-    );
-    const claimedIds = new Set(claimed.rows.map((row) => row.id));
-    // Live items of this batch left unclaimed: they wait for an older change of their
-    // entity, or another claim holds them. The caller sends them again shortly (a message
-    // too many is harmless; one too few would leave them to the sweeper).
-    const leftover = await client.query<{ id: number }>(
-      `SELECT id FROM bulk_items WHERE id = ANY($1) AND job_id = $2 AND status IN ('PENDING', 'RETRY')`,
-      [request.itemIds, request.jobId],
-    );
-    await completeIfDone(client, request.jobId);
-    return {
-      kind: 'claimed',
-      items: claimed.rows
-        .map((row) => ({
-          id: row.id,
-          entityType: row.entity_type,
-          entityId: row.entity_id,
-          change: row.change,
-          attempts: row.attempts,
-        }))
-        .sort((a, b) => a.id - b.id),
-      blocked: leftover.rows.map((row) => row.id).filter((id) => !claimedIds.has(id)),
-    };
-  });
+    [itemIds, request.jobId, request.owner, request.leaseMs],
+  );
+  const claimedIds = new Set(claimed.rows.map((row) => row.id));
+  // Only superseding finishes items here, and so only then can the claim finish the job
+  // (its BulkJobCompleted row is published by the sweeper).
+  if ((superseded.rowCount ?? 0) > 0) await completeJob(client, request.jobId);
+  return {
+    kind: 'claimed',
+    items: claimed.rows
+      .map((row) => ({
+        id: row.id,
+        entityType: row.entity_type,
+        entityId: row.entity_id,
+        change: row.change,
+        attempts: row.attempts,
+      }))
+      .sort((a, b) => a.id - b.id),
+    blocked: live.rows.map((row) => row.id).filter((id) => !claimedIds.has(id)),
+    othersInFlight: claims,
+  };
 }
 
 /** What one item ends up as after an apply attempt. */
@@ -147,42 +247,49 @@ export interface RecordedOutcomes {
   readonly completion: number | undefined;
 }
 
-export function recordOutcomes(
+export async function recordOutcomes(
   pool: pg.Pool,
   jobId: string,
   owner: string,
   outcomes: readonly ItemOutcome[],
 ): Promise<RecordedOutcomes> {
-  return inTransaction(pool, async (client) => {
-    const result = await client.query<{ id: number }>(
-      `UPDATE bulk_items i
-          SET status = o.status, attempts = o.attempts, response = o.response::jsonb,
-              error_code = o.error_code, error_message = o.error_message,
-              due_at = CASE WHEN o.retry_in_ms IS NULL THEN i.due_at
-                            ELSE now() + o.retry_in_ms * interval '1 millisecond' END,
-              finished_at = CASE WHEN o.status IN ('SUCCEEDED', 'FAILED') THEN now() END,
-              lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-         FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[])
-              AS o (id, status, attempts, response, error_code, error_message, retry_in_ms)
-        WHERE i.id = o.id AND i.job_id = $8 AND i.status = 'RUNNING' AND i.lease_owner = $9
-        RETURNING i.id`,
-      [
-        outcomes.map((o) => o.id),
-        outcomes.map((o) => o.status),
-        outcomes.map((o) => o.attempts),
-        outcomes.map((o) => (o.response === undefined ? null : JSON.stringify(o.response))),
-        outcomes.map((o) => o.errorCode ?? null),
-        outcomes.map((o) => o.errorMessage?.slice(0, 2_000) ?? null),
-        outcomes.map((o) => (o.retryInMs === undefined ? null : Math.ceil(o.retryInMs))),
-        jobId,
-        owner,
-      ],
-    );
-    return {
-      recorded: new Set(result.rows.map((row) => row.id)),
-      completion: await completeIfDone(client, jobId),
-    };
-  });
+  // One statement on its own (no transaction around it): changing items' statuses locks
+  // the job row (the count trigger), and every batch of the job waits for that lock, so it
+  // is held while the statement runs and not across a round trip to a busy worker. The
+  // completion check follows as a statement of its own: whoever records the job's last item
+  // runs it after that commit, and a crash in between leaves it to the sweeper (settleJobs).
+  const result = await pool.query<{ id: number; job_status: string }>(
+    `UPDATE bulk_items i
+        SET status = o.status, attempts = o.attempts, response = o.response::jsonb,
+            error_code = o.error_code, error_message = o.error_message,
+            due_at = CASE WHEN o.retry_in_ms IS NULL THEN i.due_at
+                          ELSE now() + o.retry_in_ms * interval '1 millisecond' END,
+            finished_at = CASE WHEN o.status IN ('SUCCEEDED', 'FAILED') THEN now() END,
+            lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+       FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[])
+            AS o (id, status, attempts, response, error_code, error_message, retry_in_ms)
+      WHERE i.id = o.id AND i.job_id = $8 AND i.status = 'RUNNING' AND i.lease_owner = $9
+      RETURNING i.id, (SELECT status FROM bulk_jobs WHERE id = $8) AS job_status`,
+    [
+      outcomes.map((o) => o.id),
+      outcomes.map((o) => o.status),
+      outcomes.map((o) => o.attempts),
+      outcomes.map((o) => (o.response === undefined ? null : JSON.stringify(o.response))),
+      outcomes.map((o) => o.errorCode ?? null),
+      outcomes.map((o) => o.errorMessage?.slice(0, 2_000) ?? null),
+      outcomes.map((o) => (o.retryInMs === undefined ? null : Math.ceil(o.retryInMs))),
+      jobId,
+      owner,
+    ],
+  );
+  const running = result.rows.length > 0 && result.rows.every((row) => row.job_status === 'RUNNING');
+  return {
+    recorded: new Set(result.rows.map((row) => row.id)),
+    // A cancelled job's waiting items are cancelled first (completeIfDone, in a transaction).
+    completion: running
+      ? await completeJob(pool, jobId)
+      : await inTransaction(pool, (client) => completeIfDone(client, jobId)),
+  };
 }
 
 /**

@@ -23,6 +23,16 @@ import { FleetErrorCode } from './status.ts';
 type Completed = Payload<'BulkJobCompleted'>;
 
 export async function completeIfDone(client: pg.PoolClient, jobId: string): Promise<number | undefined> {
+  // Usually called holding the job row's lock, which every batch of the job waits for: the
+  // common case (a running job with items left) costs this one read.
+  const { rows: now } = await client.query<{ status: string; live: number; waiting: number }>(
+    'SELECT status, pending + running + retry AS live, pending + retry AS waiting FROM bulk_jobs WHERE id = $1',
+    [jobId],
+  );
+  const job = now[0];
+  if (job === undefined || !['RUNNING', 'CANCELLING'].includes(job.status)) return undefined;
+  if (job.status === 'RUNNING' && job.live > 0) return undefined;
+  if (job.status === 'CANCELLING' && job.live > job.waiting) return undefined;
   // A cancelled job's retries and recovered items do not start again.
   await client.query(
     `UPDATE bulk_items SET status = 'CANCELLED', error_code = $2,
@@ -31,40 +41,38 @@ export async function completeIfDone(client: pg.PoolClient, jobId: string): Prom
         AND EXISTS (SELECT 1 FROM bulk_jobs WHERE id = $1 AND status = 'CANCELLING')`,
     [jobId, FleetErrorCode.Cancelled],
   );
-  const { rows } = await client.query<{
-    status: Completed['status'];
-    succeeded: number;
-    failed: number;
-    cancelled: number;
-  }>(
-    `UPDATE bulk_jobs
-        SET status = CASE WHEN cancel_requested_at IS NOT NULL THEN 'CANCELLED'
-                          WHEN failed > 0 THEN 'COMPLETED_WITH_ERRORS' ELSE 'COMPLETED' END,
-            finished_at = now(), updated_at = now()
-      WHERE id = $1 AND status IN ('RUNNING', 'CANCELLING') AND pending + running + retry = 0
-      RETURNING status, succeeded, failed, cancelled`,
-    [jobId],
-  );
-  const done = rows[0];
-  if (done === undefined) return undefined;
-  const profiles = await client.query<{ profile_id: number }>(
-    `SELECT DISTINCT profile_id FROM bulk_items WHERE job_id = $1 AND status = 'SUCCEEDED' ORDER BY profile_id`,
-    [jobId],
-  );
-  const detail: Completed = {
-    jobId,
-    status: done.status,
-    profileIds: profiles.rows.map((row) => row.profile_id),
-    succeeded: done.succeeded,
-    failed: done.failed,
-    cancelled: done.cancelled,
-  };
-  const outbox = await client.query<{ id: number }>(
-    `INSERT INTO bulk_outbox (job_id, detail_type, detail, trace_carrier) VALUES ($1, 'BulkJobCompleted', $2, $3)
+  return completeJob(client, jobId);
+}
+
+/**
+ * The guarded transition RUNNING/CANCELLING with nothing left → final, and the
+ * BulkJobCompleted outbox row, in one statement: atomic on its own, so a caller outside a
+ * transaction holds the job row's lock only while the statement runs. Returns the outbox
+ * row's id when this call completed the job.
+ */
+export async function completeJob(db: pg.Pool | pg.PoolClient, jobId: string): Promise<number | undefined> {
+  const { rows } = await db.query<{ id: number }>(
+    `WITH done AS (
+       UPDATE bulk_jobs
+          SET status = CASE WHEN cancel_requested_at IS NOT NULL THEN 'CANCELLED'
+                            WHEN failed > 0 THEN 'COMPLETED_WITH_ERRORS' ELSE 'COMPLETED' END,
+              finished_at = now(), updated_at = now()
+        WHERE id = $1 AND status IN ('RUNNING', 'CANCELLING') AND pending + running + retry = 0
+        RETURNING id, status, succeeded, failed, cancelled)
+     INSERT INTO bulk_outbox (job_id, detail_type, detail, trace_carrier)
+     SELECT id, 'BulkJobCompleted',
+            jsonb_build_object(
+              'jobId', id, 'status', status,
+              'profileIds', (SELECT coalesce(jsonb_agg(profile_id ORDER BY profile_id), '[]'::jsonb)
+                               FROM (SELECT DISTINCT profile_id FROM bulk_items
+                                      WHERE job_id = $1 AND status = 'SUCCEEDED') touched),
+              'succeeded', succeeded, 'failed', failed, 'cancelled', cancelled),
+            $2
+       FROM done
      RETURNING id`,
-    [jobId, detail, currentCarrier()],
+    [jobId, currentCarrier()],
   );
-  return outbox.rows[0]?.id;
+  return rows[0]?.id;
 }
 
 /** Publishes unpublished outbox rows (one, or any); returns how many it published. */

@@ -29,6 +29,8 @@ export const faultsBody = z.object({
   errorRate: z.number().min(0).max(1).optional(),
   status: z.number().int().min(400).max(599).optional(),
   latencyMs: z.number().nonnegative().optional(),
+  slowRate: z.number().min(0).max(1).optional(),
+  slowMs: z.number().nonnegative().optional(),
 });
 
 export const entityIdsBody = z.object({ kind: entityKind, ids: z.array(entityId).min(1) });

@@ -44,6 +44,7 @@ export function adminRoutes(admin: SandboxAdmin): Hono {
 
   routes.get('/stats', () => jsonResponse(200, admin.stats()));
   routes.get('/mutations', () => jsonResponse(200, admin.mutations()));
+  routes.get('/mutations/unanswered', () => jsonResponse(200, admin.unansweredMutations()));
 
   routes.post('/capacity', async (c) => {
     const { profileId, ratePerSecond, burst } = await body(c, capacityBody);

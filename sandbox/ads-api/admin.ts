@@ -18,6 +18,14 @@ export interface FaultSpec {
   readonly status?: number;
   /** Extra delay before every API response. */
   readonly latencyMs?: number;
+  /**
+   * Each API request (after admission) is held `slowMs` before it is handled, with this
+   * probability (0..1): longer than the caller's timeout, the call times out on its side
+   * while the change is still applied, as when Amazon answers too late.
+   */
+  readonly slowRate?: number;
+  /** How long a request picked by `slowRate` is held; 15 s unless set. */
+  readonly slowMs?: number;
 }
 
 /** Everything the routes and the admin share; `faults` is replaced whole on injection. */
@@ -33,6 +41,11 @@ export interface SandboxState {
 export interface SandboxAdmin {
   stats(): SandboxStats;
   mutations(): MutationCounts;
+  /**
+   * Of those, the ones applied by a request `slowRate` held until its caller had given up
+   * (timed out or gone): the caller never saw them, so it sends them again.
+   */
+  unansweredMutations(): MutationCounts;
   profileIds(): number[];
   /** Without `profileId`: the default for every profile, existing buckets included. */
   setProfileCapacity(spec: BucketSpec, profileId?: number): void;
@@ -64,6 +77,7 @@ export function createAdmin(state: SandboxState): SandboxAdmin {
   return {
     stats: () => stats.snapshot(),
     mutations: () => stats.mutations(),
+    unansweredMutations: () => stats.unansweredMutations(),
     profileIds: () => data.profiles.map((profile) => profile.profileId),
     setProfileCapacity: (spec, profileId) => capacity.setProfileCapacity(spec, profileId, Date.now()),
     profileCapacity: (profileId) => capacity.profileCapacity(profileId),

@@ -24,10 +24,14 @@ interface RouteSpec {
 }
 
 type ApiEnv = {
-  Variables: { clientId: string; profile: ProfileData | undefined; body: unknown };
+  Variables: { clientId: string; profile: ProfileData | undefined; body: unknown; slowed: boolean };
 };
 
-type Handle = (profile: ProfileData, body: unknown) => { status: number; body: unknown };
+/** `unanswered`: the request was held (FaultSpec.slowRate) until its caller had given up. */
+type Handle = (profile: ProfileData, body: unknown, unanswered: boolean) => { status: number; body: unknown };
+
+/** How long a request picked by FaultSpec.slowRate is held unless `slowMs` says otherwise. */
+const DEFAULT_SLOW_MS = 15_000;
 
 function mediaTypeOf(header: string | undefined): string {
   return (header ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
@@ -107,12 +111,16 @@ export function apiRoutes(state: SandboxState): Hono<ApiEnv> {
     }
     stats.record(clientId, profileId, 'ok');
     if (faults.latencyMs !== undefined && faults.latencyMs > 0) await sleep(faults.latencyMs);
+    const slowed = faults.slowRate !== undefined && Math.random() < faults.slowRate;
+    c.set('slowed', slowed);
+    if (slowed) await sleep(faults.slowMs ?? DEFAULT_SLOW_MS);
     await next();
   });
 
   const route = (method: 'GET' | 'POST' | 'PUT', path: string, spec: RouteSpec, handle: Handle) =>
     app.on(method, path, identify(spec), limitBody, admit, (c) => {
-      const result = handle(c.get('profile') as ProfileData, c.get('body'));
+      const unanswered = c.get('slowed') && c.req.raw.signal.aborted;
+      const result = handle(c.get('profile') as ProfileData, c.get('body'), unanswered);
       return jsonResponse(result.status, result.body, spec.mediaType ?? 'application/json');
     });
 
@@ -158,7 +166,7 @@ export function apiRoutes(state: SandboxState): Hono<ApiEnv> {
     ) => TCheck | { readonly ok: false; readonly error: AmazonItemError },
     apply: (valid: TCheck) => string,
   ): Handle {
-    return (profile, body) => {
+    return (profile, body, unanswered) => {
       const seen = new Set<string>();
       const success: unknown[] = [];
       const error: unknown[] = [];
@@ -169,7 +177,7 @@ export function apiRoutes(state: SandboxState): Hono<ApiEnv> {
           return;
         }
         const id = apply(result as TCheck);
-        stats.recordMutation(field, id);
+        stats.recordMutation(field, id, unanswered);
         success.push({ index, [idField]: id });
       });
       return { status: 207, body: { [field]: { success, error } } };

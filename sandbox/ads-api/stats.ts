@@ -38,6 +38,10 @@ export class StatsRecorder {
   private clients = new Map<string, RequestCounters>();
   private keywordMutations = new Map<string, number>();
   private campaignMutations = new Map<string, number>();
+  private unanswered: Record<keyof MutationCounts, Map<string, number>> = {
+    keywords: new Map(),
+    campaigns: new Map(),
+  };
   lwaGrants = 0;
   unauthorized = 0;
 
@@ -51,9 +55,11 @@ export class StatsRecorder {
     }
   }
 
-  recordMutation(kind: 'keywords' | 'campaigns', entityId: string): void {
+  /** `unanswered`: applied for a caller that had already given up (see FaultSpec.slowRate). */
+  recordMutation(kind: 'keywords' | 'campaigns', entityId: string, unanswered = false): void {
     const counts = kind === 'keywords' ? this.keywordMutations : this.campaignMutations;
     counts.set(entityId, (counts.get(entityId) ?? 0) + 1);
+    if (unanswered) this.unanswered[kind].set(entityId, (this.unanswered[kind].get(entityId) ?? 0) + 1);
   }
 
   snapshot(): SandboxStats {
@@ -73,7 +79,15 @@ export class StatsRecorder {
     };
   }
 
+  unansweredMutations(): MutationCounts {
+    return {
+      keywords: Object.fromEntries(this.unanswered.keywords),
+      campaigns: Object.fromEntries(this.unanswered.campaigns),
+    };
+  }
+
   reset(): void {
+    this.unanswered = { keywords: new Map(), campaigns: new Map() };
     this.totals = emptyCounters();
     this.profiles = new Map();
     this.clients = new Map();

@@ -199,6 +199,26 @@ describe('failures', () => {
     expect((error as Error).message).toContain('timed out 2 times');
   });
 
+  it('applies a held update its caller timed out on, and counts it as unanswered', async () => {
+    const { client } = clientFor(sandbox.url, { timeoutMs: 100, maxAttempts: 1 });
+    const keyword = (await collect(client.keywords(profileId))).find((k) => k.state !== 'ARCHIVED');
+    if (keyword === undefined) throw new Error('seed lacks an editable keyword');
+    sandbox.admin.injectFaults({ slowRate: 1, slowMs: 400 });
+    const error = await client
+      .updateKeywords(profileId, [{ keywordId: keyword.keywordId, bid: 3.33 }])
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(AdsRetryableError);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(sandbox.admin.mutations().keywords).toEqual({ [keyword.keywordId]: 1 });
+    expect(sandbox.admin.unansweredMutations().keywords).toEqual({ [keyword.keywordId]: 1 });
+    // The caller sends it again and sees the answer this time: applied twice, one unanswered.
+    sandbox.admin.injectFaults({});
+    const [result] = await client.updateKeywords(profileId, [{ keywordId: keyword.keywordId, bid: 3.33 }]);
+    expect(result?.ok).toBe(true);
+    expect(sandbox.admin.mutations().keywords).toEqual({ [keyword.keywordId]: 2 });
+    expect(sandbox.admin.unansweredMutations().keywords).toEqual({ [keyword.keywordId]: 1 });
+  });
+
   it("stops at once when the caller's signal aborts, without retrying", async () => {
     const { client } = clientFor(sandbox.url, { timeoutMs: 5_000 });
     sandbox.admin.injectFaults({ latencyMs: 1_000 });

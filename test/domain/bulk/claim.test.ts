@@ -1,0 +1,137 @@
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { claimBatch, claimNextDue, recordOutcomes } from '../../../domain/bulk/apply.ts';
+import { completeJob } from '../../../domain/bulk/completion.ts';
+import { loadJob } from '../../../domain/bulk/jobs.ts';
+import { submitBulkFile } from '../../../domain/bulk/submit.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { stackEnv } from '../../support/env.ts';
+
+const BIG = 1_000_000_000_001;
+const SMALL = 1_000_000_000_002;
+
+/**
+ * The claim queries against Postgres alone: a handler chaining a busy profile's due items
+ * never picks what another claim holds, the profile's cap and lock keep claims apart, and
+ * the job completes once when its last items are recorded outside a transaction.
+ */
+describe('bulk claims', () => {
+  let db: TestDatabase;
+  let jobId: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase(stackEnv().DATABASE_URL as string);
+    const lines = ['profile_id,entity_type,entity_id,bid'];
+    for (let i = 0; i < 30; i += 1) lines.push(`${BIG},keyword,${5_000_000_100_000 + i},1.5`);
+    for (let i = 0; i < 5; i += 1) lines.push(`${SMALL},keyword,${5_000_000_200_000 + i},1.5`);
+    const path = join(tmpdir(), `bulk-claims-${process.pid}.csv`);
+    await writeFile(path, `${lines.join('\n')}\n`);
+    const submitted = await submitBulkFile(db.pool, { path, submittedBy: 'test' });
+    if (!submitted.ok) throw new Error(JSON.stringify(submitted.errors));
+    jobId = submitted.jobId as string;
+    // As dispatch leaves them: the job running, every item due.
+    await db.pool.query(`UPDATE bulk_jobs SET status = 'RUNNING', dispatched_at = now() WHERE id = $1`, [
+      jobId,
+    ]);
+    await db.pool.query('UPDATE bulk_items SET due_at = now() WHERE job_id = $1', [jobId]);
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  const request = (owner: string) => ({
+    jobId,
+    profileId: BIG,
+    owner,
+    leaseMs: 60_000,
+    profileInFlight: 2,
+    limit: 10,
+  });
+
+  it('chains through due items of one profile without two claims taking the same item', async () => {
+    const first = await claimNextDue(db.pool, request('a'));
+    const second = await claimNextDue(db.pool, request('b'));
+    if (first.kind !== 'claimed' || second.kind !== 'claimed') throw new Error('expected claims');
+    expect(first.items).toHaveLength(10);
+    expect(second.items).toHaveLength(10);
+    expect(second.othersInFlight).toBe(1);
+    const ids = [...first.items, ...second.items].map((item) => item.id);
+    expect(new Set(ids).size).toBe(20);
+    // Only the profile's own items.
+    const { rows } = await db.pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM bulk_items WHERE id = ANY($1) AND profile_id = $2',
+      [ids, BIG],
+    );
+    expect(rows[0]?.n).toBe(20);
+    // Two live claims: the profile is at its cap.
+    expect(await claimNextDue(db.pool, request('c'))).toMatchObject({ kind: 'busy', inFlight: 2 });
+
+    for (const [owner, claim] of [
+      ['a', first],
+      ['b', second],
+    ] as const) {
+      const recorded = await recordOutcomes(
+        db.pool,
+        jobId,
+        owner,
+        claim.items.map((item) => ({ id: item.id, status: 'SUCCEEDED', attempts: 1, response: {} })),
+      );
+      expect(recorded.recorded.size).toBe(10);
+      expect(recorded.completion).toBeUndefined();
+    }
+  });
+
+  it('treats a profile whose lock another claim holds as busy, and claims nothing', async () => {
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query("SELECT pg_advisory_lock(hashtextextended('bulk-profile:' || $1::text, 0))", [BIG]);
+      expect(await claimNextDue(db.pool, request('d'))).toMatchObject({ kind: 'busy' });
+    } finally {
+      await holder.end();
+    }
+    const { rows } = await db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM bulk_items WHERE job_id = $1 AND status = 'RUNNING'`,
+      [jobId],
+    );
+    expect(rows[0]?.n).toBe(0);
+  });
+
+  it('completes the job once, when the last items are recorded', async () => {
+    const rest = await claimNextDue(db.pool, request('e'));
+    const small = await claimBatch(db.pool, {
+      jobId,
+      profileId: SMALL,
+      owner: 'f',
+      leaseMs: 60_000,
+      profileInFlight: 2,
+      itemIds: (
+        await db.pool.query<{ id: number }>('SELECT id FROM bulk_items WHERE profile_id = $1', [SMALL])
+      ).rows.map((row) => row.id),
+    });
+    if (rest.kind !== 'claimed' || small.kind !== 'claimed') throw new Error('expected claims');
+    expect(rest.items).toHaveLength(10);
+    expect(small.items).toHaveLength(5);
+    const done = (items: readonly { id: number }[]) =>
+      items.map((item) => ({ id: item.id, status: 'SUCCEEDED' as const, attempts: 1, response: {} }));
+    const [a, b] = await Promise.all([
+      recordOutcomes(db.pool, jobId, 'e', done(rest.items)),
+      recordOutcomes(db.pool, jobId, 'f', done(small.items)),
+    ]);
+    expect([a.completion, b.completion].filter((id) => id !== undefined)).toHaveLength(1);
+    expect(await completeJob(db.pool, jobId)).toBeUndefined();
+    const job = await loadJob(db.pool, jobId);
+    expect(job?.status).toBe('COMPLETED');
+    expect(job?.counts).toMatchObject({ total: 35, succeeded: 35, pending: 0, running: 0, retry: 0 });
+    const { rows } = await db.pool.query<{ detail: Record<string, unknown> }>(
+      'SELECT detail FROM bulk_outbox WHERE job_id = $1',
+      [jobId],
+    );
+    expect(rows.map((row) => row.detail)).toEqual([
+      { jobId, status: 'COMPLETED', profileIds: [BIG, SMALL], succeeded: 35, failed: 0, cancelled: 0 },
+    ]);
+  });
+});
