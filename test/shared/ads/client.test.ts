@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type AdsSandbox, startAdsSandbox } from '../../../sandbox/ads-api/server.ts';
 import {
   AdsApiError,
@@ -208,8 +208,11 @@ describe('failures', () => {
       .updateKeywords(profileId, [{ keywordId: keyword.keywordId, bid: 3.33 }])
       .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(AdsRetryableError);
-    await new Promise((resolve) => setTimeout(resolve, 600));
-    expect(sandbox.admin.mutations().keywords).toEqual({ [keyword.keywordId]: 1 });
+    // The sandbox applies it when the hold ends, after the caller has gone.
+    await vi.waitFor(() => expect(sandbox.admin.mutations().keywords).toEqual({ [keyword.keywordId]: 1 }), {
+      timeout: 5_000,
+      interval: 50,
+    });
     expect(sandbox.admin.unansweredMutations().keywords).toEqual({ [keyword.keywordId]: 1 });
     // The caller sends it again and sees the answer this time: applied twice, one unanswered.
     sandbox.admin.injectFaults({});
