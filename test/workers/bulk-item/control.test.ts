@@ -76,7 +76,7 @@ async function cli(world: BulkWorld, args: readonly string[]): Promise<string> {
   return text;
 }
 
-describe('bulk cancel and retry-failed', { timeout: 120_000 }, () => {
+describe('bulk cancel and retry-failed', { timeout: 180_000 }, () => {
   let world: BulkWorld;
   let worker: NodeProcess;
 
@@ -88,7 +88,7 @@ describe('bulk cancel and retry-failed', { timeout: 120_000 }, () => {
       ADFLEET_BULK_BATCH_SIZE: '5',
       ADFLEET_BULK_PROFILE_IN_FLIGHT: '2',
       // Above the slow calls of the cancel case: they answer, they do not time out.
-      ADFLEET_ADS_TIMEOUT_MS: '30000',
+      ADFLEET_ADS_TIMEOUT_MS: '45000',
     });
     await waitForWorkers([worker]);
   });
@@ -106,22 +106,25 @@ describe('bulk cancel and retry-failed', { timeout: 120_000 }, () => {
       const jobId = await submit(world, file);
       const { pool } = world.db;
       await waitForJob(pool, jobId, (job) => job.counts.succeeded > 0, 'started');
-      // From now on every Ads call takes 10 s: a batch claimed after this is still in
-      // flight when `bulk cancel` lands, however slow the CLI starts on a busy machine.
-      world.sandbox.admin.injectFaults({ latencyMs: 10_000 });
+      // From now on every Ads call takes 25 s: a batch claimed after this is still in
+      // flight when `bulk cancel` lands, however slow the CLI starts on a busy machine
+      // (6–10 s at load 20 on 2 cores; 10 s of latency was not always enough).
+      world.sandbox.admin.injectFaults({ latencyMs: 25_000 });
       const slowSince = (await pool.query<{ now: Date }>('SELECT now()')).rows[0]?.now;
-      await vi.waitFor(
+      // Only a batch claimed after the calls turned slow is sure to be in flight when the
+      // cancel lands: one claimed before may be answered at any moment.
+      const inFlight = await vi.waitFor(
         async () => {
-          const { rows } = await pool.query(
-            "SELECT 1 FROM bulk_items WHERE job_id = $1 AND status = 'RUNNING' AND updated_at > $2",
+          const { rows } = await pool.query<{ id: number }>(
+            "SELECT id FROM bulk_items WHERE job_id = $1 AND status = 'RUNNING' AND updated_at > $2",
             [jobId, slowSince],
           );
           if (rows.length === 0) throw new Error('no batch in flight yet');
+          return rows;
         },
         { timeout: 20_000, interval: 100 },
       );
       const before = await itemsOf(pool, jobId);
-      const inFlight = before.filter((item) => item.status === 'RUNNING');
       const applied = before.filter((item) => item.status === 'SUCCEEDED');
       expect(before.some((item) => item.status === 'PENDING')).toBe(true);
 
@@ -179,7 +182,11 @@ describe('bulk cancel and retry-failed', { timeout: 120_000 }, () => {
         cancelled: cancelled.length,
         profileIds: [profileId],
       });
-      expect((await outboxRows(world, jobId)).map((row) => row.published)).toEqual([true]);
+      // The event reaches the queue before the publisher has marked its row published.
+      await vi.waitFor(
+        async () => expect((await outboxRows(world, jobId)).map((row) => row.published)).toEqual([true]),
+        { timeout: 10_000, interval: 100 },
+      );
 
       // A final job takes neither control again.
       const [cancelAgain, retryCancelled] = await Promise.all([
@@ -250,8 +257,11 @@ describe('bulk cancel and retry-failed', { timeout: 120_000 }, () => {
       { succeeded: 29, failed: 11 },
       { status: 'COMPLETED_WITH_ERRORS', succeeded: 32, failed: 8, cancelled: 0 },
     ]);
-    expect(outbox.map((row) => row.published)).toEqual([true, true]);
     const events = await completionEvents(world, jobId, 2);
+    await vi.waitFor(
+      async () => expect((await outboxRows(world, jobId)).map((row) => row.published)).toEqual([true, true]),
+      { timeout: 10_000, interval: 100 },
+    );
     expect(events).toMatchObject([
       { status: 'COMPLETED_WITH_ERRORS', succeeded: 29, failed: 11 },
       { status: 'COMPLETED_WITH_ERRORS', succeeded: 32, failed: 8 },
