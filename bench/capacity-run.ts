@@ -8,11 +8,11 @@ import { ENTITY_KINDS } from '../domain/sync/model.ts';
 import { PAGE_SIZE, refreshProfiles } from '../domain/sync/pull.ts';
 import { SANDBOX_DEFAULTS } from '../sandbox/ads-api/server.ts';
 import { AdsApiClient } from '../shared/ads/client.ts';
-import { LwaTokenProvider } from '../shared/ads/lwa.ts';
 import { AdsRateLimiter } from '../shared/ads/rate-limit.ts';
 import type { KeywordUpdate } from '../shared/ads/types.ts';
 import { createPool } from '../shared/db.ts';
 import { ThrottledError } from '../shared/errors.ts';
+import { lwaFor } from '../test/support/sandbox-lwa.ts';
 
 export interface CapacityRunSpec {
   readonly apiUrl: string;
@@ -54,10 +54,7 @@ const limiter = new AdsRateLimiter({
 const ads = new AdsApiClient({
   baseUrl: spec.apiUrl,
   clientId: SANDBOX_DEFAULTS.credentials.clientId,
-  tokens: new LwaTokenProvider({
-    tokenUrl: new URL('/auth/o2/token', spec.apiUrl).toString(),
-    ...SANDBOX_DEFAULTS.credentials,
-  }),
+  tokens: lwaFor(spec.apiUrl),
   limiter,
 });
 const db = createPool(spec.databaseUrl, { max: spec.concurrency, applicationName: 'adfleet-bench' });

@@ -1,9 +1,9 @@
 import { Redis } from 'ioredis';
 import { SANDBOX_DEFAULTS } from '../../sandbox/ads-api/server.ts';
 import { AdsApiClient } from '../../shared/ads/client.ts';
-import { LwaTokenProvider } from '../../shared/ads/lwa.ts';
 import { AdsRateLimiter } from '../../shared/ads/rate-limit.ts';
 import { ThrottledError } from '../../shared/errors.ts';
+import { lwaFor } from './sandbox-lwa.ts';
 
 /**
  * One "worker process" of the rate-limit benchmark and the fleet tests: the real client and
@@ -56,10 +56,7 @@ async function run(spec: LoadWorkerSpec): Promise<LoadWorkerReport> {
   const client = new AdsApiClient({
     baseUrl: spec.apiUrl,
     clientId: SANDBOX_DEFAULTS.credentials.clientId,
-    tokens: new LwaTokenProvider({
-      tokenUrl: new URL('/auth/o2/token', spec.apiUrl).toString(),
-      ...SANDBOX_DEFAULTS.credentials,
-    }),
+    tokens: lwaFor(spec.apiUrl),
     limiter,
   });
 

@@ -1,22 +1,15 @@
 import { Redis } from 'ioredis';
 import { SANDBOX_DEFAULTS } from '../../../sandbox/ads-api/server.ts';
 import { AdsApiClient, type AdsClientOptions } from '../../../shared/ads/client.ts';
-import { LwaTokenProvider } from '../../../shared/ads/lwa.ts';
+import type { LwaTokenProvider } from '../../../shared/ads/lwa.ts';
 import { stackEnv } from '../../support/env.ts';
+import { lwaFor } from '../../support/sandbox-lwa.ts';
+
+export { lwaFor };
 
 /** Redis of the local stack, for this test process. */
 export function testRedis(): Redis {
   return new Redis(stackEnv().REDIS_URL as string, { maxRetriesPerRequest: 2 });
-}
-
-export function lwaFor(sandboxUrl: string, overrides: { clientSecret?: string } = {}): LwaTokenProvider {
-  const { credentials } = SANDBOX_DEFAULTS;
-  return new LwaTokenProvider({
-    tokenUrl: new URL('/auth/o2/token', sandboxUrl).toString(),
-    clientId: credentials.clientId,
-    clientSecret: overrides.clientSecret ?? credentials.clientSecret,
-    refreshToken: credentials.refreshToken,
-  });
 }
 
 export function clientFor(
