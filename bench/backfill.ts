@@ -31,6 +31,7 @@
  * `node bench/backfill.ts` with .stack/env loaded (or via `npm run bench`).
  */
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -93,11 +94,34 @@ type BackfillVariant = {
   readonly request: Omit<StartRequest, 'name'>;
 };
 
-const VARIANTS: readonly BackfillVariant[] = [
+const ALL_VARIANTS: readonly BackfillVariant[] = [
   { name: `latency ${TARGET_RATIO}x`, request: { maxLatencyRatio: TARGET_RATIO } },
   { name: 'health throttle', request: {} },
   { name: 'unthrottled', request: { throttle: NO_THROTTLE } },
 ];
+
+/**
+ * ADFLEET_BENCH_BACKFILL_ONLY=latency,step (any of latency, health, unthrottled, busy, step)
+ * runs only those rows, beside the naive UPDATE every ratio needs: for working on one
+ * throttle without waiting for the others.
+ */
+const ONLY = (() => {
+  const raw = process.env.ADFLEET_BENCH_BACKFILL_ONLY;
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const known = ['latency', 'health', 'unthrottled', 'busy', 'step'];
+  const picked = raw.split(',').map((part) => part.trim());
+  const unknown = picked.filter((part) => !known.includes(part));
+  if (unknown.length > 0)
+    throw new Error(
+      `ADFLEET_BENCH_BACKFILL_ONLY: unknown ${unknown.join(', ')} (known: ${known.join(', ')})`,
+    );
+  return new Set(picked);
+})();
+/** ADFLEET_BENCH_BACKFILL_LOGS=<file>: the workers' logs at debug level (the latency verdicts among them). */
+const LOGS = process.env.ADFLEET_BENCH_BACKFILL_LOGS;
+const runs = (row: string) => ONLY === undefined || ONLY.has(row);
+
+const VARIANTS = ALL_VARIANTS.filter((variant) => runs(variant.name.split(' ')[0] as string));
 
 function log(message: string) {
   process.stdout.write(`bench backfill: ${message}\n`);
@@ -310,11 +334,12 @@ async function startBenchWorker(url: string, env: NodeJS.ProcessEnv, pinning: Pi
       DATABASE_URL: url,
       ADFLEET_RESOURCE_PREFIX: PREFIX,
       OTEL_SDK_DISABLED: 'true',
-      LOG_LEVEL: 'warn',
+      LOG_LEVEL: LOGS === undefined ? 'warn' : 'debug',
       ADFLEET_POLL_WAIT_SECONDS: '1',
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', LOGS === undefined ? 'ignore' : 'pipe', 'inherit'],
   });
+  if (LOGS !== undefined) worker.stdout?.pipe(createWriteStream(LOGS, { flags: 'a' }));
   const pool = createPool(url, { max: 2 });
   // Let the worker and its first long polls settle before the first idle window.
   await sleep(5_000);
@@ -536,10 +561,14 @@ async function runRound(
     record(variant.name, row);
     log(`  ${row.seconds.toFixed(1)} s, p99 ${row.ratio.toFixed(2)}x idle`);
   }
-  log('one core busy outside the database …');
-  record('1 core busy', rowOf(await runCoreBusy(await freshCopy(base, copy), healthSeconds, pinning), 0));
-  log('step load: the production mix doubles mid-run …');
-  steps.push(await runStepLoad(await freshCopy(base, copy), env, pinning));
+  if (runs('busy')) {
+    log('one core busy outside the database …');
+    record('1 core busy', rowOf(await runCoreBusy(await freshCopy(base, copy), healthSeconds, pinning), 0));
+  }
+  if (runs('step')) {
+    log('step load: the production mix doubles mid-run …');
+    steps.push(await runStepLoad(await freshCopy(base, copy), env, pinning));
+  }
   await runAdminStatement(base, `DROP DATABASE IF EXISTS ${copy} WITH (FORCE)`);
 }
 
@@ -608,7 +637,12 @@ export async function runBackfillBench(): Promise<void> {
       ),
     `latency ${TARGET_RATIO}x targets: p99 <= ${TARGET_RATIO}x idle in every round (${(summary.find((r) => r.name === `latency ${TARGET_RATIO}x`)?.worstRatio ?? Number.NaN) <= TARGET_RATIO ? 'met' : 'MISSED'}), throughput >= 0.30x naive (${((summary.find((r) => r.name === `latency ${TARGET_RATIO}x`)?.rowsPerSecond ?? 0) / naive.rowsPerSecond) >= 0.3 ? 'met' : 'MISSED'})`,
     `naive UPDATE: production p99 ${naive.ratio.toFixed(2)}x idle`,
-    `1 core busy (a spin loop on the non-database core, no database work; seconds = how long): production p99 ${summary.find((r) => r.name === '1 core busy')?.ratio.toFixed(2)}x idle`,
+    ...summary
+      .filter((r) => r.name === '1 core busy')
+      .map(
+        (r) =>
+          `1 core busy (a spin loop on the non-database core, no database work; seconds = how long): production p99 ${r.ratio.toFixed(2)}x idle`,
+      ),
     ...steps.map(
       (step, index) =>
         `step load${steps.length > 1 ? ` (round ${index + 1})` : ''}: mix ${CLIENTS} -> ${CLIENTS * 2} clients; idle p99 ${step.idleP99.toFixed(2)}ms -> ${step.steppedIdleP99.toFixed(2)}ms; p99 before the step ${step.beforeP99.toFixed(2)}ms (${(step.beforeP99 / step.idleP99).toFixed(2)}x), after ${step.afterP99.toFixed(2)}ms (${(step.afterP99 / step.steppedIdleP99).toFixed(2)}x); back under ${TARGET_RATIO}x for 3 s in a row: ${secondsOrNever(step.convergedSeconds)} (target <= 10 s); throttle's verdict back under target: ${secondsOrNever(step.throttleSeconds)}; rows/s ${count(step.rowsPerSecondBefore)} before, ${count(step.rowsPerSecondAfter)} after`,

@@ -50,6 +50,7 @@ export class JobPace {
   private thread: Worker | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private loggedRevision = -1;
   users = 0;
   idleSince = clock();
 
@@ -184,7 +185,13 @@ export class JobPace {
       for (let index = 0; index + 1 < message.samples.length; index += 2) {
         controller.addSample(message.samples[index] as number, message.samples[index + 1] as number);
       }
-      controller.advance(clock());
+      const verdict = controller.advance(clock());
+      // Every change of pace at debug level: the trail to read when a pace looks wrong
+      // (the throttle events keep only changes of state).
+      if (verdict.revision !== this.loggedRevision) {
+        this.loggedRevision = verdict.revision;
+        this.deps.logger.debug({ jobId: this.job.id, ...verdict }, 'backfill latency verdict');
+      }
     });
     thread.on('error', (error) => {
       this.deps.logger.error(
