@@ -12,8 +12,18 @@
  *               batch the chains hold until the baseline is known ("learning"); after a
  *               long stretch with no quiet sample they hold again for a moment to learn
  *               it afresh, since production's own load drifts.
- *   probe p99   p99 of every sample of the last `windowMs`, but none from before the last
+ *   window      every sample of the last `windowMs`, but none from before the last
  *               decrease (those describe a pace no longer in force).
+ *   over        the window holds more probes slower than maxRatio × baseline than a p99
+ *               at the target would plausibly give: at a true p99 exactly at the target,
+ *               1 % of probes exceed it, and the count of them in n probes is binomial
+ *               (n, 0.01); the verdict is "over" only at a count that such a p99 would
+ *               reach less often than `falseOverRate`. Not "the window's p99 over the
+ *               target": at 100–250 samples the p99 is the second or third slowest probe,
+ *               so one stray slow probe (a GC pause, a scheduler hiccup on the worker's
+ *               host) halved the pace while production's p99, over its thousands of
+ *               queries, had not moved. A real rise (a load step, the backfill's own
+ *               contention) puts many probes over the target and is seen as fast.
  *   AIMD        every `adjustEveryMs`, with at least `minSamples` to judge by: over the
  *               target → rows/s ×= decrease; under it → rows/s += increaseRowsPerSecond,
  *               never beyond twice what the chains actually achieved.
@@ -36,6 +46,11 @@ export interface LatencyTargetPolicy {
   readonly windowMs: number;
   /** No verdict on fewer samples than this (since the last decrease). */
   readonly minSamples: number;
+  /**
+   * How often a p99 exactly at the target may be judged over it: the window is over when
+   * its count of probes slower than the target would come up less often than this.
+   */
+  readonly falseOverRate: number;
   /** The pace changes at most this often, ms. */
   readonly adjustEveryMs: number;
   /** The baseline is the p99 of the last this many quiet samples. */
@@ -63,8 +78,9 @@ export const DEFAULT_LATENCY_TARGET = {
   maxRatio: 1.5,
   probeSql: '',
   sampleEveryMs: 20,
-  windowMs: 2_000,
-  minSamples: 40,
+  windowMs: 5_000,
+  minSamples: 100,
+  falseOverRate: 0.05,
   adjustEveryMs: 250,
   baselineSamples: 250,
   learnSamples: 100,
@@ -94,6 +110,10 @@ export interface LatencyVerdict {
   readonly probeP99Ms: number | null;
   /** Samples the probe p99 was taken over. */
   readonly samples: number;
+  /** Of those, how many were slower than the target (maxRatio × baseline). */
+  readonly exceeding: number;
+  /** The count of slower probes at which that many samples are judged over the target. */
+  readonly overAt: number;
   readonly baselineSamples: number;
   /** Bumped on every change of pace: a consumer can tell a new verdict from a repeated one. */
   readonly revision: number;
@@ -108,6 +128,35 @@ export function p99(values: readonly number[]): number | null {
   if (values.length === 0) return null;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil(0.99 * sorted.length) - 1)] as number;
+}
+
+/**
+ * The fewest of `n` samples over the target that a true p99 at the target (each sample
+ * over it with probability 0.01) reaches with probability below `rate`: the binomial
+ * upper tail, summed term by term (n is at most a few hundred, so this is exact and cheap;
+ * no statistics library needed for one tail).
+ */
+export function exceedancesForOver(n: number, rate: number): number {
+  const p = 0.01;
+  let term = (1 - p) ** n; // P(X = 0)
+  let below = 0; // P(X < k)
+  for (let k = 0; k <= n; k += 1) {
+    if (1 - below < rate) return k;
+    below += term;
+    term = (term * (n - k) * p) / ((k + 1) * (1 - p));
+  }
+  return n + 1;
+}
+
+const overAtMemo = new Map<string, number>();
+function overAt(n: number, rate: number): number {
+  const key = `${n}:${rate}`;
+  let value = overAtMemo.get(key);
+  if (value === undefined) {
+    value = exceedancesForOver(n, rate);
+    overAtMemo.set(key, value);
+  }
+  return value;
 }
 
 export class LatencyController {
@@ -126,6 +175,8 @@ export class LatencyController {
   /** The baseline the last verdict was judged against (it moves on with every quiet sample). */
   private judgedBaselineMs: number | null = null;
   private judgedOn = 0;
+  private exceeding = 0;
+  private overAt = 0;
   private inFlight = 0;
   private activeChains = 0;
   private lastBatchEndAt = Number.NEGATIVE_INFINITY;
@@ -210,6 +261,8 @@ export class LatencyController {
       baselineP99Ms: this.judgedBaselineMs ?? p99(this.quiet),
       probeP99Ms: this.probeP99Ms,
       samples: this.judgedOn,
+      exceeding: this.exceeding,
+      overAt: this.overAt,
       baselineSamples: this.quiet.length,
       revision: this.revision,
     };
@@ -224,9 +277,12 @@ export class LatencyController {
     this.probeP99Ms = p99(window);
     this.judgedBaselineMs = baseline;
     this.judgedOn = window.length;
+    const targetMs = baseline * policy.maxRatio;
+    this.exceeding = window.reduce((count, ms) => (ms > targetMs ? count + 1 : count), 0);
+    this.overAt = overAt(window.length, policy.falseOverRate);
     const wasOver = this.over;
     const previous = this.limit;
-    this.over = (this.probeP99Ms as number) > baseline * policy.maxRatio;
+    this.over = this.exceeding >= this.overAt;
     if (this.over) {
       this.limit = Math.max(policy.minRowsPerSecond, this.limit * policy.decrease);
       this.lastDecreaseAt = now;

@@ -136,6 +136,9 @@ export interface LatencyView {
   /** p99 of the probe over its recent window, ms; null before enough samples. */
   readonly probeP99Ms: number | null;
   readonly samples: number;
+  /** Of those, how many were slower than the target; the verdict is over at `overAt` or more. */
+  readonly exceeding?: number;
+  readonly overAt?: number;
   /** Where the latency comes from: the read probe (pg_stat_statements is not used). */
   readonly source: 'probe';
 }
@@ -284,10 +287,12 @@ export function decideLatencyThrottle(
     baselineP99Ms: verdict.baselineP99Ms,
     probeP99Ms: verdict.probeP99Ms,
     samples: verdict.samples,
+    exceeding: verdict.exceeding,
+    overAt: verdict.overAt,
     source: 'probe',
   };
   const ms = (value: number | null) => (value === null ? '-' : `${value.toFixed(2)}ms`);
-  const versus = `probe p99 ${ms(verdict.probeP99Ms)} vs ${policy.latencyTarget.maxRatio} x baseline ${ms(verdict.baselineP99Ms)}`;
+  const versus = `probe p99 ${ms(verdict.probeP99Ms)} vs ${policy.latencyTarget.maxRatio} x baseline ${ms(verdict.baselineP99Ms)}; ${verdict.exceeding} of ${verdict.samples} probes slower (over at ${verdict.overAt})`;
   let state: ThrottleState;
   let reason: string;
   if (worst === 'pause') {

@@ -1,7 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_LATENCY_TARGET, LatencyController, p99 } from '../../../domain/backfill/latency-target.ts';
+import {
+  DEFAULT_LATENCY_TARGET,
+  exceedancesForOver,
+  LatencyController,
+  p99,
+} from '../../../domain/backfill/latency-target.ts';
 
 const policy = { ...DEFAULT_LATENCY_TARGET, probeSql: 'SELECT 1', learnSamples: 20, minSamples: 10 };
+
+/** Feeds samples of the given durations, one every sampleEveryMs from `from`; returns the time after. */
+function feedEach(controller: LatencyController, from: number, durations: readonly number[]): number {
+  let at = from;
+  for (const ms of durations) {
+    controller.addSample(at, ms);
+    at += policy.sampleEveryMs;
+  }
+  return at;
+}
 
 /** Feeds `count` samples of `ms`, one every sampleEveryMs from `from`; returns the time after. */
 function feed(controller: LatencyController, from: number, count: number, ms: number): number {
@@ -36,7 +51,13 @@ describe('latency target controller', () => {
     const start = controller.verdict().limit;
     now = feed(controller, now, policy.minSamples, 1.6);
     const over = controller.advance(now + policy.adjustEveryMs);
-    expect(over).toMatchObject({ over: true, limit: start / 2, probeP99Ms: 1.6, baselineP99Ms: 1 });
+    expect(over).toMatchObject({
+      over: true,
+      limit: start / 2,
+      probeP99Ms: 1.6,
+      baselineP99Ms: 1,
+      exceeding: policy.minSamples,
+    });
     // Samples from before the decrease no longer count: nothing to judge yet.
     now += policy.adjustEveryMs;
     expect(controller.advance(now + policy.adjustEveryMs).limit).toBe(start / 2);
@@ -90,6 +111,39 @@ describe('latency target controller', () => {
     const relearned = controller.advance(now);
     expect(relearned.phase).toBe('pacing');
     expect(relearned.baselineP99Ms).toBe(3);
+  });
+
+  it('does not halve the pace for a stray slow probe, but does when slow probes are more than a p99 at the target gives', () => {
+    const full = { ...policy, minSamples: 100 };
+    const controller = new LatencyController(full, 1_000, 0);
+    let now = feed(controller, 0, full.learnSamples, 1);
+    expect(controller.advance(now).phase).toBe('pacing');
+    controller.chainsActive(1);
+    const start = controller.verdict().limit;
+    // 100 probes, two of them very slow: the window's p99 is 30 ms, 20 x the target, and
+    // yet two in a hundred is what a p99 at the target gives about one time in four.
+    const stray = Array.from({ length: 100 }, (_, index) => (index === 20 || index === 70 ? 30 : 1.1));
+    now = feedEach(controller, now, stray);
+    const calm = controller.advance(now + full.adjustEveryMs);
+    expect(calm).toMatchObject({ over: false, probeP99Ms: 30, exceeding: 2, overAt: 4 });
+    expect(calm.limit).toBeGreaterThanOrEqual(start);
+    // Six of the next hundred slow as well (eight in the 5 s window): that is a rise.
+    const rise = Array.from({ length: 100 }, (_, index) => (index % 16 === 0 ? 2 : 1.1));
+    now = feedEach(controller, now + full.adjustEveryMs, rise);
+    const over = controller.advance(now + full.adjustEveryMs);
+    expect(over.over).toBe(true);
+    expect(over.exceeding).toBeGreaterThanOrEqual(over.overAt);
+    expect(over.limit).toBe(calm.limit / 2);
+  });
+
+  it('calls over at the count a p99 at the target reaches less than one time in twenty', () => {
+    // Binomial(n, 0.01): P(X >= 4 | 100) = 1.8 %, P(X >= 3 | 100) = 7.9 %.
+    expect(exceedancesForOver(100, 0.05)).toBe(4);
+    // P(X >= 6 | 250) = 4.1 %, P(X >= 5 | 250) = 10.8 %.
+    expect(exceedancesForOver(250, 0.05)).toBe(6);
+    // Few samples: one slow probe in ten is already rare for a p99 (P = 9.6 %) but not that rare.
+    expect(exceedancesForOver(10, 0.05)).toBe(2);
+    expect(exceedancesForOver(10, 0.2)).toBe(1);
   });
 
   it('takes the p99 as the value 99 in 100 samples stay at or below', () => {

@@ -94,6 +94,8 @@ describe('throttle policy on a latency target', () => {
     baselineP99Ms: 1,
     probeP99Ms: 1.2,
     samples: 100,
+    exceeding: 1,
+    overAt: 4,
     baselineSamples: 250,
     revision: 3,
   };
@@ -108,12 +110,14 @@ describe('throttle policy on a latency target', () => {
       latency: { targetRatio: 1.5, baselineP99Ms: 1, probeP99Ms: 1.2, source: 'probe' },
     });
     const over = decideLatencyThrottle(latencyPolicy, {
-      verdict: { ...verdict, over: true, probeP99Ms: 2 },
+      verdict: { ...verdict, over: true, probeP99Ms: 2, exceeding: 9 },
       ceiling: null,
       reading: healthy,
     });
     expect(over.state).toBe('slowed');
-    expect(over.reason).toBe('over target: probe p99 2.00ms vs 1.5 x baseline 1.00ms');
+    expect(over.reason).toBe(
+      'over target: probe p99 2.00ms vs 1.5 x baseline 1.00ms; 9 of 100 probes slower (over at 4)',
+    );
     expect(
       decideLatencyThrottle(latencyPolicy, {
         verdict: { ...verdict, phase: 'learning' },
@@ -145,7 +149,7 @@ describe('throttle policy on a latency target', () => {
 
   it('turns on over the defaults and off again with null', () => {
     expect(resolvePolicy().latencyTarget).toBeNull();
-    expect(target.latencyTarget).toMatchObject({ maxRatio: 1.5, sampleEveryMs: 20, windowMs: 2_000 });
+    expect(target.latencyTarget).toMatchObject({ maxRatio: 1.5, sampleEveryMs: 20, windowMs: 5_000 });
     expect(resolvePolicy(target, { latencyTarget: null }).latencyTarget).toBeNull();
   });
 });
