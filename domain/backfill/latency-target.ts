@@ -53,7 +53,11 @@ export interface LatencyTargetPolicy {
   readonly falseOverRate: number;
   /** The pace changes at most this often, ms. */
   readonly adjustEveryMs: number;
-  /** The baseline is the p99 of the last this many quiet samples. */
+  /**
+   * The baseline is the p99 of the last this many quiet samples: enough that it is the
+   * fifth-slowest of 500 rather than the second-slowest of 100, so one stray probe in a
+   * quiet stretch does not raise the target with it.
+   */
   readonly baselineSamples: number;
   /** Quiet samples needed before the first batch (and to learn afresh). */
   readonly learnSamples: number;
@@ -82,7 +86,7 @@ export const DEFAULT_LATENCY_TARGET = {
   minSamples: 100,
   falseOverRate: 0.05,
   adjustEveryMs: 250,
-  baselineSamples: 250,
+  baselineSamples: 500,
   learnSamples: 100,
   quietAfterMs: 250,
   relearnAfterMs: 60_000,
