@@ -185,6 +185,8 @@ export class LatencyController {
   private activeChains = 0;
   private lastBatchEndAt = Number.NEGATIVE_INFINITY;
   private readonly achieved: Sample[] = [];
+  /** When some chain ran a chunk here: the achieved pace is per second of running, not of pauses. */
+  private readonly active: Array<{ from: number; to: number }> = [];
 
   private readonly policy: LatencyTargetPolicy;
   /** The job's batch size: the largest batch the controller asks for. */
@@ -198,9 +200,24 @@ export class LatencyController {
     this.lastQuietAt = now;
   }
 
-  /** How many chains of the job run a chunk in this process right now. */
-  chainsActive(count: number): void {
+  /** How many chains of the job run a chunk in this process as of `now`. */
+  chainsActive(count: number, now: number): void {
+    if (this.activeChains === 0 && count > 0) this.active.push({ from: now, to: Number.POSITIVE_INFINITY });
+    if (this.activeChains > 0 && count === 0) {
+      const open = this.active.at(-1);
+      if (open !== undefined) open.to = now;
+    }
     this.activeChains = count;
+  }
+
+  /** Of the `windowMs` before `now`, how long some chain ran, ms. */
+  private activeMs(now: number): number {
+    const from = now - this.policy.windowMs;
+    while (this.active.length > 0 && (this.active[0] as { to: number }).to < from) this.active.shift();
+    return this.active.reduce(
+      (sum, interval) => sum + Math.max(0, Math.min(now, interval.to) - Math.max(from, interval.from)),
+      0,
+    );
   }
 
   /** A chain starts a batch. */
@@ -292,9 +309,12 @@ export class LatencyController {
       this.lastDecreaseAt = now;
     } else {
       // Not past twice what the chains achieved: a pace they cannot reach is no pace, and
-      // a decrease from it would take many steps to bite.
+      // a decrease from it would take many steps to bite. Achieved per second the chains
+      // ran: after a pause (or between chunks) the window's idle part says nothing of the
+      // pace they can keep.
+      const runningMs = Math.max(policy.adjustEveryMs, this.activeMs(now));
       const achievedRowsPerSecond =
-        this.achieved.reduce((sum, sample) => sum + sample.ms, 0) / (policy.windowMs / 1000);
+        this.achieved.reduce((sum, sample) => sum + sample.ms, 0) / (runningMs / 1000);
       const room = Math.max(policy.startRowsPerSecond, 2 * achievedRowsPerSecond);
       this.limit = Math.max(this.limit, Math.min(room, this.limit + policy.increaseRowsPerSecond));
     }

@@ -139,7 +139,7 @@ export class JobPace {
 
   /** Tells the latency controller how many chunks of the job run here (none: at rest). */
   chainsActive(): void {
-    this.latency?.chainsActive(this.users);
+    this.latency?.chainsActive(this.users, clock());
   }
 
   batchStarted(): void {

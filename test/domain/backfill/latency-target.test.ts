@@ -33,7 +33,7 @@ function learned(): { controller: LatencyController; now: number } {
   const controller = new LatencyController(policy, 1_000, 0);
   const now = feed(controller, 0, policy.learnSamples, 1);
   expect(controller.advance(now).phase).toBe('pacing');
-  controller.chainsActive(1);
+  controller.chainsActive(1, now);
   return { controller, now };
 }
 
@@ -86,6 +86,29 @@ describe('latency target controller', () => {
     expect(controller.verdict().limit).toBe(policy.startRowsPerSecond);
   });
 
+  it('judges the pace the chains achieved by the time they ran, not by a pause in between', () => {
+    let { controller, now } = learned();
+    const start = controller.verdict().limit;
+    // One second of batches at the start pace…
+    for (let batch = 0; batch < 10; batch += 1) {
+      controller.batchStarted();
+      now = feed(controller, now, 5, 1);
+      controller.batchEnded(now, start / 10);
+    }
+    // …then a 3 s pause (an operator's, or the chain between chunks), then running again.
+    controller.chainsActive(0, now);
+    now = feed(controller, now, 150, 1);
+    controller.chainsActive(1, now);
+    now = feed(controller, now, 20, 1);
+    // 2,000 rows over 1.65 s of running (1 s, then 0.4 s and the verdict's 0.25 s): room
+    // for twice that, 2,424 rows/s, so the pace grows. Counted over the whole 5 s window
+    // they would be 400 rows/s, and the pace would stay at the start pace.
+    const verdict = controller.advance(now + policy.adjustEveryMs);
+    expect(verdict.over).toBe(false);
+    expect(verdict.limit).toBe(Math.round((2 * start) / 1.65));
+    expect(verdict.limit).toBeGreaterThan(start);
+  });
+
   it('asks for smaller batches at a slow pace, within its bounds', () => {
     const { controller } = learned();
     expect(controller.verdict().batchSize).toBe(
@@ -118,7 +141,7 @@ describe('latency target controller', () => {
     const controller = new LatencyController(full, 1_000, 0);
     let now = feed(controller, 0, full.learnSamples, 1);
     expect(controller.advance(now).phase).toBe('pacing');
-    controller.chainsActive(1);
+    controller.chainsActive(1, now);
     const start = controller.verdict().limit;
     // 100 probes, two of them very slow: the window's p99 is 30 ms, 20 x the target, and
     // yet two in a hundred is what a p99 at the target gives about one time in four.
