@@ -150,10 +150,15 @@ async function freshCopy(base: string, name: string): Promise<string> {
   return databaseUrlFor(base, name);
 }
 
-/** One production query: when it was due (performance.now()) and how long it took, ms. */
+/** The production mix's queries. */
+const QUERY_KINDS = ['list', 'by id', 'update'] as const;
+type QueryKind = (typeof QUERY_KINDS)[number];
+
+/** One production query: when it was due (performance.now()), how long it took (ms), which it was. */
 interface Sample {
   readonly at: number;
   readonly ms: number;
+  readonly kind: QueryKind;
 }
 
 /**
@@ -191,6 +196,7 @@ function productionMix(url: string, maxClients = CLIENTS) {
       const started = previousEnd > scheduled ? scheduled : performance.now();
       scheduled += PACE_MS;
       const pick = random();
+      const kind: QueryKind = pick < 0.5 ? 'list' : pick < 0.9 ? 'by id' : 'update';
       if (pick < 0.5) {
         await client.query(
           'SELECT id, name, state, daily_budget FROM campaigns WHERE profile_id = $1 ORDER BY id LIMIT 20',
@@ -206,7 +212,7 @@ function productionMix(url: string, maxClients = CLIENTS) {
         ]);
       }
       previousEnd = performance.now();
-      samples.push({ at: started, ms: previousEnd - started });
+      samples.push({ at: started, ms: previousEnd - started, kind });
       const wait = scheduled - performance.now();
       if (wait > 0) await sleep(wait);
     }
@@ -248,15 +254,19 @@ class Timeline {
       .reduce((sum, window) => sum + (Math.min(window.to, end) - window.from) / 1000, 0);
   }
 
-  split(samples: readonly Sample[]): { idle: number[]; during: number[] } {
+  split(samples: readonly Sample[]): Omit<Run, 'seconds'> {
     const idle: number[] = [];
     const during: number[] = [];
+    const byKind = Object.fromEntries(
+      QUERY_KINDS.map((kind) => [kind, { idle: [] as number[], during: [] as number[] }]),
+    ) as Record<QueryKind, { idle: number[]; during: number[] }>;
     for (const sample of samples) {
       const window = this.windows.find((w) => sample.at >= w.from && sample.at < w.to);
       if (window === undefined || sample.at < window.from + GUARD_MS) continue;
       (window.loaded ? during : idle).push(sample.ms);
+      (window.loaded ? byKind[sample.kind].during : byKind[sample.kind].idle).push(sample.ms);
     }
-    return { idle, during };
+    return { idle, during, byKind };
   }
 }
 
@@ -264,6 +274,8 @@ interface Run {
   readonly seconds: number;
   readonly idle: number[];
   readonly during: number[];
+  /** The same, per query of the mix: which of them a backfill slows. */
+  readonly byKind: Record<QueryKind, { idle: number[]; during: number[] }>;
 }
 
 async function runNaive(url: string): Promise<Run> {
@@ -526,6 +538,8 @@ interface Row {
   readonly p99: number;
   readonly ratio: number;
   readonly max: number;
+  /** p99 during / idle per query kind, in QUERY_KINDS order. */
+  readonly kindRatios: readonly number[];
 }
 
 function rowOf(run: Run, rows: number): Row {
@@ -538,6 +552,9 @@ function rowOf(run: Run, rows: number): Row {
     p99,
     ratio: p99 / idleP99,
     max: Math.max(...run.during),
+    kindRatios: QUERY_KINDS.map(
+      (kind) => percentile(run.byKind[kind].during, 99) / percentile(run.byKind[kind].idle, 99),
+    ),
   };
 }
 
@@ -611,6 +628,7 @@ export async function runBackfillBench(): Promise<void> {
       worstRatio: Math.max(...ratios),
       range: `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}`,
       max: Math.max(...runs.map((row) => row.max)),
+      kindRatios: QUERY_KINDS.map((_, index) => of((row) => row.kindRatios[index] as number)),
     };
   });
   const naive = summary.find((row) => row.name === 'naive UPDATE');
@@ -627,6 +645,12 @@ export async function runBackfillBench(): Promise<void> {
     ...summary.map(
       (r) =>
         `${r.name.padEnd(16)}${pad(r.seconds.toFixed(1), 9)}${pad(count(r.rowsPerSecond), 11)}${pad(r.rowsPerSecond === 0 ? '-' : (r.rowsPerSecond / naive.rowsPerSecond).toFixed(2), 9)}${pad(`${r.idleP99.toFixed(2)}ms`, 11)}${pad(`${r.p99.toFixed(2)}ms`, 12)}${pad(`${r.ratio.toFixed(2)}x`, 11)}${total > 1 ? pad(r.range, 13) : ''}${pad(`${r.max.toFixed(0)}ms`, 9)}`,
+    ),
+    '',
+    `p99 ratio by query of the mix (${QUERY_KINDS.map((kind, index) => `${kind} ${[50, 40, 10][index]}%`).join(', ')}): which a run slows`,
+    ...summary.map(
+      (r) =>
+        `  ${r.name.padEnd(16)}${r.kindRatios.map((ratio, index) => `${QUERY_KINDS[index]} ${ratio.toFixed(2)}x`).join('  ')}`,
     ),
     '',
     ...summary
