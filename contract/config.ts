@@ -71,12 +71,16 @@ export const configSchema = z.object({
   ADFLEET_BULK_MAX_ATTEMPTS: positiveInt.max(50).default(5),
   /** First retry delay of a bulk item; later ones double, jittered, up to 5 minutes. */
   ADFLEET_BULK_RETRY_BASE_MS: positiveInt.default(2_000),
-  /** How long a claimed batch is its worker's; an item still RUNNING past it is recovered. */
-  ADFLEET_BULK_LEASE_MS: positiveInt.min(5_000).default(60_000),
+  /**
+   * How long a claimed batch is its worker's unless renewed; an item still RUNNING past it is
+   * recovered. The worker renews it every third of it while the call runs, so it bounds how
+   * long a dead worker's items wait, not how long a call may take.
+   */
+  ADFLEET_BULK_LEASE_MS: positiveInt.min(5_000).default(15_000),
   /** Batches of one profile applied at once across the fleet; more wait as deferred messages. */
   ADFLEET_BULK_PROFILE_IN_FLIGHT: positiveInt.max(100).default(2),
   /** How often each bulk-item worker looks for lost items, unfinished jobs and unpublished events. */
-  ADFLEET_BULK_SWEEP_INTERVAL_MS: positiveInt.default(15_000),
+  ADFLEET_BULK_SWEEP_INTERVAL_MS: positiveInt.default(5_000),
   /** An item whose message is this far overdue counts as lost and is sent again. */
   ADFLEET_BULK_STALL_AFTER_MS: positiveInt.default(300_000),
   /** Messages handled at once by one worker process. */

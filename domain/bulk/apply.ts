@@ -325,3 +325,57 @@ export async function markDue(
     [ids, Math.ceil(dueInMs), jobId],
   );
 }
+
+/**
+ * Extends a live claim's lease while its Ads call is in flight: the lease can then be short
+ * (a dead worker's items come back soon) without expiring under a slow call. Only rows still
+ * RUNNING under this owner move, so a claim that has already lost its items (the sweeper
+ * recovered them, another claim took them) extends nothing and learns so from the count.
+ */
+export async function renewLease(
+  pool: pg.Pool,
+  jobId: string,
+  owner: string,
+  leaseMs: number,
+): Promise<number> {
+  const result = await pool.query(
+    `UPDATE bulk_items SET lease_expires_at = now() + $3 * interval '1 millisecond'
+      WHERE job_id = $1 AND lease_owner = $2 AND status = 'RUNNING'`,
+    [jobId, owner, leaseMs],
+  );
+  return result.rowCount ?? 0;
+}
+
+/**
+ * How long until the profile's next live item of the job is due (0: one is due now);
+ * undefined when none is waiting. A chain that has run out of due items waits this long
+ * for a retry or a rate-limited item to come due instead of giving its slot up.
+ */
+export async function nextDueInMs(
+  pool: pg.Pool,
+  jobId: string,
+  profileId: number,
+): Promise<number | undefined> {
+  const { rows } = await pool.query<{ in_ms: number | null }>(
+    `SELECT greatest(0, extract(epoch FROM min(due_at) - now()) * 1000)::int AS in_ms FROM bulk_items
+      WHERE job_id = $1 AND profile_id = $2 AND status IN ('PENDING', 'RETRY') AND due_at IS NOT NULL`,
+    [jobId, profileId],
+  );
+  return rows[0]?.in_ms ?? undefined;
+}
+
+/** Up to `limit` of the profile's items in the job that are due now (not claimed: for a message). */
+export async function dueItemIds(
+  pool: pg.Pool,
+  jobId: string,
+  profileId: number,
+  limit: number,
+): Promise<number[]> {
+  const { rows } = await pool.query<{ id: number }>(
+    `SELECT id FROM bulk_items
+      WHERE job_id = $1 AND profile_id = $2 AND status IN ('PENDING', 'RETRY') AND due_at <= now()
+      ORDER BY id LIMIT $3`,
+    [jobId, profileId, limit],
+  );
+  return rows.map((row) => row.id);
+}

@@ -11,6 +11,11 @@ import type { EntityType } from './status.ts';
  * dispatch running alongside skips the locked chunk, one running after finds nothing left:
  * no batch is enqueued twice. A crash between the sends and the commit re-sends that one
  * chunk on retry, which the claim (apply.ts) makes harmless.
+ *
+ * A dispatch stops starting chunks at `until` and says it is not `done`: the handler then
+ * has the message come back to dispatch the rest (what is dispatched is committed, and the
+ * next run starts where it stopped), so a job of any size fits a short handler deadline,
+ * and the queue's visibility timeout above it stays short too.
  */
 
 export const DISPATCH_CHUNK_ITEMS = 20_000;
@@ -20,6 +25,8 @@ export interface DispatchResult {
   readonly live: boolean;
   readonly batches: number;
   readonly items: number;
+  /** False when `until` passed with items still undispatched. */
+  readonly done: boolean;
 }
 
 export async function dispatchJob(
@@ -27,6 +34,7 @@ export async function dispatchJob(
   messenger: Messenger,
   jobId: string,
   batchSize: number,
+  until: number = Number.POSITIVE_INFINITY,
 ): Promise<DispatchResult> {
   const { rows } = await pool.query<{ status: string }>(
     `UPDATE bulk_jobs SET status = CASE WHEN status = 'SUBMITTED' THEN 'RUNNING' ELSE status END,
@@ -34,7 +42,7 @@ export async function dispatchJob(
       WHERE id = $1 AND status IN ('SUBMITTED', 'RUNNING') RETURNING status`,
     [jobId],
   );
-  if (rows.length === 0) return { live: false, batches: 0, items: 0 };
+  if (rows.length === 0) return { live: false, batches: 0, items: 0, done: true };
   let batches = 0;
   let items = 0;
   for (;;) {
@@ -63,6 +71,7 @@ export async function dispatchJob(
     });
     batches += sent.batches;
     items += sent.items;
-    if (sent.items < DISPATCH_CHUNK_ITEMS) return { live: true, batches, items };
+    if (sent.items < DISPATCH_CHUNK_ITEMS) return { live: true, batches, items, done: true };
+    if (Date.now() >= until) return { live: true, batches, items, done: false };
   }
 }

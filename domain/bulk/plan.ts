@@ -4,8 +4,14 @@ import type { EntityType } from './status.ts';
  * How a job's items become item batches: one batch is one Ads API call, so it holds items
  * of one profile (the call's scope) and one entity type (the endpoint), at most `batchSize`
  * of them. Batches are interleaved across profiles, so the queue does not hold one large
- * profile's whole share ahead of everyone else's.
+ * profile's whole share ahead of everyone else's. The first round takes LEADING_BATCHES of
+ * each group: a large profile's second in-flight slot (ADFLEET_BULK_PROFILE_IN_FLIGHT,
+ * default 2) then starts at once, not after every other profile's first batch. The largest
+ * profile sets the job's wall time, and while the fleet is busiest, at the start, one chain
+ * of it alone cannot keep up with its rate (worker.ts).
  */
+
+export const LEADING_BATCHES = 2;
 
 export interface PlannedItem {
   readonly id: number;
@@ -36,11 +42,13 @@ export function planBatches(items: readonly PlannedItem[], batchSize: number): P
   }
   const interleaved: PlannedBatch[] = [];
   const lists = [...groups.values()];
-  for (let round = 0; interleaved.length < lists.reduce((n, list) => n + list.length, 0); round += 1) {
+  for (const list of lists) interleaved.push(...list.slice(0, LEADING_BATCHES));
+  for (let round = LEADING_BATCHES; ; round += 1) {
+    const before = interleaved.length;
     for (const list of lists) {
       const batch = list[round];
       if (batch !== undefined) interleaved.push(batch);
     }
+    if (interleaved.length === before) return interleaved;
   }
-  return interleaved;
 }

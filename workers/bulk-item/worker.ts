@@ -9,10 +9,13 @@ import {
   type ClaimedItem,
   claimBatch,
   claimNextDue,
+  dueItemIds,
   type ItemOutcome,
   markDue,
+  nextDueInMs,
   recordOutcomes,
   releaseItems,
+  renewLease,
 } from '../../domain/bulk/apply.ts';
 import { publishOutbox } from '../../domain/bulk/completion.ts';
 import { dispatchJob } from '../../domain/bulk/dispatch.ts';
@@ -51,25 +54,57 @@ import { outcomesOfCallFailure, outcomesOfResults, type RetryPolicy, retryBackof
  *
  * Chaining: a handler that has applied a batch of a busy profile (its message was a full
  * batch, so the profile likely has more; another batch of it was in flight; or one was
- * deferred here lately) goes on claiming that profile's due items of the
- * job (claimNextDue), one batch at a time for up to CHAIN_BUDGET_MS, while the profile has
- * a free slot. Without it a freed slot waits for the next deferred message to come back,
- * and deferred messages return together, so a big profile ran at a fraction of its rate.
+ * deferred here lately) acknowledges its message and starts a chain (ChainRunner, beside
+ * the message handlers) that goes on claiming that profile's due items of the job
+ * (claimNextDue), one batch at a time, while the profile has a free slot, for up to
+ * CHAIN_BUDGET_MS. Each call waits in the shared rate limiter for the profile's next token,
+ * so a chain calls the profile exactly as fast as its budget allows. A deferred message's
+ * items stay due (only the message is delayed), so the chain takes them at once; a call
+ * that fails as a whole (a 503, a timeout) hands its items to a delayed message and the
+ * chain goes on with the next ones; with nothing due, the chain waits for the next item
+ * to come due (a retry's backoff, a Retry-After) when that is a few seconds away; and at
+ * the budget's end it sends the profile's next due batch at once, so the next handler
+ * carries on. Without this, a slow profile's slot waited for deferred messages to come
+ * back, and the profile with the most items (the one that sets a job's wall time) ran at a
+ * fraction of its rate.
+ *
+ * Leases are short and renewed while the call runs (keepLease): a worker that dies holding
+ * items gives them back within ADFLEET_BULK_LEASE_MS plus a sweep, not after a long lease
+ * sized for the slowest call.
  */
 
 /** How long a batch's call may wait for its profile's rate budget before it is deferred. */
 export const BULK_MAX_THROTTLE_WAIT_MS = 5_000;
 /**
- * A batch over its profile's in-flight cap comes back after 2–5 s (SQS delays are whole
- * seconds): by then the handlers holding the profile's slots have usually taken its items
- * already (chaining, below), so the message is a fallback, and a longer delay costs fewer
- * empty round trips.
+ * A batch over its profile's in-flight cap comes back after 5–10 s. Its items stay due and
+ * the handlers holding the profile's slots take them (chaining), so the message is only a
+ * fallback for when no chain runs (it ended, or its worker died); a longer delay costs
+ * fewer empty round trips, which other profiles' batches queue behind.
  */
-const BUSY_DEFER_MS = { min: 2_000, spread: 3_000 };
-/** How long a handler keeps claiming a busy profile's due items after its own batch. */
-const CHAIN_BUDGET_MS = 20_000;
-/** Chained items given back in an Ads API outage come back in a message this much later. */
-const OUTAGE_HANDOFF_MS = 5_000;
+const BUSY_DEFER_MS = { min: 5_000, spread: 5_000 };
+/**
+ * How long a chain keeps claiming a busy profile's items before it hands the profile to a
+ * message (which starts a chain wherever it is received): chains move between processes,
+ * so a process's chain slots are not kept by the few largest profiles.
+ */
+const CHAIN_BUDGET_MS = 30_000;
+/**
+ * A dispatch starts no chunk after this long, so that the last one (20,000 items, seconds
+ * on a loaded database) ends inside the BulkJobSubmitted deadline; the rest follows in the
+ * message's next delivery.
+ */
+const DISPATCH_BUDGET_MS = 15_000;
+/**
+ * Chained items whose call failed as a whole (a 503, a timeout) come back in a message this
+ * much later (SQS's shortest delay), and the chain takes them again when due: one failed
+ * call is that call's fault, and a second in a row stops the chain (CHAIN_OUTAGES), after
+ * which an outage is the message's to report and back off from.
+ */
+const OUTAGE_HANDOFF_MS = 1_000;
+/** Calls in a row failing as a whole after which a chain stops and reports an outage. */
+const CHAIN_OUTAGES = 2;
+/** A chain with nothing due waits for the next item to come due if it is at most this far off. */
+const CHAIN_IDLE_WAIT_MS = 6_000;
 /** A chain that finds its profile's lock held tries again this often, this many times. */
 const CHAIN_LOCK_WAIT_MS = 150;
 const CHAIN_LOCK_WAITS = 5;
@@ -123,6 +158,7 @@ interface Deps {
   readonly workerId: string;
   /** Profiles this process last found over their in-flight cap, and when. */
   readonly contended: Map<number, number>;
+  readonly chains: ChainRunner;
 }
 
 /** One Ads call for items of one entity type; results in the items' order. */
@@ -184,7 +220,7 @@ const RECORD_RETRY_MS = 1_000;
 
 /**
  * Records outcomes of items Amazon has already applied, trying again while Postgres is
- * down until `until`: a failed record leaves the items RUNNING until their lease expires,
+ * down until `until()` (the lease's guard, which renewals move): a failed record leaves the items RUNNING until their lease expires,
  * and the sweeper then sends them to Amazon a second time. Anything but an outage, or a
  * stop, is thrown at once.
  */
@@ -193,7 +229,7 @@ async function recordAppliedOutcomes(
   jobId: string,
   owner: string,
   outcomes: readonly ItemOutcome[],
-  until: number,
+  until: () => number,
   signal: AbortSignal,
   logger: Logger,
 ) {
@@ -201,7 +237,7 @@ async function recordAppliedOutcomes(
     try {
       return await recordOutcomes(pool, jobId, owner, outcomes);
     } catch (error) {
-      if (outageOf(error) !== Dependency.Postgres || signal.aborted || Date.now() + RECORD_RETRY_MS > until)
+      if (outageOf(error) !== Dependency.Postgres || signal.aborted || Date.now() + RECORD_RETRY_MS > until())
         throw error;
       logger.warn({ jobId, items: outcomes.length }, 'Postgres unavailable: recording Amazon’s answer again');
       await sleep(RECORD_RETRY_MS);
@@ -220,19 +256,92 @@ interface ApplyCall {
   readonly releases: number;
 }
 
+/** The claim's lease went (or is about to go) to someone else: its call is abandoned. */
+class LeaseLostError extends Error {
+  override readonly name = 'LeaseLostError';
+}
+
+interface HeldLease {
+  /** Aborts when a renewal finds the items gone, or before the lease runs out unrenewed. */
+  readonly lost: AbortSignal;
+  /** Epoch ms until which the items are surely still this claim's. */
+  guardUntil(): number;
+  stop(): void;
+}
+
 /**
- * Applies one claim: its Ads calls, each item's outcome recorded under the claim's lease,
- * retries scheduled, completion published. False when the call was rate limited in a
- * chained claim (`chained`: its items came from the database, not from a message): they are
- * given back and carried by a delayed message of their own. A message's own claim rethrows
- * instead, so that the chassis defers the message.
+ * Keeps a claim's lease alive while its call runs: renewed every third of the lease, so a
+ * live worker never loses its items to the sweeper however slow Amazon answers, and a dead
+ * one's come back within one lease. A renewal that moves no row means the items are no
+ * longer this claim's (the sweeper recovered them, another claim holds them): the call is
+ * abandoned, and whatever it would have recorded is refused by the owner check of
+ * recordOutcomes anyway. A renewal that fails (Postgres unreachable) keeps the last expiry,
+ * and the call is abandoned a margin before it, as it was before leases were renewed.
+ */
+function keepLease(pool: pg.Pool, jobId: string, owner: string, leaseMs: number, logger: Logger): HeldLease {
+  const marginMs = Math.min(5_000, leaseMs / 4);
+  const lost = new AbortController();
+  let expiresAt = Date.now() + leaseMs;
+  let stopped = false;
+  let guard: NodeJS.Timeout | undefined;
+  const arm = () => {
+    clearTimeout(guard);
+    guard = setTimeout(
+      () => lost.abort(new LeaseLostError(`lease of ${owner} about to expire unrenewed`)),
+      Math.max(0, expiresAt - marginMs - Date.now()),
+    );
+  };
+  arm();
+  const renew = async () => {
+    const askedAt = Date.now();
+    try {
+      const renewed = await renewLease(pool, jobId, owner, leaseMs);
+      if (stopped) return;
+      if (renewed === 0) {
+        lost.abort(new LeaseLostError(`lease of ${owner} lost: its items are no longer RUNNING under it`));
+        return;
+      }
+      expiresAt = askedAt + leaseMs;
+      arm();
+    } catch (error) {
+      logger.warn({ jobId, err: describeError(error) }, 'bulk lease renewal failed');
+    }
+  };
+  const renewal = setInterval(() => void renew(), Math.max(1_000, leaseMs / 3));
+  return {
+    lost: lost.signal,
+    guardUntil: () => expiresAt - marginMs,
+    stop() {
+      stopped = true;
+      clearInterval(renewal);
+      clearTimeout(guard);
+    },
+  };
+}
+
+type ApplyResult =
+  | { readonly kind: 'applied' }
+  /**
+   * A chained claim's items given back unapplied and handed to a delayed message, due again
+   * in `retryInMs`: rate limited, or (`outage`) the call failed as a whole (5xx, timeout).
+   */
+  | { readonly kind: 'handed-off'; readonly retryInMs: number; readonly outage?: unknown };
+
+/**
+ * Applies one claim: its Ads calls under a lease kept alive meanwhile, each item's outcome
+ * recorded under the lease, retries scheduled, completion published. A chained claim
+ * (`chained`: its items came from the database, not from a message) that is rate limited
+ * or whose call fails as a whole gives its items back, hands them to a delayed message of
+ * their own and says so; a message's own claim rethrows instead, so that the chassis defers
+ * or releases the message.
  */
 async function applyClaim(
-  { deps, messenger, logger, signal, jobId, profileId, releases }: ApplyCall,
+  call: ApplyCall,
   owner: string,
   claim: Extract<Claim, { kind: 'claimed' }>,
   chained: boolean,
-): Promise<boolean> {
+): Promise<ApplyResult> {
+  const { deps, messenger, logger, jobId, profileId } = call;
   const { pool, settings } = deps;
   if (claim.blocked.length > 0) {
     await markDue(pool, jobId, claim.blocked, BLOCKED_RETRY_SECONDS * 1000);
@@ -244,14 +353,26 @@ async function applyClaim(
   }
   if (claim.items.length === 0) {
     logger.info({ jobId, blocked: claim.blocked.length }, 'bulk batch: nothing to apply');
-    return true;
+    return { kind: 'applied' };
   }
+  const lease = keepLease(pool, jobId, owner, settings.leaseMs, logger);
+  try {
+    return await applyLeased(call, owner, claim, chained, lease);
+  } finally {
+    lease.stop();
+  }
+}
 
-  // The call never outlives the lease: past it, the items may be another worker's.
-  const leaseGuardMs = settings.leaseMs - Math.min(5_000, settings.leaseMs / 4);
-  const recordUntil = Date.now() + leaseGuardMs;
-  const leaseGuard = AbortSignal.timeout(leaseGuardMs);
-  const callSignal = AbortSignal.any([signal, leaseGuard]);
+async function applyLeased(
+  { deps, messenger, logger, signal, jobId, profileId, releases }: ApplyCall,
+  owner: string,
+  claim: Extract<Claim, { kind: 'claimed' }>,
+  chained: boolean,
+  lease: HeldLease,
+): Promise<ApplyResult> {
+  const { pool, settings } = deps;
+  const recordUntil = () => lease.guardUntil();
+  const callSignal = AbortSignal.any([signal, lease.lost]);
   const outcomes: ItemOutcome[] = [];
   const callStarted = performance.now();
   for (const [entityType, items] of byEntityType(claim.items)) {
@@ -291,10 +412,12 @@ async function applyClaim(
         );
         logger.info(
           { jobId, profileId, items: left.length, retryInMs: delay, reason: describeError(error) },
-          'bulk chain stopped: items handed to a delayed message',
+          'bulk chained batch handed to a delayed message',
         );
-        if (error instanceof ThrottledError) return false;
-        throw error;
+        if (signal.aborted || outage === Dependency.AdsCredentials) throw error;
+        return error instanceof ThrottledError
+          ? { kind: 'handed-off', retryInMs: delay }
+          : { kind: 'handed-off', retryInMs: delay, outage: error };
       }
       outcomes.push(...outcomesOfCallFailure(items, error, settings.retry));
     }
@@ -328,7 +451,117 @@ async function applyClaim(
     },
     'bulk batch applied',
   );
-  return true;
+  return { kind: 'applied' };
+}
+
+/**
+ * Keeps a busy profile's in-flight slot working (see the header) until `chainUntil`: claims
+ * its due items one batch at a time; when none is due, waits for the next one to come due
+ * (a retry's backoff, a rate-limited batch's Retry-After) if that is soon, instead of
+ * giving the slot back to a queue of deferred messages; at the budget's end hands the
+ * profile's next due batch to a message sent at once, so the next handler picks the chain
+ * up without waiting for a deferral to come back.
+ */
+async function chainProfile(call: ApplyCall, chainUntil: number): Promise<void> {
+  const { deps, messenger, logger, signal, jobId, profileId } = call;
+  const { pool, settings } = deps;
+  const pause = (ms: number) => sleep(Math.max(10, ms), undefined, { signal }).catch(() => {});
+  let lockWaits = 0;
+  let outages = 0;
+  while (!signal.aborted) {
+    if (Date.now() >= chainUntil) {
+      const itemIds = await dueItemIds(pool, jobId, profileId, settings.batchSize);
+      if (itemIds.length > 0) {
+        await messenger.send('BulkItemBatch', { jobId, profileId, itemIds });
+        logger.info({ jobId, profileId, items: itemIds.length }, 'bulk chain handed over');
+      }
+      return;
+    }
+    const nextOwner = `${deps.workerId}:${randomUUID()}`;
+    const next = await claimNextDue(pool, {
+      jobId,
+      profileId,
+      owner: nextOwner,
+      leaseMs: settings.leaseMs,
+      profileInFlight: settings.profileInFlight,
+      limit: settings.batchSize,
+    });
+    // The lock is usually held by a deferred message checking the cap: a moment later
+    // the slot this handler just gave back is still free.
+    if (next.kind === 'busy' && next.lockHeld === true && lockWaits < CHAIN_LOCK_WAITS) {
+      lockWaits += 1;
+      await pause(CHAIN_LOCK_WAIT_MS);
+      continue;
+    }
+    if (next.kind !== 'claimed') return;
+    lockWaits = 0;
+    let waitMs: number | undefined;
+    if (next.items.length === 0 && next.blocked.length === 0) {
+      waitMs = await nextDueInMs(pool, jobId, profileId);
+      if (waitMs === undefined) return;
+    } else {
+      const result = await applyClaim(call, nextOwner, next, true);
+      if (result.kind === 'applied') {
+        outages = 0;
+        continue;
+      }
+      // One failed call is a fault of that call (a 503, a timeout); two in a row look like
+      // an outage, which the chassis must see to count it against the Ads API's breaker.
+      outages = result.outage === undefined ? 0 : outages + 1;
+      if (outages >= CHAIN_OUTAGES) throw result.outage;
+      // Rate limited: the profile has no budget before then, so claiming again now would
+      // only hand items to more delayed messages.
+      waitMs = result.outage === undefined ? result.retryInMs : 0;
+    }
+    if (waitMs > CHAIN_IDLE_WAIT_MS || Date.now() + waitMs >= chainUntil) return;
+    await pause(waitMs);
+  }
+}
+
+/**
+ * The chains a process runs, apart from the messages that started them. sqs-consumer hands
+ * a poller's received batch over in lockstep (its next receive waits for the slowest
+ * message of the batch), so a chain run inside its message's handler held up to nine other
+ * handler slots' next messages for its whole budget: the fleet applied in waves, one per
+ * chain budget. A chain's items are in the database (due, leased), not in its message, so
+ * the message is acknowledged as soon as its own batch is applied and the chain goes on
+ * here; a process that dies mid-chain loses nothing (leases are recovered, the deferred
+ * messages still carry the items). At most `max` chains run at once per process; past
+ * that, a profile's deferred messages carry it. `stop` (teardown, after the drain) aborts
+ * them: a chain's claim gives its items back and hands them to a message.
+ */
+class ChainRunner {
+  readonly #running = new Set<Promise<void>>();
+  readonly #stopping = new AbortController();
+  readonly #max: number;
+  readonly #logger: Logger;
+
+  constructor(max: number, logger: Logger) {
+    this.#max = max;
+    this.#logger = logger;
+  }
+
+  get signal(): AbortSignal {
+    return this.#stopping.signal;
+  }
+
+  /** False when the process already runs `max` chains or is stopping. */
+  start(jobId: string, profileId: number, chain: () => Promise<void>): boolean {
+    if (this.#stopping.signal.aborted || this.#running.size >= this.#max) return false;
+    const running: Promise<void> = chain()
+      .catch((error: unknown) => {
+        if (!this.#stopping.signal.aborted)
+          this.#logger.warn({ jobId, profileId, err: describeError(error) }, 'bulk chain stopped');
+      })
+      .finally(() => this.#running.delete(running));
+    this.#running.add(running);
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping.abort(new Error('worker is stopping'));
+    await Promise.allSettled([...this.#running]);
+  }
 }
 
 export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): WorkerSpec<Deps> {
@@ -361,6 +594,8 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
         sweeper,
         workerId: `${hostname()}:${process.pid}`,
         contended: new Map(),
+        // Chains mostly wait in the rate limiter for their profile's next token.
+        chains: new ChainRunner(2 * config.ADFLEET_CONCURRENCY, logger),
       };
     },
     probes: ({ pool, ads }) => ({
@@ -368,7 +603,8 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
       'ads-api': () => ads.probe(),
       'ads-credentials': () => ads.probe(),
     }),
-    async teardown({ pool, redis, limiter, sweeper }) {
+    async teardown({ pool, redis, limiter, sweeper, chains }) {
+      await chains.stop();
       await sweeper.stop();
       await limiter.close();
       redis.disconnect();
@@ -376,7 +612,18 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
     },
     handlers: {
       BulkJobSubmitted: async ({ jobId }, { deps, messenger, logger }) => {
-        const result = await dispatchJob(deps.pool, messenger, jobId, deps.settings.batchSize);
+        const result = await dispatchJob(
+          deps.pool,
+          messenger,
+          jobId,
+          deps.settings.batchSize,
+          Date.now() + DISPATCH_BUDGET_MS,
+        );
+        if (!result.done) {
+          logger.info({ jobId, ...result }, 'bulk job partly dispatched: the rest follows');
+          // The message comes back (a deferral: no receive spent) to dispatch the rest.
+          throw new ThrottledError(`bulk job ${jobId}: dispatch continues`, 0);
+        }
         logger.info(
           { jobId, ...result },
           result.live ? 'bulk job dispatched' : 'bulk job not live: nothing to dispatch',
@@ -399,7 +646,10 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
         if (claim.kind === 'busy') {
           deps.contended.set(batch.profileId, Date.now());
           const deferMs = BUSY_DEFER_MS.min + Math.random() * BUSY_DEFER_MS.spread;
-          await markDue(pool, batch.jobId, batch.itemIds, deferMs);
+          // Due now, not when the message comes back: the handlers holding the profile's
+          // slots claim due items (chaining), and these are ready; the mark also tells the
+          // sweeper that a message still carries them.
+          await markDue(pool, batch.jobId, batch.itemIds, 0);
           throw new ThrottledError(
             `profile ${batch.profileId} has ${claim.inFlight} bulk batches in flight`,
             deferMs,
@@ -423,28 +673,16 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
           claim.othersInFlight > 0 ||
           (seen !== undefined && Date.now() - seen <= CONTENDED_FOR_MS);
         if (!busy) return;
-        const chainUntil = Date.now() + CHAIN_BUDGET_MS;
-        let lockWaits = 0;
-        while (Date.now() < chainUntil && !signal.aborted) {
-          const nextOwner = `${deps.workerId}:${randomUUID()}`;
-          const next = await claimNextDue(pool, {
-            jobId: batch.jobId,
-            profileId: batch.profileId,
-            owner: nextOwner,
-            leaseMs: settings.leaseMs,
-            profileInFlight: settings.profileInFlight,
-            limit: settings.batchSize,
-          });
-          // The lock is usually held by a deferred message checking the cap: a moment later
-          // the slot this handler just gave back is still free.
-          if (next.kind === 'busy' && next.lockHeld === true && lockWaits < CHAIN_LOCK_WAITS) {
-            lockWaits += 1;
-            await sleep(CHAIN_LOCK_WAIT_MS, undefined, { signal }).catch(() => {});
-            continue;
-          }
-          if (next.kind !== 'claimed' || (next.items.length === 0 && next.blocked.length === 0)) return;
-          if (!(await applyClaim(call, nextOwner, next, true))) return;
-        }
+        const chainCall = { ...call, signal: deps.chains.signal };
+        if (
+          !deps.chains.start(batch.jobId, batch.profileId, () =>
+            chainProfile(chainCall, Date.now() + CHAIN_BUDGET_MS),
+          )
+        )
+          logger.info(
+            { jobId: batch.jobId, profileId: batch.profileId },
+            'bulk chain not started: this process runs its most',
+          );
       },
     },
   });

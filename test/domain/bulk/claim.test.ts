@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { claimBatch, claimNextDue, recordOutcomes } from '../../../domain/bulk/apply.ts';
+import {
+  claimBatch,
+  claimNextDue,
+  nextDueInMs,
+  recordOutcomes,
+  releaseItems,
+  renewLease,
+} from '../../../domain/bulk/apply.ts';
 import { completeJob } from '../../../domain/bulk/completion.ts';
 import { loadJob } from '../../../domain/bulk/jobs.ts';
 import { submitBulkFile } from '../../../domain/bulk/submit.ts';
@@ -16,7 +23,8 @@ const SMALL = 1_000_000_000_002;
 /**
  * The claim queries against Postgres alone: a handler chaining a busy profile's due items
  * never picks what another claim holds, the profile's cap and lock keep claims apart, and
- * the job completes once when its last items are recorded outside a transaction.
+ * the job completes once when its last items are recorded outside a transaction; a lease
+ * is renewed only by its holder, and a holder that lost it neither renews nor records.
  */
 describe('bulk claims', () => {
   let db: TestDatabase;
@@ -98,6 +106,48 @@ describe('bulk claims', () => {
       [jobId],
     );
     expect(rows[0]?.n).toBe(0);
+  });
+
+  it('renews a lease for its holder only; a holder that lost its items renews and records nothing', async () => {
+    const held = await claimNextDue(db.pool, { ...request('g'), leaseMs: 5_000 });
+    if (held.kind !== 'claimed') throw new Error('expected a claim');
+    const ids = held.items.map((item) => item.id);
+    expect(ids).toHaveLength(10);
+    const expiry = async () =>
+      (
+        await db.pool.query<{ owner: string; in_s: number }>(
+          `SELECT lease_owner AS owner, min(extract(epoch FROM lease_expires_at - now()))::float AS in_s
+             FROM bulk_items WHERE id = ANY($1) GROUP BY 1`,
+          [ids],
+        )
+      ).rows;
+    expect(await renewLease(db.pool, jobId, 'g', 60_000)).toBe(10);
+    expect((await expiry())[0]?.in_s).toBeGreaterThan(50);
+    // The holder stalls past its lease; another claim takes the items, as the sweeper's
+    // re-sent batch would.
+    await db.pool.query(
+      "UPDATE bulk_items SET lease_expires_at = now() - interval '1 second' WHERE id = ANY($1)",
+      [ids],
+    );
+    const taken = await claimBatch(db.pool, { ...request('h'), itemIds: ids });
+    if (taken.kind !== 'claimed') throw new Error('expected the items claimed again');
+    expect(taken.items).toHaveLength(10);
+    expect(await renewLease(db.pool, jobId, 'g', 60_000)).toBe(0);
+    const late = await recordOutcomes(
+      db.pool,
+      jobId,
+      'g',
+      ids.map((id) => ({ id, status: 'SUCCEEDED' as const, attempts: 1, response: {} })),
+    );
+    expect(late.recorded.size).toBe(0);
+    expect((await expiry()).map((row) => row.owner)).toEqual(['h']);
+    // Given back unapplied, due in 3 s: a chain with nothing due waits that long.
+    await releaseItems(db.pool, jobId, 'h', ids, 3_000);
+    const inMs = await nextDueInMs(db.pool, jobId, BIG);
+    expect(inMs).toBeGreaterThan(2_000);
+    expect(inMs).toBeLessThanOrEqual(3_000);
+    await db.pool.query('UPDATE bulk_items SET due_at = now() WHERE id = ANY($1)', [ids]);
+    expect(await nextDueInMs(db.pool, jobId, BIG)).toBe(0);
   });
 
   it('completes the job once, when the last items are recorded', async () => {
