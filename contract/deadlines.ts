@@ -15,11 +15,12 @@ export const HANDLER_DEADLINE_SECONDS: Partial<Readonly<Record<CatalogType, numb
   // One profile-list refresh and a batched send per 10 profiles.
   SyncAllProfilesRequested: 90,
   BulkJobCompleted: 30,
-  // Dispatch starts no chunk after 15 s and continues in the message's next delivery; an
-  // item batch's chain claims for 20 s, and a claim takes at most a 5 s rate-limit wait and a
-  // 10 s call. Both fit under the bulk-item queue's short visibility timeout (topology.ts).
-  BulkJobSubmitted: 40,
-  BulkItemBatch: 40,
+  // Dispatch starts no chunk after 5 s and continues in the message's next delivery; an
+  // item batch is one claim (its profile's chain runs apart from the message), at most a 5 s
+  // rate-limit wait and a 10 s call. Both fit under the bulk-item queue's short visibility
+  // timeout (topology.ts).
+  BulkJobSubmitted: 25,
+  BulkItemBatch: 25,
   BackfillRequested: 30,
   BackfillChunk: 60,
 };

@@ -63,11 +63,11 @@ export const topology = {
       maxMessageAgeSeconds: 3_600,
     },
     'bulk-item': {
-      // One item batch is one Ads API call of at most a thousand items, and the chain of
-      // its profile's next ones (deadlines.ts). Short, because a worker that dies leaves the
-      // messages it had received but not started invisible for this long; a running handler
-      // keeps its message hidden by the chassis' heartbeat.
-      visibilityTimeoutSeconds: 45,
+      // One item batch is one Ads API call of at most a thousand items (deadlines.ts).
+      // Short, because a worker that dies leaves the messages it had received but not
+      // started invisible for this long; a running handler keeps its message hidden by the
+      // chassis' heartbeat.
+      visibilityTimeoutSeconds: 30,
       maxReceiveCount: 5,
       retentionDays: 4,
       dlqRetentionDays: 14,

@@ -62,7 +62,7 @@ describe('bulk jobs survive SIGKILL, and the later-submitted job wins', { timeou
       ADFLEET_BULK_LEASE_MS: '5000',
       ADFLEET_BULK_PROFILE_IN_FLIGHT: '2',
       // Messages a killed worker had received but not started come back only after the
-      // queue's visibility timeout (45 s); the sweeper re-sends their items sooner.
+      // queue's visibility timeout (30 s); the sweeper re-sends their items sooner.
       ADFLEET_BULK_STALL_AFTER_MS: '8000',
     };
     // Only the victim runs while it is being killed, so it always holds some of the work.
