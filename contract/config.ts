@@ -77,8 +77,14 @@ export const configSchema = z.object({
    * long a dead worker's items wait, not how long a call may take.
    */
   ADFLEET_BULK_LEASE_MS: positiveInt.min(5_000).default(15_000),
-  /** Batches of one profile applied at once across the fleet; more wait as deferred messages. */
-  ADFLEET_BULK_PROFILE_IN_FLIGHT: positiveInt.max(100).default(2),
+  /**
+   * Batches of one profile applied at once across the fleet; more wait as deferred messages.
+   * Four: each batch's claim, record and next claim take a round trip or two to Postgres,
+   * and on a busy fleet that overhead is longer than a slow profile's token interval; with
+   * four calls of the profile queued in the rate limiter one is always ready for the next
+   * token, even while another is held by a call Amazon does not answer before the timeout.
+   */
+  ADFLEET_BULK_PROFILE_IN_FLIGHT: positiveInt.max(100).default(4),
   /** How often each bulk-item worker looks for lost items, unfinished jobs and unpublished events. */
   ADFLEET_BULK_SWEEP_INTERVAL_MS: positiveInt.default(5_000),
   /** An item whose message is this far overdue counts as lost and is sent again. */

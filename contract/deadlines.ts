@@ -15,7 +15,7 @@ export const HANDLER_DEADLINE_SECONDS: Partial<Readonly<Record<CatalogType, numb
   // One profile-list refresh and a batched send per 10 profiles.
   SyncAllProfilesRequested: 90,
   BulkJobCompleted: 30,
-  // Dispatch starts no chunk after 5 s and continues in the message's next delivery; an
+  // Dispatch starts no chunk after 12 s and continues in the message's next delivery; an
   // item batch is one claim (its profile's chain runs apart from the message), at most a 5 s
   // rate-limit wait and a 10 s call. Both fit under the bulk-item queue's short visibility
   // timeout (topology.ts).

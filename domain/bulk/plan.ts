@@ -5,8 +5,8 @@ import type { EntityType } from './status.ts';
  * of one profile (the call's scope) and one entity type (the endpoint), at most `batchSize`
  * of them. Batches are interleaved across profiles, so the queue does not hold one large
  * profile's whole share ahead of everyone else's. The first round takes LEADING_BATCHES of
- * each group: a large profile's second in-flight slot (ADFLEET_BULK_PROFILE_IN_FLIGHT,
- * default 2) then starts at once, not after every other profile's first batch. The largest
+ * each group: a large profile's second in-flight slot (ADFLEET_BULK_PROFILE_IN_FLIGHT)
+ * then starts at once, not after every other profile's first batch. The largest
  * profile sets the job's wall time, and while the fleet is busiest, at the start, one chain
  * of it alone cannot keep up with its rate (worker.ts).
  */

@@ -89,11 +89,13 @@ const BUSY_DEFER_MS = { min: 5_000, spread: 5_000 };
  */
 const CHAIN_BUDGET_MS = 30_000;
 /**
- * A dispatch starts no chunk after this long, so that the last one (20,000 items: under a
- * second on a quiet database, up to about 18 s on a loaded one) ends inside the
- * BulkJobSubmitted deadline; the rest follows in the message's next delivery.
+ * A dispatch starts no chunk after this long, so that the last one (10,000 items: well under
+ * a second on a quiet database, a few seconds on a loaded one) ends inside the
+ * BulkJobSubmitted deadline. The rest follows in the message's next delivery, which waits
+ * behind the queue's backlog (the job's own batches): long enough for every chunk of a
+ * 50,000-item job on a loaded machine, so only far larger jobs continue that way.
  */
-const DISPATCH_BUDGET_MS = 5_000;
+const DISPATCH_BUDGET_MS = 12_000;
 /**
  * Chained items whose call failed as a whole (a 503, a timeout) come back in a message this
  * much later (SQS's shortest delay), and the chain takes them again when due: one failed
@@ -594,8 +596,10 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
         sweeper,
         workerId: `${hostname()}:${process.pid}`,
         contended: new Map(),
-        // Chains mostly wait in the rate limiter for their profile's next token.
-        chains: new ChainRunner(2 * config.ADFLEET_CONCURRENCY, logger),
+        // Chains mostly wait in the rate limiter for their profile's next token, so a
+        // process runs more of them than handlers: enough for its share of the busy
+        // profiles' in-flight slots.
+        chains: new ChainRunner(3 * config.ADFLEET_CONCURRENCY, logger),
       };
     },
     probes: ({ pool, ads }) => ({
