@@ -114,6 +114,11 @@ export const configSchema = z.object({
     .default(DEFAULT_SYNC_SLICE_SECONDS),
   /** A sync's checkpoint (the API's nextToken) older than this is not resumed: the listing starts again. */
   ADFLEET_SYNC_RESUME_MAX_AGE_SECONDS: positiveInt.default(3_600),
+  /**
+   * A profile's keywords are listed in parts side by side (domain/sync/pull.ts) when each
+   * part would still list at least this many pages, judged by its last good sync.
+   */
+  ADFLEET_SYNC_KEYWORD_PART_PAGES: positiveInt.default(25),
   /** Port of the /healthz and /readyz endpoint; 0 disables it. */
   ADFLEET_HEALTH_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
   /** How often a worker process writes its heartbeat row (worker_heartbeats); 0 disables it. */

@@ -1,9 +1,17 @@
 import type pg from 'pg';
 import type { AdsApiClient, ListPage } from '../../shared/ads/client.ts';
 import { AdsApiError } from '../../shared/ads/errors.ts';
+import type { ListFilter } from '../../shared/ads/types.ts';
 import { entityIds, upsertProfiles } from './entities.ts';
 import { ENTITY_KINDS, type EntityKind, type RunCounts } from './model.ts';
-import { type ClaimedRun, type PageProgress, recordPage, restartKind } from './runs.ts';
+import {
+  type ClaimedRun,
+  type ListPosition,
+  lastGoodSeen,
+  type PageProgress,
+  recordPage,
+  restartKind,
+} from './runs.ts';
 
 /** Entities per list call. Each page is one upsert and one checkpoint step. */
 export const PAGE_SIZE = 100;
@@ -23,19 +31,10 @@ export interface PullOptions {
   readonly signal: AbortSignal;
   /** After each recorded page (progress logs, tests that interrupt a sync half way). */
   readonly onPage?: (kind: EntityKind, progress: PageProgress) => void;
+  /** Pages each keyword part should list at least (see plannedParts). @defaultValue PAGES_PER_KEYWORD_PART */
+  readonly keywordPartPages?: number;
 }
 
-/**
- * Pulls one profile's campaigns, ad groups and keywords page by page from the run's
- * checkpoint on (parents first, so every foreign key exists), recording each page — its
- * rows, its ids, the token after it — before asking for the next. Memory holds one page
- * whatever the profile's size. The client waits inside the profile's shared rate limit
- * (the waits and 429s are added to the run), or throws a ThrottledError that defers the
- * message; the run then resumes where it stopped.
- *
- * A resumed listing whose token the API refuses (expired, or the data moved under it)
- * starts that kind again from the first page, and the run says so.
- */
 /** A run's running totals, readable whatever becomes of the pull (recorded on failure or release). */
 export class RunProgress {
   counts: RunCounts;
@@ -68,6 +67,18 @@ export class RunProgress {
   }
 }
 
+/**
+ * Pulls one profile's campaigns, ad groups and keywords page by page from the run's
+ * checkpoint on (parents first, so every foreign key exists), recording each page — its
+ * rows, its ids, the token after it — in one transaction. A large profile's keywords are
+ * listed in parts side by side (see plannedParts); every listing keeps one page ahead of
+ * its writes, so memory holds two pages per listing whatever the profile's size. The client waits inside the profile's shared rate limit
+ * (the waits and 429s are added to the run), or throws a ThrottledError that defers the
+ * message; the run then resumes where it stopped.
+ *
+ * A resumed listing whose token the API refuses (expired, or the data moved under it)
+ * starts that kind (every part of it) again from the first page, and the run says so.
+ */
 export async function pullProfile(
   ads: AdsApiClient,
   db: pg.Pool,
@@ -75,58 +86,179 @@ export async function pullProfile(
   progress: RunProgress,
   options: PullOptions,
 ): Promise<void> {
-  const { observer } = progress;
+  // Pages are recorded one at a time, whichever part listed them: each record writes the
+  // run's running totals, which must add up in the order they commit.
+  let recording: Promise<unknown> = Promise.resolve();
+  const recordInTurn = <T>(write: () => Promise<T>): Promise<T> => {
+    const turn = recording.then(write);
+    recording = turn.catch(() => {});
+    return turn;
+  };
   for (const kind of ENTITY_KINDS) {
-    const position = run.checkpoint[kind];
-    if (position.done) continue;
-    let pageNumber = position.pages;
-    let token = position.nextToken;
+    const checkpoint = run.checkpoint[kind];
+    if (checkpoint.done) continue;
+    let positions: readonly ListPosition[] =
+      checkpoint.parts ??
+      (checkpoint.pages > 0
+        ? [checkpoint]
+        : await plannedParts(db, run.profileId, kind, options.keywordPartPages ?? PAGES_PER_KEYWORD_PART));
     for (;;) {
-      try {
-        for await (const page of prefetched(ads, kind, run.profileId, token, options.signal, observer)) {
-          pageNumber += 1;
-          const recorded = await recordPage(
-            db,
-            run,
+      const filters = positions.length === 1 ? [{}] : await partFilters(db, run.profileId, positions.length);
+      const stop = new AbortController();
+      const signal = AbortSignal.any([options.signal, stop.signal]);
+      let firstFailure: { error: unknown } | undefined;
+      await Promise.all(
+        positions.map((position, index) =>
+          listPart(ads, db, run, progress, {
             kind,
-            {
-              number: pageNumber,
-              items: page.items,
-              ids: entityIds(kind, page.items),
-              nextToken: page.nextToken,
-            },
-            (written) => {
-              const next = progress.snapshot();
-              next.counts[kind].seen += page.items.length;
-              next.counts[kind].inserted += written.inserted;
-              next.counts[kind].changed += written.changed;
-              next.counts[kind].restored += written.restored;
-              return { ...next, pages: next.pages + 1 };
-            },
-          );
-          progress.counts = recorded.counts;
-          progress.pages = recorded.pages;
-          options.onPage?.(kind, recorded);
-        }
-        break;
-      } catch (error) {
-        const refusedToken =
-          token !== undefined &&
-          pageNumber === position.pages &&
-          error instanceof AdsApiError &&
-          error.status === 400;
-        if (!refusedToken) throw error;
-        await restartKind(
+            part: { index, of: positions.length },
+            filter: filters[index] ?? {},
+            position,
+            signal,
+            recordInTurn,
+            onPage: options.onPage,
+          }).catch((error: unknown) => {
+            // One part failing stops its siblings; every part has settled (no write in
+            // flight) before the failure goes up. The first failure is the cause, the
+            // others are its siblings' aborts.
+            firstFailure ??= { error };
+            stop.abort();
+          }),
+        ),
+      );
+      if (firstFailure === undefined) break;
+      const cause = firstFailure.error;
+      if (!(cause instanceof RefusedTokenError)) throw cause;
+      await restartKind(
+        db,
+        run,
+        kind,
+        `the API refused the checkpoint's ${kind} nextToken (${cause.message}): listing ${kind} from the first page`,
+      );
+      progress.counts[kind].seen = 0;
+      positions = positions.map(() => START);
+    }
+  }
+}
+
+const START: ListPosition = { done: false, pages: 0, nextToken: undefined };
+
+/**
+ * Keywords of a profile the last sync found large are listed in parts side by side, each
+ * part a disjoint set of campaigns (`campaignIdFilter`), instead of one nextToken chain.
+ * One chain has one request in flight, so the profile's rate is capped by the latency of a
+ * request and its write, and on a busy worker (the first seconds of a nightly run, when
+ * every profile starts at once) it gets one turn in the event loop among all the handlers'
+ * chains: the largest profile, whose time is the night's floor, listed at a fraction of its
+ * limit until the small ones were done. With parts the rate limiter, not the chain, paces it.
+ * Parts cost one short last page each, so a profile is split only when each part still
+ * lists many pages; the campaigns are parted round-robin over their ids, which the
+ * campaigns listed first have put in our tables (every keyword's campaign is there, or its
+ * row could not be written), and a part's filter stays under what the API accepts.
+ */
+export const KEYWORD_PARTS_MAX = 4;
+/** A part should list at least this many pages, judged by the last good sync (ADFLEET_SYNC_KEYWORD_PART_PAGES). */
+export const PAGES_PER_KEYWORD_PART = 25;
+/** Campaign ids in one part's filter at most (the list endpoints' filter limit). */
+export const CAMPAIGN_FILTER_MAX = 100;
+
+async function plannedParts(
+  db: pg.Pool,
+  profileId: number,
+  kind: EntityKind,
+  pagesPerPart: number,
+): Promise<ListPosition[]> {
+  if (kind !== 'keywords') return [START];
+  const seen = (await lastGoodSeen(db, profileId, kind)) ?? 0;
+  const { rows } = await db.query<{ campaigns: number }>(
+    'SELECT count(*)::int AS campaigns FROM campaigns WHERE profile_id = $1',
+    [profileId],
+  );
+  const campaigns = rows[0]?.campaigns ?? 0;
+  const parts = Math.min(KEYWORD_PARTS_MAX, campaigns, Math.floor(seen / PAGE_SIZE / pagesPerPart));
+  if (parts < 2 || campaigns > parts * CAMPAIGN_FILTER_MAX) return [START];
+  return Array.from({ length: parts }, () => START);
+}
+
+/** The campaign filter of each part: the same on every attempt of the run (see above). */
+async function partFilters(db: pg.Pool, profileId: number, parts: number): Promise<ListFilter[]> {
+  const { rows } = await db.query<{ id: string }>(
+    'SELECT id::text FROM campaigns WHERE profile_id = $1 ORDER BY id',
+    [profileId],
+  );
+  const groups = Array.from({ length: parts }, (): string[] => []);
+  rows.forEach((row, index) => groups[index % parts]?.push(row.id));
+  if (groups.some((ids) => ids.length > CAMPAIGN_FILTER_MAX))
+    throw new Error(`${rows.length} campaigns do not fit ${parts} keyword parts of ${CAMPAIGN_FILTER_MAX}`);
+  return groups.map((include) => ({ campaignIdFilter: { include } }));
+}
+
+/** The API refused a resumed part's nextToken: the kind lists again from its first pages. */
+class RefusedTokenError extends Error {
+  override readonly name = 'RefusedTokenError';
+}
+
+interface PartListing {
+  readonly kind: EntityKind;
+  readonly part: { readonly index: number; readonly of: number };
+  readonly filter: ListFilter;
+  readonly position: ListPosition;
+  readonly signal: AbortSignal;
+  readonly recordInTurn: <T>(write: () => Promise<T>) => Promise<T>;
+  readonly onPage: PullOptions['onPage'];
+}
+
+/** One listing (a kind, or one part of it) from its position on, each page recorded in turn. */
+async function listPart(
+  ads: AdsApiClient,
+  db: pg.Pool,
+  run: ClaimedRun,
+  progress: RunProgress,
+  listing: PartListing,
+): Promise<void> {
+  const { kind, part, position, signal } = listing;
+  if (position.done) return;
+  let pageNumber = position.pages;
+  try {
+    for await (const page of prefetched(
+      ads,
+      kind,
+      run.profileId,
+      position.nextToken,
+      listing.filter,
+      signal,
+      progress.observer,
+    )) {
+      pageNumber += 1;
+      const number = pageNumber;
+      const recorded = await listing.recordInTurn(() =>
+        recordPage(
           db,
           run,
           kind,
-          `the API refused the checkpoint's ${kind} nextToken (${error.message}): listing ${kind} from the first page`,
-        );
-        progress.counts[kind].seen = 0;
-        pageNumber = 0;
-        token = undefined;
-      }
+          { part, number, items: page.items, ids: entityIds(kind, page.items), nextToken: page.nextToken },
+          (written) => {
+            const next = progress.snapshot();
+            next.counts[kind].seen += page.items.length;
+            next.counts[kind].inserted += written.inserted;
+            next.counts[kind].changed += written.changed;
+            next.counts[kind].restored += written.restored;
+            return { ...next, pages: next.pages + 1 };
+          },
+        ),
+      );
+      progress.counts = recorded.counts;
+      progress.pages = recorded.pages;
+      listing.onPage?.(kind, recorded);
     }
+  } catch (error) {
+    const refusedToken =
+      position.nextToken !== undefined &&
+      pageNumber === position.pages &&
+      error instanceof AdsApiError &&
+      error.status === 400;
+    if (refusedToken) throw new RefusedTokenError(error.message);
+    throw error;
   }
 }
 
@@ -143,6 +275,7 @@ async function* prefetched<K extends EntityKind>(
   kind: K,
   profileId: number,
   nextToken: string | undefined,
+  filter: ListFilter,
   signal: AbortSignal,
   observer: RunProgress['observer'],
 ): AsyncGenerator<ListPage<unknown>, void, undefined> {
@@ -150,6 +283,7 @@ async function* prefetched<K extends EntityKind>(
   // in flight instead of letting it wait out the rate limit for a page nobody records.
   const stop = new AbortController();
   const pages = ads.pages(kind, profileId, {
+    ...filter,
     maxResults: PAGE_SIZE,
     nextToken,
     signal: AbortSignal.any([signal, stop.signal]),

@@ -45,8 +45,24 @@ export interface SyncRequest {
   readonly traceId?: string | undefined;
 }
 
-/** Where each entity kind's listing got to: done, or the page count and the token to go on with. */
-export type Checkpoint = Record<EntityKind, { done: boolean; pages: number; nextToken: string | undefined }>;
+/** Where one listing got to: done, or the page count and the token to go on with. */
+export interface ListPosition {
+  readonly done: boolean;
+  readonly pages: number;
+  readonly nextToken: string | undefined;
+}
+
+/**
+ * Where each entity kind's listing got to. `parts` is undefined for a kind listed whole
+ * (the position is then its own), or one position per part when it was split (pull.ts:
+ * keyword parts); the kind is done when every part is.
+ */
+export type Checkpoint = Record<
+  EntityKind,
+  ListPosition & { readonly parts: readonly ListPosition[] | undefined }
+>;
+
+const START: ListPosition = { done: false, pages: 0, nextToken: undefined };
 
 export interface ClaimedRun {
   readonly runId: number;
@@ -129,18 +145,41 @@ async function coveringRun(client: Queryable, request: SyncRequest, staleAfterMs
 
 async function loadCheckpoint(client: Queryable, runId: number): Promise<Checkpoint> {
   const checkpoint = Object.fromEntries(
-    ENTITY_KINDS.map((kind) => [kind, { done: false, pages: 0, nextToken: undefined }]),
+    ENTITY_KINDS.map((kind) => [kind, { ...START, parts: undefined }]),
   ) as Checkpoint;
-  const { rows } = await client.query<{ kind: EntityKind; page: number; next_token: string | null }>(
-    `SELECT DISTINCT ON (kind) kind, page, next_token FROM sync_run_pages
-      WHERE run_id = $1 ORDER BY kind, page DESC`,
+  const { rows } = await client.query<{
+    kind: EntityKind;
+    part: number;
+    parts: number;
+    page: number;
+    next_token: string | null;
+  }>(
+    `SELECT DISTINCT ON (kind, part) kind, part, parts, page, next_token FROM sync_run_pages
+      WHERE run_id = $1 ORDER BY kind, part, page DESC`,
     [runId],
   );
+  const positions = new Map<EntityKind, { parts: number; at: Map<number, ListPosition> }>();
   for (const row of rows) {
-    checkpoint[row.kind] = {
+    let kind = positions.get(row.kind);
+    if (kind === undefined) positions.set(row.kind, (kind = { parts: row.parts, at: new Map() }));
+    kind.at.set(row.part, {
       done: row.next_token === null,
       pages: row.page,
       nextToken: row.next_token ?? undefined,
+    });
+  }
+  for (const [kind, { parts, at }] of positions) {
+    if (parts === 1) {
+      checkpoint[kind] = { ...(at.get(0) ?? START), parts: undefined };
+      continue;
+    }
+    // A part that had recorded nothing when the run stopped starts from its first page.
+    const split = Array.from({ length: parts }, (_, part) => at.get(part) ?? START);
+    checkpoint[kind] = {
+      done: split.every((position) => position.done),
+      pages: split.reduce((sum, position) => sum + position.pages, 0),
+      nextToken: undefined,
+      parts: split,
     };
   }
   return checkpoint;
@@ -191,7 +230,14 @@ async function withCheckpoint(
     pages = 0;
   } else if (hasPages) {
     const where = ENTITY_KINDS.map(
-      (kind) => `${kind} ${checkpoint[kind].done ? 'done' : `after page ${checkpoint[kind].pages}`}`,
+      (kind) =>
+        `${kind} ${
+          checkpoint[kind].done
+            ? 'done'
+            : checkpoint[kind].parts === undefined
+              ? `after page ${checkpoint[kind].pages}`
+              : `after pages ${checkpoint[kind].parts?.map((part) => part.pages).join('/')} of its ${checkpoint[kind].parts?.length} parts`
+        }`,
     );
     resumeNote = `resumed${resumedFrom === undefined ? '' : ` from run ${resumedFrom}`}: ${where.join(', ')}`;
   }
@@ -330,6 +376,8 @@ export function recordPage(
   run: ClaimedRun,
   kind: EntityKind,
   page: {
+    /** Which part of a split kind, of how many (0 of 1: listed whole). */
+    readonly part: { readonly index: number; readonly of: number };
     readonly number: number;
     readonly items: readonly unknown[];
     readonly ids: readonly string[];
@@ -341,9 +389,9 @@ export function recordPage(
     const written = await upsertPage(client, kind, run.profileId, page.items);
     const next = progress(written);
     await client.query(
-      `INSERT INTO sync_run_pages (run_id, kind, page, entity_ids, next_token) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (run_id, kind, page) DO UPDATE SET entity_ids = EXCLUDED.entity_ids, next_token = EXCLUDED.next_token`,
-      [run.runId, kind, page.number, page.ids, page.nextToken ?? null],
+      `INSERT INTO sync_run_pages (run_id, kind, part, parts, page, entity_ids, next_token) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (run_id, kind, part, page) DO UPDATE SET entity_ids = EXCLUDED.entity_ids, next_token = EXCLUDED.next_token`,
+      [run.runId, kind, page.part.index, page.part.of, page.number, page.ids, page.nextToken ?? null],
     );
     const { rowCount } = await client.query(
       `UPDATE sync_runs SET counts = $3, pages = $4, throttled_ms = $5, throttled_requests = $6,
@@ -356,7 +404,20 @@ export function recordPage(
   });
 }
 
-/** Drops a kind's pages when its listing must start again from the first page. */
+/** The entities of a kind the profile's last good sync saw (undefined: no good sync yet). */
+export async function lastGoodSeen(
+  db: Queryable,
+  profileId: number,
+  kind: EntityKind,
+): Promise<number | undefined> {
+  const { rows } = await db.query<{ counts: unknown }>(
+    `SELECT r.counts FROM profile_sync_state s JOIN sync_runs r ON r.id = s.last_good_run_id WHERE s.profile_id = $1`,
+    [profileId],
+  );
+  return rows[0] === undefined ? undefined : countsFrom(rows[0].counts)[kind].seen;
+}
+
+/** Drops a kind's pages (every part's) when its listing must start again from the first page. */
 export async function restartKind(pool: pg.Pool, run: ClaimedRun, kind: EntityKind, note: string) {
   await pool.query('DELETE FROM sync_run_pages WHERE run_id = $1 AND kind = $2', [run.runId, kind]);
   await pool.query(`UPDATE sync_runs SET resume_note = $2 WHERE id = $1`, [run.runId, note]);

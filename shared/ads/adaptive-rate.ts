@@ -128,6 +128,32 @@ export function currentRate(
 }
 
 /**
+ * The state a scope with a learned ceiling resumes from after an idle spell (nothing
+ * succeeded in the last second or two, and the curve is past its plateau), or undefined when
+ * it is not idle. Tonight's first requests then run at last night's ceiling at once — the
+ * plateau, then a probe — instead of at whatever the curve's stale clock says. Left as it
+ * was, the next 429 would divide the successes since last night's 429 by the hours in
+ * between, a measure of the idle time rather than of the limit, and the ceiling would
+ * collapse to `floor` of the rate in force (the nightly sync then re-learnt its rate over
+ * ten seconds or so). The curve restarts at the top of its recovery, which is credited with
+ * the ceiling's worth of successes so the next 429's measure covers busy time only.
+ */
+export function resumedAfterIdle(
+  state: RateState,
+  now: number,
+  options: AdaptiveRateOptions,
+  recentSuccessRate: number,
+): RateState | undefined {
+  if (!state.throttledBefore || recentSuccessRate > 0 || now < state.blockedUntil) return undefined;
+  if (now - state.since <= options.recoveryMs + plateauMs(state.ceiling, options)) return undefined;
+  return {
+    ...state,
+    since: now - options.recoveryMs,
+    successes: Math.round((state.ceiling * options.recoveryMs) / 1000),
+  };
+}
+
+/**
  * The state after a 429 at `now`. 429s that arrive while the scope is already blocked were
  * sent before the fleet knew; they belong to the same congestion event and only extend the
  * block, so a burst of in-flight 429s lowers the rate once, not once each.

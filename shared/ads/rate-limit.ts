@@ -17,6 +17,7 @@ import {
   currentRate,
   initialRateState,
   type RateState,
+  resumedAfterIdle,
 } from './adaptive-rate.ts';
 import { AdsThrottledError } from './errors.ts';
 
@@ -502,11 +503,16 @@ export class AdsRateLimiter {
       }
       // Sliding-window estimate: last full second plus the part of this one gone by.
       const successes = Number(previousResult?.[1] ?? 0) + Number(currentResult?.[1] ?? 0);
-      const view: ScopeView = {
-        ...decoded,
-        recentSuccessRate: successes / (1 + (now % 1000) / 1000),
-        fetchedAt: now,
-      };
+      const recentSuccessRate = successes / (1 + (now % 1000) / 1000);
+      const resumed = this.adapts(scope)
+        ? resumedAfterIdle(decoded.state, now, scope.options, recentSuccessRate)
+        : undefined;
+      if (resumed !== undefined) {
+        // One process wins the write; the others re-read and find the resumed state.
+        await this.compareAndSet(scope, decoded.version, resumed);
+        continue;
+      }
+      const view: ScopeView = { ...decoded, recentSuccessRate, fetchedAt: now };
       this.views.set(scope.stateKey, view);
       return view;
     }

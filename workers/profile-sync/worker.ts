@@ -46,6 +46,7 @@ interface ProfileSyncDeps {
   readonly ads: AdsApiClient;
   readonly limiter: AdsRateLimiter;
   readonly settings: SyncSettings;
+  readonly keywordPartPages: number;
   readonly freshnessTimer: NodeJS.Timeout;
   /** This process as the holder of the runs it claims, and the runs it is running now. */
   readonly holder: RunHolder;
@@ -111,6 +112,7 @@ export const profileSyncWorker = defineWorker<'profile-sync', ProfileSyncDeps>({
       ads: client,
       limiter,
       settings: syncSettings(config),
+      keywordPartPages: config.ADFLEET_SYNC_KEYWORD_PART_PAGES,
       freshnessTimer,
       holder,
       running,
@@ -208,7 +210,10 @@ export const profileSyncWorker = defineWorker<'profile-sync', ProfileSyncDeps>({
       const sliceTimer = setTimeout(() => slice.abort(new SliceEndedError('slice ended')), settings.sliceMs);
       let finished: FinishedRun;
       try {
-        await pullProfile(ads, db, run, progress, { signal: AbortSignal.any([signal, slice.signal]) });
+        await pullProfile(ads, db, run, progress, {
+          signal: AbortSignal.any([signal, slice.signal]),
+          keywordPartPages: deps.keywordPartPages,
+        });
         clearTimeout(sliceTimer);
         finished = await finishRun(db, messenger, run, progress.snapshot());
       } catch (error) {

@@ -6,6 +6,7 @@ import {
   initialRateState,
   plateauMs,
   type RateState,
+  resumedAfterIdle,
 } from '../../../shared/ads/adaptive-rate.ts';
 import { parseRetryAfterMs } from '../../../shared/ads/retry-after.ts';
 
@@ -100,5 +101,48 @@ describe('Retry-After parsing', () => {
     expect(parseRetryAfterMs('Thu, 01 Jan 2026 00:00:03 GMT', now)).toBe(3_000);
     expect(parseRetryAfterMs(null)).toBe(1_000);
     expect(parseRetryAfterMs('soon')).toBe(1_000);
+  });
+});
+
+describe('after an idle spell', () => {
+  const hourLater = 3_600_000;
+
+  it("resumes a learned ceiling at the top of its recovery, credited with the ceiling's successes", () => {
+    const state = throttledState({ ceiling: 20, since: 0, successes: 5_000 });
+    const resumed = resumedAfterIdle(state, hourLater, options, 0);
+    expect(resumed).toEqual({
+      ...state,
+      since: hourLater - options.recoveryMs,
+      successes: (20 * options.recoveryMs) / 1000,
+    });
+    // At the learned ceiling at once, not β below it, and it plateaus before it probes.
+    expect(currentRate(resumed as RateState, hourLater, options, 0)).toBeCloseTo(20);
+    expect(
+      currentRate(resumed as RateState, hourLater + plateauMs(20, options) / 2, options, 20),
+    ).toBeLessThan(20 * (1 + options.plateauSlack));
+  });
+
+  it("keeps the next 429's measure to the busy time: the ceiling is not collapsed by the idle hours", () => {
+    const state = throttledState({ ceiling: 20, since: 0, successes: 5_000 });
+    // Not resumed, a 429 early in the night divides 5,000 successes by an hour: the new
+    // ceiling is floor × whatever rate was in force, here about half the limit.
+    const stale = afterThrottle(state, hourLater + 8_000, 1_000, options, 8);
+    expect(stale.ceiling).toBeLessThan(20 * 0.75);
+    // 8 s at about 20/s after the resume.
+    const resumed = resumedAfterIdle(state, hourLater, options, 0) as RateState;
+    const busy = { ...resumed, successes: resumed.successes + 8 * 20 };
+    const next = afterThrottle(busy, hourLater + 8_000, 1_000, options, 20);
+    expect(next.ceiling).toBeCloseTo(20);
+  });
+
+  it('leaves alone a scope that is busy, blocked, within its plateau, or still in slow start', () => {
+    const state = throttledState({ ceiling: 20, since: 0, blockedUntil: 1_000 });
+    expect(resumedAfterIdle(state, hourLater, options, 3)).toBeUndefined();
+    expect(
+      resumedAfterIdle({ ...state, blockedUntil: hourLater + 1 }, hourLater, options, 0),
+    ).toBeUndefined();
+    const withinPlateau = options.recoveryMs + plateauMs(20, options);
+    expect(resumedAfterIdle(state, withinPlateau, options, 0)).toBeUndefined();
+    expect(resumedAfterIdle(initialRateState(0, options), hourLater, options, 0)).toBeUndefined();
   });
 });

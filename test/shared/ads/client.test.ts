@@ -268,4 +268,37 @@ describe('failures', () => {
       redis.disconnect();
     }
   });
+
+  it('starts a profile whose rate it learned before an idle spell at that rate, not from a stale curve', async () => {
+    const redis = testRedis();
+    try {
+      const keyPrefix = uniquePrefix('client');
+      const stateKey = `${keyPrefix}:ads:rate:profile:${profileId}`;
+      // Last night: a ceiling of 20 req/s learned at a 429 an hour ago, 5,000 successes since.
+      const anHourAgo = Date.now() - 3_600_000;
+      await redis.hset(stateKey, {
+        version: '3',
+        ceiling: '20',
+        since: String(anHourAgo),
+        throttledBefore: '1',
+        successes: '5000',
+        blockedUntil: String(anHourAgo + 1_000),
+      });
+      const limiter = new AdsRateLimiter({ redis, keyPrefix, clientId: 'adfleet-local' });
+      expect(await limiter.currentRate(profileId)).toBeCloseTo(20, 0);
+      const resumed = await redis.hgetall(stateKey);
+      expect(Number(resumed.ceiling)).toBe(20);
+      expect(Number(resumed.successes)).toBe(40);
+      expect(Date.now() - Number(resumed.since)).toBeGreaterThanOrEqual(2_000);
+      expect(Date.now() - Number(resumed.since)).toBeLessThan(3_000);
+      // A second process reading it now finds it resumed and writes nothing.
+      const other = new AdsRateLimiter({ redis, keyPrefix, clientId: 'adfleet-local' });
+      expect(await other.currentRate(profileId)).toBeCloseTo(20, 0);
+      expect((await redis.hgetall(stateKey)).version).toBe(resumed.version);
+      await limiter.close();
+      await other.close();
+    } finally {
+      redis.disconnect();
+    }
+  });
 });

@@ -31,7 +31,8 @@ describe('profile-sync in slices', { timeout: 120_000 }, () => {
       label: 'sync-slices',
       sandbox: { sizes },
       inProcessWorker: false,
-      config: { ADFLEET_SYNC_SLICE_SECONDS: '2' },
+      // Parts of 2 pages or more: the second sync of this profile lists its keywords in parts.
+      config: { ADFLEET_SYNC_SLICE_SECONDS: '2', ADFLEET_SYNC_KEYWORD_PART_PAGES: '2' },
     });
     worker = await startWorker(profileSyncWorker, {
       config: harness.config,
@@ -66,5 +67,55 @@ describe('profile-sync in slices', { timeout: 120_000 }, () => {
     expect(checksum(await databaseLines(harness.database.pool, [profileId]))).toBe(
       checksum(await sandboxLines(harness.truth, [profileId])),
     );
+  });
+
+  it('lists the keywords of a profile it found large in parts side by side, each resumed from its own checkpoint', async () => {
+    const profileId = harness.sandbox.admin.profileIds()[0] as number;
+    const pool = harness.database.pool;
+    // Removed at Amazon since the last sync: one keyword in each campaign (so in each part).
+    const { rows: gone } = await pool.query<{ id: string }>(
+      `SELECT DISTINCT ON (campaign_id) id::text FROM keywords WHERE profile_id = $1 ORDER BY campaign_id, id DESC`,
+      [profileId],
+    );
+    expect(gone).toHaveLength(2);
+    harness.sandbox.admin.removeEntities(
+      'keyword',
+      gone.map((row) => Number(row.id)),
+    );
+    harness.sandbox.admin.reset();
+    harness.sandbox.admin.injectFaults({ latencyMs: 300 });
+    const split = new Set<number>();
+    const watch = setInterval(() => {
+      pool
+        .query<{ part: number }>(`SELECT DISTINCT part FROM sync_run_pages WHERE kind = 'keywords'`)
+        .then(({ rows }) => {
+          for (const row of rows) split.add(row.part);
+        })
+        .catch(() => {});
+    }, 100);
+    try {
+      await harness.request([profileId], { kind: 'operator', reason: 'test' });
+      const all = await runsEnded(pool, 2, { timeoutMs: 90_000 });
+      const run = all.at(-1);
+      harness.sandbox.admin.injectFaults({});
+      // 2 campaigns, 2 parts of 999 keywords: 10 pages each, after a page of campaigns and
+      // one of ad groups.
+      expect(run).toMatchObject({ status: 'succeeded', pages: 22 });
+      expect(split).toEqual(new Set([0, 1]));
+      // Side by side, 20 keyword pages at 300 ms take about 3 s: more than one 2 s slice,
+      // and the resumed attempt went on with each part where it had stopped.
+      expect(run?.attempts).toBeGreaterThanOrEqual(2);
+      expect(run?.resume_note).toMatch(/keywords after pages \d+\/\d+ of its 2 parts/);
+      // A hand-on may cost each part its page in flight and the one fetched ahead of its write.
+      const requests = harness.sandbox.admin.stats().profiles[String(profileId)]?.requests ?? 0;
+      expect(requests).toBeGreaterThanOrEqual(22);
+      expect(requests).toBeLessThanOrEqual(22 + 4 * ((run?.attempts ?? 1) - 1));
+      expect(run?.counts.keywords).toMatchObject({ seen: 1_998, inserted: 0, changed: 0, removed: 2 });
+      expect(checksum(await databaseLines(pool, [profileId]))).toBe(
+        checksum(await sandboxLines(harness.truth, [profileId])),
+      );
+    } finally {
+      clearInterval(watch);
+    }
   });
 });
