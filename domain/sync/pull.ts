@@ -86,14 +86,6 @@ export async function pullProfile(
   progress: RunProgress,
   options: PullOptions,
 ): Promise<void> {
-  // Pages are recorded one at a time, whichever part listed them: each record writes the
-  // run's running totals, which must add up in the order they commit.
-  let recording: Promise<unknown> = Promise.resolve();
-  const recordInTurn = <T>(write: () => Promise<T>): Promise<T> => {
-    const turn = recording.then(write);
-    recording = turn.catch(() => {});
-    return turn;
-  };
   for (const kind of ENTITY_KINDS) {
     const checkpoint = run.checkpoint[kind];
     if (checkpoint.done) continue;
@@ -115,7 +107,6 @@ export async function pullProfile(
             filter: filters[index] ?? {},
             position,
             signal,
-            recordInTurn,
             onPage: options.onPage,
           }).catch((error: unknown) => {
             // One part failing stops its siblings; every part has settled (no write in
@@ -187,7 +178,7 @@ async function partFilters(db: pg.Pool, profileId: number, parts: number): Promi
     [profileId],
   );
   const groups = Array.from({ length: parts }, (): string[] => []);
-  rows.forEach((row, index) => groups[index % parts]?.push(row.id));
+  for (const [index, row] of rows.entries()) groups[index % parts]?.push(row.id);
   if (groups.some((ids) => ids.length > CAMPAIGN_FILTER_MAX))
     throw new Error(`${rows.length} campaigns do not fit ${parts} keyword parts of ${CAMPAIGN_FILTER_MAX}`);
   return groups.map((include) => ({ campaignIdFilter: { include } }));
@@ -204,7 +195,6 @@ interface PartListing {
   readonly filter: ListFilter;
   readonly position: ListPosition;
   readonly signal: AbortSignal;
-  readonly recordInTurn: <T>(write: () => Promise<T>) => Promise<T>;
   readonly onPage: PullOptions['onPage'];
 }
 
@@ -231,24 +221,19 @@ async function listPart(
     )) {
       pageNumber += 1;
       const number = pageNumber;
-      const recorded = await listing.recordInTurn(() =>
-        recordPage(
-          db,
-          run,
-          kind,
-          { part, number, items: page.items, ids: entityIds(kind, page.items), nextToken: page.nextToken },
-          (written) => {
-            const next = progress.snapshot();
-            next.counts[kind].seen += page.items.length;
-            next.counts[kind].inserted += written.inserted;
-            next.counts[kind].changed += written.changed;
-            next.counts[kind].restored += written.restored;
-            return { ...next, pages: next.pages + 1 };
-          },
-        ),
+      const recorded = await recordPage(
+        db,
+        run,
+        kind,
+        { part, number, items: page.items, ids: entityIds(kind, page.items), nextToken: page.nextToken },
+        progress,
       );
-      progress.counts = recorded.counts;
-      progress.pages = recorded.pages;
+      // Parts commit side by side and their answers may come back in any order: the totals
+      // with the most pages are the latest.
+      if (recorded.pages > progress.pages) {
+        progress.counts = recorded.counts;
+        progress.pages = recorded.pages;
+      }
       listing.onPage?.(kind, recorded);
     }
   } catch (error) {

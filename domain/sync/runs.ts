@@ -160,8 +160,8 @@ async function loadCheckpoint(client: Queryable, runId: number): Promise<Checkpo
   );
   const positions = new Map<EntityKind, { parts: number; at: Map<number, ListPosition> }>();
   for (const row of rows) {
-    let kind = positions.get(row.kind);
-    if (kind === undefined) positions.set(row.kind, (kind = { parts: row.parts, at: new Map() }));
+    const kind = positions.get(row.kind) ?? { parts: row.parts, at: new Map<number, ListPosition>() };
+    positions.set(row.kind, kind);
     kind.at.set(row.part, {
       done: row.next_token === null,
       pages: row.page,
@@ -369,7 +369,10 @@ export interface PageProgress {
 
 /**
  * One page: its upsert, its place in the checkpoint and the run's progress, in one
- * transaction, so the checkpoint never claims a page whose rows are not written.
+ * transaction, so the checkpoint never claims a page whose rows are not written. The parts of
+ * a split kind record their pages side by side, so the run's totals are added to in the
+ * statement (under the run row's lock) rather than written from a copy: what one part
+ * committed a moment before is never overwritten. The totals after this page come back.
  */
 export function recordPage(
   pool: pg.Pool,
@@ -383,24 +386,53 @@ export function recordPage(
     readonly ids: readonly string[];
     readonly nextToken: string | undefined;
   },
-  progress: (written: { inserted: number; changed: number; restored: number }) => PageProgress,
+  throttled: { readonly throttledMs: number; readonly throttledRequests: number },
 ): Promise<PageProgress> {
   return inTransaction(pool, async (client) => {
     const written = await upsertPage(client, kind, run.profileId, page.items);
-    const next = progress(written);
     await client.query(
       `INSERT INTO sync_run_pages (run_id, kind, part, parts, page, entity_ids, next_token) VALUES ($1, $2, $3, $4, $5, $6, $7)
        ON CONFLICT (run_id, kind, part, page) DO UPDATE SET entity_ids = EXCLUDED.entity_ids, next_token = EXCLUDED.next_token`,
       [run.runId, kind, page.part.index, page.part.of, page.number, page.ids, page.nextToken ?? null],
     );
-    const { rowCount } = await client.query(
-      `UPDATE sync_runs SET counts = $3, pages = $4, throttled_ms = $5, throttled_requests = $6,
+    const { rows } = await client.query<{
+      counts: unknown;
+      pages: number;
+      throttled_ms: number;
+      throttled_requests: number;
+    }>(
+      `UPDATE sync_runs SET
+              counts = jsonb_set(counts, ARRAY[$3::text], jsonb_build_object(
+                'seen', coalesce((counts -> $3 ->> 'seen')::int, 0) + $4,
+                'inserted', coalesce((counts -> $3 ->> 'inserted')::int, 0) + $5,
+                'changed', coalesce((counts -> $3 ->> 'changed')::int, 0) + $6,
+                'restored', coalesce((counts -> $3 ->> 'restored')::int, 0) + $7,
+                'removed', coalesce((counts -> $3 ->> 'removed')::int, 0))),
+              pages = pages + 1,
+              throttled_ms = greatest(throttled_ms, $8), throttled_requests = greatest(throttled_requests, $9),
               heartbeat_at = now(), checkpoint_at = now()
-        WHERE id = $1 AND attempts = $2 AND status = 'running'`,
-      [run.runId, run.attempt, next.counts, next.pages, Math.round(next.throttledMs), next.throttledRequests],
+        WHERE id = $1 AND attempts = $2 AND status = 'running'
+        RETURNING counts, pages, throttled_ms, throttled_requests`,
+      [
+        run.runId,
+        run.attempt,
+        kind,
+        page.items.length,
+        written.inserted,
+        written.changed,
+        written.restored,
+        Math.round(throttled.throttledMs),
+        throttled.throttledRequests,
+      ],
     );
-    if (rowCount !== 1) throw new RunTakenOverError(run.runId);
-    return next;
+    const row = rows[0];
+    if (row === undefined) throw new RunTakenOverError(run.runId);
+    return {
+      counts: countsFrom(row.counts),
+      pages: row.pages,
+      throttledMs: row.throttled_ms,
+      throttledRequests: row.throttled_requests,
+    };
   });
 }
 
@@ -420,7 +452,13 @@ export async function lastGoodSeen(
 /** Drops a kind's pages (every part's) when its listing must start again from the first page. */
 export async function restartKind(pool: pg.Pool, run: ClaimedRun, kind: EntityKind, note: string) {
   await pool.query('DELETE FROM sync_run_pages WHERE run_id = $1 AND kind = $2', [run.runId, kind]);
-  await pool.query(`UPDATE sync_runs SET resume_note = $2 WHERE id = $1`, [run.runId, note]);
+  // The kind's pages are listed again: what they counted as seen is counted again.
+  await pool.query(
+    `UPDATE sync_runs SET resume_note = $2,
+            counts = CASE WHEN counts ? $3 THEN jsonb_set(counts, ARRAY[$3::text, 'seen'], '0') ELSE counts END
+      WHERE id = $1`,
+    [run.runId, note, kind],
+  );
 }
 
 /** Locks the state row and takes its follow-up list; the run must still be this attempt's. */

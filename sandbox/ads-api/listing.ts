@@ -26,8 +26,14 @@ function encodeToken(offset: number): string {
   return Buffer.from(JSON.stringify({ offset })).toString('base64url');
 }
 
-function included<T>(filter: { include: readonly T[] } | undefined, value: T): boolean {
-  return filter === undefined || filter.include.includes(value);
+/**
+ * A filter's test, made once per request: a filtered page scans every entity of the profile
+ * (100,000 keywords for the largest), so the filter's ids are a set, not searched per entity.
+ */
+function includer<T>(filter: { include: readonly T[] } | undefined): (value: T) => boolean {
+  if (filter === undefined) return () => true;
+  const ids = new Set(filter.include);
+  return (value) => ids.has(value);
 }
 
 function page<T>(
@@ -45,7 +51,11 @@ function page<T>(
     request.keywordIdFilter !== undefined;
   // Unfiltered pages are slices, so paging a 100,000-keyword profile does not scan it per page.
   // Removed entities are gone as at Amazon: later pages shift, as they would there.
-  const matching = filtered ? all.filter((entity) => !removed.has(idOf(entity)) && keep(entity)) : all;
+  const matching = !filtered
+    ? all
+    : removed.size === 0
+      ? all.filter(keep)
+      : all.filter((entity) => !removed.has(idOf(entity)) && keep(entity));
   const offset = decodeToken(request.nextToken);
   const size = request.maxResults ?? DEFAULT_PAGE_SIZE;
   const items = matching.slice(offset, offset + size);
@@ -54,43 +64,47 @@ function page<T>(
 }
 
 export function listCampaigns(data: ProfileData, request: PageRequest) {
+  const campaignId = includer<string>(request.campaignIdFilter);
+  const state = includer<string>(request.stateFilter);
   const { items, ...rest } = page(
     data.campaigns,
     data.removed.campaign,
     (campaign) => campaign.campaignId,
     request,
-    (campaign) =>
-      included(request.stateFilter, campaign.state) &&
-      included(request.campaignIdFilter, campaign.campaignId),
+    (campaign) => state(campaign.state) && campaignId(campaign.campaignId),
   );
   return { campaigns: items, ...rest };
 }
 
 export function listAdGroups(data: ProfileData, request: PageRequest) {
+  const adGroupId = includer<string>(request.adGroupIdFilter);
+  const campaignId = includer<string>(request.campaignIdFilter);
+  const state = includer<string>(request.stateFilter);
   const { items, ...rest } = page(
     data.adGroups,
     data.removed.adGroup,
     (adGroup) => adGroup.adGroupId,
     request,
-    (adGroup) =>
-      included(request.stateFilter, adGroup.state) &&
-      included(request.campaignIdFilter, adGroup.campaignId) &&
-      included(request.adGroupIdFilter, adGroup.adGroupId),
+    (adGroup) => state(adGroup.state) && campaignId(adGroup.campaignId) && adGroupId(adGroup.adGroupId),
   );
   return { adGroups: items, ...rest };
 }
 
 export function listKeywords(data: ProfileData, request: PageRequest) {
+  const adGroupId = includer<string>(request.adGroupIdFilter);
+  const campaignId = includer<string>(request.campaignIdFilter);
+  const keywordId = includer<string>(request.keywordIdFilter);
+  const state = includer<string>(request.stateFilter);
   const { items, ...rest } = page(
     data.keywords,
     data.removed.keyword,
     (keyword) => keyword.keywordId,
     request,
     (keyword) =>
-      included(request.stateFilter, keyword.state) &&
-      included(request.campaignIdFilter, keyword.campaignId) &&
-      included(request.adGroupIdFilter, keyword.adGroupId) &&
-      included(request.keywordIdFilter, keyword.keywordId),
+      state(keyword.state) &&
+      campaignId(keyword.campaignId) &&
+      adGroupId(keyword.adGroupId) &&
+      keywordId(keyword.keywordId),
   );
   return { keywords: items, ...rest };
 }
