@@ -89,11 +89,12 @@ export async function pullProfile(
   for (const kind of ENTITY_KINDS) {
     const checkpoint = run.checkpoint[kind];
     if (checkpoint.done) continue;
+    const pagesPerPart = options.keywordPartPages ?? PAGES_PER_KEYWORD_PART;
     let positions: readonly ListPosition[] =
       checkpoint.parts ??
-      (checkpoint.pages > 0
-        ? [checkpoint]
-        : await plannedParts(db, run.profileId, kind, options.keywordPartPages ?? PAGES_PER_KEYWORD_PART));
+      (checkpoint.pages > 0 ? [checkpoint] : await plannedParts(db, run.profileId, kind, pagesPerPart));
+    if (positions === UNSIZED)
+      positions = await sizedByFirstPage(ads, db, run, progress, kind, pagesPerPart, options);
     for (;;) {
       const filters = positions.length === 1 ? [{}] : await partFilters(db, run.profileId, positions.length);
       const stop = new AbortController();
@@ -153,22 +154,87 @@ export const PAGES_PER_KEYWORD_PART = 25;
 /** Campaign ids in one part's filter at most (the list endpoints' filter limit). */
 export const CAMPAIGN_FILTER_MAX = 100;
 
+/** A kind with no last good sync to judge its size by: its first page says (sizedByFirstPage). */
+const UNSIZED: readonly ListPosition[] = [START];
+
 async function plannedParts(
   db: pg.Pool,
   profileId: number,
   kind: EntityKind,
   pagesPerPart: number,
-): Promise<ListPosition[]> {
+): Promise<readonly ListPosition[]> {
   if (kind !== 'keywords') return [START];
-  const seen = (await lastGoodSeen(db, profileId, kind)) ?? 0;
+  const seen = await lastGoodSeen(db, profileId, kind);
+  if (seen === undefined) return UNSIZED;
+  return partsFor(db, profileId, seen, pagesPerPart);
+}
+
+async function partsFor(
+  db: pg.Pool,
+  profileId: number,
+  keywords: number,
+  pagesPerPart: number,
+): Promise<readonly ListPosition[]> {
   const { rows } = await db.query<{ campaigns: number }>(
     'SELECT count(*)::int AS campaigns FROM campaigns WHERE profile_id = $1',
     [profileId],
   );
   const campaigns = rows[0]?.campaigns ?? 0;
-  const parts = Math.min(KEYWORD_PARTS_MAX, campaigns, Math.floor(seen / PAGE_SIZE / pagesPerPart));
+  const parts = Math.min(KEYWORD_PARTS_MAX, campaigns, Math.floor(keywords / PAGE_SIZE / pagesPerPart));
   if (parts < 2 || campaigns > parts * CAMPAIGN_FILTER_MAX) return [START];
   return Array.from({ length: parts }, () => START);
+}
+
+/**
+ * A profile never synced (the first night, a new account) has no last sync to size it by;
+ * its keywords' first page does (`totalResults`). A small profile goes on from that page as
+ * one listing; a large one leaves the page unrecorded and lists in parts from their first
+ * pages, which costs that one request and saves the first night's largest profile from
+ * listing a page at a time. Without a total (an API that does not say) it is one listing.
+ */
+async function sizedByFirstPage(
+  ads: AdsApiClient,
+  db: pg.Pool,
+  run: ClaimedRun,
+  progress: RunProgress,
+  kind: EntityKind,
+  pagesPerPart: number,
+  options: PullOptions,
+): Promise<readonly ListPosition[]> {
+  const pages = ads.pages(kind, run.profileId, {
+    maxResults: PAGE_SIZE,
+    signal: options.signal,
+    observer: progress.observer,
+  });
+  let first: ListPage<unknown> | undefined;
+  try {
+    const result = await pages.next();
+    first = result.done ? undefined : result.value;
+  } finally {
+    await pages.return(undefined).catch(() => {});
+  }
+  if (first === undefined) return [START];
+  if (first.totalResults !== undefined) {
+    const parts = await partsFor(db, run.profileId, first.totalResults, pagesPerPart);
+    if (parts.length > 1) return parts;
+  }
+  const recorded = await recordPage(
+    db,
+    run,
+    kind,
+    {
+      part: { index: 0, of: 1 },
+      number: 1,
+      items: first.items,
+      ids: entityIds(kind, first.items),
+      nextToken: first.nextToken,
+    },
+    progress,
+  );
+  progress.counts = recorded.counts;
+  progress.pages = recorded.pages;
+  options.onPage?.(kind, recorded);
+  return [{ done: first.nextToken === undefined, pages: 1, nextToken: first.nextToken }];
 }
 
 /** The campaign filter of each part: the same on every attempt of the run (see above). */

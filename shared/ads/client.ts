@@ -92,6 +92,8 @@ export interface PageListOptions extends ListOptions {
 export interface ListPage<TItem> {
   readonly items: readonly TItem[];
   readonly nextToken: string | undefined;
+  /** How many entities match the request in all, when the API says (v3 lists do). */
+  readonly totalResults?: number;
 }
 
 /** The entity lists, by the field their v3 endpoint answers in. */
@@ -244,7 +246,12 @@ export class AdsApiClient {
         if (seen.has(token)) throw new Error('Ads API returned the same nextToken twice');
         seen.add(token);
       }
-      yield { items: Array.isArray(items) ? (items as ListItem[K][]) : [], nextToken: token };
+      const total = body.totalResults;
+      yield {
+        items: Array.isArray(items) ? (items as ListItem[K][]) : [],
+        nextToken: token,
+        ...(typeof total === 'number' && Number.isFinite(total) ? { totalResults: total } : {}),
+      };
     }
   }
 

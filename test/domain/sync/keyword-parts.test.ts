@@ -8,9 +8,9 @@ import { createRedis } from '../../../shared/redis.ts';
 import { runsEnded, type SyncHarness, startSyncHarness } from '../../workers/profile-sync/support.ts';
 
 /**
- * A split keyword listing whose resumed token the API refuses: every part lists again from
- * its first page (the kind's seen count starts over), and the run ends with every keyword
- * listed once.
+ * Keyword parts: a never-synced profile sized by its first keyword page, and a split listing
+ * whose resumed token the API refuses — every part lists again from its first page (the
+ * kind's seen count starts over), and the run ends with every keyword listed once.
  */
 describe('keyword parts', () => {
   // 2 campaigns × 1 ad group × 150 keywords: 3 pages, so parts of 1 page make 2 parts.
@@ -28,12 +28,16 @@ describe('keyword parts', () => {
     await harness?.close();
   });
 
-  it('lists every part again from its first page when the API refuses a resumed part token', async () => {
+  it('splits a never-synced profile by its first page, and lists every part again when the API refuses a resumed part token', async () => {
     const pool = harness.database.pool;
     const profileId = harness.sandbox.admin.profileIds()[0] as number;
-    // A first sync: it is what tells the next one that the profile is large enough to split.
+    // A first sync, with no last sync to size the profile by: the keywords' first page says
+    // 300 (totalResults), so it is not recorded and 2 parts list 2 pages each.
     await harness.worker?.messenger.publish('SyncAllProfilesRequested', { reason: 'test' });
-    await runsEnded(pool, 1);
+    const [firstSync] = await runsEnded(pool, 1);
+    expect(firstSync).toMatchObject({ status: 'succeeded', pages: 1 + 1 + 2 * 2 });
+    expect(firstSync?.counts.keywords).toMatchObject({ seen: 300, inserted: 300 });
+    expect(harness.sandbox.admin.stats().profiles[String(profileId)]?.requests).toBe(1 + 1 + 1 + 2 * 2);
     // The in-process worker is done with it; this test is the next run's worker.
     await harness.worker?.stop();
 

@@ -31,8 +31,7 @@ describe('profile-sync in slices', { timeout: 120_000 }, () => {
       label: 'sync-slices',
       sandbox: { sizes },
       inProcessWorker: false,
-      // Parts of 2 pages or more: the second sync of this profile lists its keywords in parts.
-      config: { ADFLEET_SYNC_SLICE_SECONDS: '2', ADFLEET_SYNC_KEYWORD_PART_PAGES: '2' },
+      config: { ADFLEET_SYNC_SLICE_SECONDS: '2' },
     });
     worker = await startWorker(profileSyncWorker, {
       config: harness.config,
@@ -82,6 +81,13 @@ describe('profile-sync in slices', { timeout: 120_000 }, () => {
       'keyword',
       gone.map((row) => Number(row.id)),
     );
+    // Parts of 2 pages or more: this profile's 20 keyword pages make parts.
+    await worker.stop();
+    worker = await startWorker(profileSyncWorker, {
+      config: { ...harness.config, ADFLEET_SYNC_KEYWORD_PART_PAGES: 2 },
+      logger: createLogger({ level: 'silent', name: 'profile-sync' }),
+      waitTimeSeconds: 1,
+    });
     harness.sandbox.admin.reset();
     harness.sandbox.admin.injectFaults({ latencyMs: 300 });
     const split = new Set<number>();
