@@ -148,7 +148,7 @@ const START: ListPosition = { done: false, pages: 0, nextToken: undefined };
  * campaigns listed first have put in our tables (every keyword's campaign is there, or its
  * row could not be written), and a part's filter stays under what the API accepts.
  */
-export const KEYWORD_PARTS_MAX = 4;
+export const KEYWORD_PARTS_MAX = 8;
 /** A part should list at least this many pages, judged by the last good sync (ADFLEET_SYNC_KEYWORD_PART_PAGES). */
 export const PAGES_PER_KEYWORD_PART = 25;
 /** Campaign ids in one part's filter at most (the list endpoints' filter limit). */

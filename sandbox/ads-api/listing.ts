@@ -36,7 +36,44 @@ function includer<T>(filter: { include: readonly T[] } | undefined): (value: T) 
   return (value) => ids.has(value);
 }
 
-function page<T>(
+/**
+ * Positions of each campaign's entities in a profile's list, built once per list (entities are
+ * only ever appended, when a profile is generated, and never change campaign): a page filtered
+ * by campaign looks at those campaigns' entities, not at all of the profile's. The largest
+ * profile's keywords are listed in parts by campaign, each page of which scanned all 100,000.
+ */
+const campaignIndexes = new WeakMap<
+  readonly unknown[],
+  { length: number; byCampaign: Map<string, number[]> }
+>();
+
+function campaignIndex<T extends { readonly campaignId: string }>(all: readonly T[]): Map<string, number[]> {
+  const cached = campaignIndexes.get(all);
+  if (cached !== undefined && cached.length === all.length) return cached.byCampaign;
+  const byCampaign = new Map<string, number[]>();
+  all.forEach((entity, position) => {
+    const positions = byCampaign.get(entity.campaignId);
+    if (positions === undefined) byCampaign.set(entity.campaignId, [position]);
+    else positions.push(position);
+  });
+  campaignIndexes.set(all, { length: all.length, byCampaign });
+  return byCampaign;
+}
+
+/** The entities a campaign filter can match, in the list's order (every entity without one). */
+function candidates<T extends { readonly campaignId: string }>(
+  all: readonly T[],
+  request: PageRequest,
+): readonly T[] {
+  const filter = request.campaignIdFilter;
+  if (filter === undefined) return all;
+  const index = campaignIndex(all);
+  const positions = filter.include.flatMap((campaignId) => index.get(campaignId) ?? []);
+  positions.sort((a, b) => a - b);
+  return positions.map((position) => all[position] as T);
+}
+
+function page<T extends { readonly campaignId: string }>(
   all: readonly T[],
   removed: ReadonlySet<string>,
   idOf: (entity: T) => string,
@@ -51,11 +88,12 @@ function page<T>(
     request.keywordIdFilter !== undefined;
   // Unfiltered pages are slices, so paging a 100,000-keyword profile does not scan it per page.
   // Removed entities are gone as at Amazon: later pages shift, as they would there.
+  const from = filtered ? candidates(all, request) : all;
   const matching = !filtered
     ? all
     : removed.size === 0
-      ? all.filter(keep)
-      : all.filter((entity) => !removed.has(idOf(entity)) && keep(entity));
+      ? from.filter(keep)
+      : from.filter((entity) => !removed.has(idOf(entity)) && keep(entity));
   const offset = decodeToken(request.nextToken);
   const size = request.maxResults ?? DEFAULT_PAGE_SIZE;
   const items = matching.slice(offset, offset + size);
