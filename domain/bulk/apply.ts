@@ -147,6 +147,16 @@ async function claimSteps(
     );
     return rows[0]?.claims ?? 0;
   };
+  // A message whose items were all applied meanwhile (a profile's delayed batch, whose
+  // items its chains took: dispatch.ts) is dropped at once, not deferred over the cap again.
+  if (request.itemIds.length > 0) {
+    const { rows: open } = await client.query<{ open: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM bulk_items WHERE job_id = $2 AND id = ANY($1)
+          AND (status IN ('PENDING', 'RETRY') OR (status = 'RUNNING' AND lease_expires_at < now()))) AS open`,
+      [request.itemIds, request.jobId],
+    );
+    if (open[0]?.open !== true) return { kind: 'claimed', items: [], blocked: [], othersInFlight: 0 };
+  }
   // A profile at its cap gets many messages at once; checking before the lock, and not
   // queueing for a lock another claim of the profile holds, keeps them from lining up (each
   // in a handler slot) behind one another only to learn that the profile is busy.

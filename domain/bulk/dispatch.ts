@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { inTransaction } from '../../shared/db.ts';
 import type { Messenger } from '../../shared/messaging/messenger.ts';
-import { planBatches } from './plan.ts';
+import { planBatches, scheduleBatches } from './plan.ts';
 import type { EntityType } from './status.ts';
 
 /**
@@ -16,6 +16,12 @@ import type { EntityType } from './status.ts';
  * has the message come back to dispatch the rest (what is dispatched is committed, and the
  * next run starts where it stopped), so a job of any size fits a short handler deadline,
  * and the queue's visibility timeout above it stays short too.
+ *
+ * With `profileInFlight`, only each profile's first that many batches are sent at once and
+ * the rest delayed (plan.ts, scheduleBatches): the profile's chains take its due items from
+ * the ledger, so a large job's profile does not fill the queue ahead of a later job's
+ * batches. Every item is still carried by a message, so a job whose workers all die loses
+ * nothing: the delayed messages (and the sweeper's lease recovery) bring the rest.
  */
 
 /** Items per dispatch transaction: a second or two on a loaded database. */
@@ -35,8 +41,15 @@ export async function dispatchJob(
   messenger: Messenger,
   jobId: string,
   batchSize: number,
-  until: number = Number.POSITIVE_INFINITY,
+  options: {
+    /** Epoch ms after which no chunk is started. */
+    readonly until?: number;
+    /** Batches of one profile sent at once; the rest are delayed (all at once by default). */
+    readonly profileInFlight?: number;
+  } = {},
 ): Promise<DispatchResult> {
+  const until = options.until ?? Number.POSITIVE_INFINITY;
+  const profileInFlight = options.profileInFlight ?? Number.POSITIVE_INFINITY;
   const { rows } = await pool.query<{ status: string }>(
     `UPDATE bulk_jobs SET status = CASE WHEN status = 'SUBMITTED' THEN 'RUNNING' ELSE status END,
             dispatched_at = coalesce(dispatched_at, now()), updated_at = now()
@@ -60,10 +73,12 @@ export async function dispatchJob(
         chunk.rows.map((row) => ({ id: row.id, profileId: row.profile_id, entityType: row.entity_type })),
         batchSize,
       );
-      await messenger.sendBatch(
-        'BulkItemBatch',
-        planned.map((batch) => ({ jobId, profileId: batch.profileId, itemIds: batch.itemIds })),
-      );
+      const { now, later } = scheduleBatches(planned, profileInFlight);
+      const payloads = (list: typeof planned) =>
+        list.map((batch) => ({ jobId, profileId: batch.profileId, itemIds: batch.itemIds }));
+      if (now.length > 0) await messenger.sendBatch('BulkItemBatch', payloads(now));
+      for (const [delaySeconds, list] of later)
+        await messenger.sendBatch('BulkItemBatch', payloads(list), { delaySeconds });
       await client.query(
         'UPDATE bulk_items SET due_at = now(), updated_at = now() WHERE job_id = $1 AND id = ANY($2)',
         [jobId, chunk.rows.map((row) => row.id)],

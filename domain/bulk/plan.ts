@@ -52,3 +52,46 @@ export function planBatches(items: readonly PlannedItem[], batchSize: number): P
     if (interleaved.length === before) return interleaved;
   }
 }
+
+/**
+ * A profile's batches past its in-flight cap are not needed in the queue at once: the
+ * first `inFlight` of them start chains (workers/bulk-item/worker.ts) that claim the
+ * profile's next due items straight from the ledger, so the rest are a fallback for when no
+ * chain runs (its worker died, it ended early). Sent at once, they sat in the queue ahead of
+ * every later job's batches and were each received and deferred (the profile was at its
+ * cap) before a small job's turn came. They go out delayed instead: the first overflow
+ * batches after OVERFLOW_DELAY_SECONDS, then OVERFLOW_STEP_SECONDS later for every
+ * OVERFLOW_PER_STEP more (a profile at 1 request/s applies about that many in that time),
+ * at most SQS's 900 s. Their items are due at once all the same, so chains take them; a
+ * message that arrives after its items were applied finds nothing to claim and is dropped.
+ */
+export const OVERFLOW_DELAY_SECONDS = 30;
+export const OVERFLOW_STEP_SECONDS = 10;
+export const OVERFLOW_PER_STEP = 10;
+
+export interface ScheduledBatches {
+  /** Each profile's first `inFlight` batches, in planned order. */
+  readonly now: PlannedBatch[];
+  /** The rest, by delay in seconds (ascending). */
+  readonly later: ReadonlyMap<number, PlannedBatch[]>;
+}
+
+export function scheduleBatches(batches: readonly PlannedBatch[], inFlight: number): ScheduledBatches {
+  const seen = new Map<number, number>();
+  const now: PlannedBatch[] = [];
+  const later = new Map<number, PlannedBatch[]>();
+  for (const batch of batches) {
+    const position = seen.get(batch.profileId) ?? 0;
+    seen.set(batch.profileId, position + 1);
+    if (position < inFlight) {
+      now.push(batch);
+      continue;
+    }
+    const step = Math.floor((position - inFlight) / OVERFLOW_PER_STEP);
+    const delaySeconds = Math.min(900, OVERFLOW_DELAY_SECONDS + step * OVERFLOW_STEP_SECONDS);
+    const list = later.get(delaySeconds) ?? [];
+    list.push(batch);
+    later.set(delaySeconds, list);
+  }
+  return { now, later: new Map([...later].sort(([a], [b]) => a - b)) };
+}

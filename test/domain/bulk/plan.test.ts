@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { LEADING_BATCHES, type PlannedItem, planBatches } from '../../../domain/bulk/plan.ts';
+import {
+  LEADING_BATCHES,
+  OVERFLOW_DELAY_SECONDS,
+  OVERFLOW_PER_STEP,
+  OVERFLOW_STEP_SECONDS,
+  type PlannedItem,
+  planBatches,
+  scheduleBatches,
+} from '../../../domain/bulk/plan.ts';
 import { EntityType } from '../../../domain/bulk/status.ts';
 
 /**
@@ -49,5 +57,44 @@ describe('bulk batch planning', () => {
       '1:keyword',
       '1:keyword',
     ]);
+  });
+});
+
+/**
+ * Each profile's first `inFlight` batches go out at once, the rest delayed in steps: a
+ * large profile's overflow does not sit in the queue ahead of other profiles' batches.
+ */
+describe('bulk batch scheduling', () => {
+  const batch = (profileId: number, id: number) => ({ profileId, itemIds: [id] });
+
+  it("sends each profile's first batches now and delays the rest in steps, at most 900 s", () => {
+    const planned = [
+      ...Array.from({ length: 4 + OVERFLOW_PER_STEP + 1 }, (_, i) => batch(1, i)),
+      batch(2, 100),
+      batch(2, 101),
+    ];
+    const { now, later } = scheduleBatches(planned, 4);
+    expect(now.map((b) => b.itemIds[0])).toEqual([0, 1, 2, 3, 100, 101]);
+    expect([...later.keys()]).toEqual([
+      OVERFLOW_DELAY_SECONDS,
+      OVERFLOW_DELAY_SECONDS + OVERFLOW_STEP_SECONDS,
+    ]);
+    expect(later.get(OVERFLOW_DELAY_SECONDS)).toHaveLength(OVERFLOW_PER_STEP);
+    expect(later.get(OVERFLOW_DELAY_SECONDS + OVERFLOW_STEP_SECONDS)?.map((b) => b.itemIds[0])).toEqual([
+      4 + OVERFLOW_PER_STEP,
+    ]);
+    const many = scheduleBatches(
+      Array.from({ length: 2_000 }, (_, i) => batch(1, i)),
+      1,
+    );
+    expect(Math.max(...many.later.keys())).toBe(900);
+    expect([...many.later.values()].flat().length + many.now.length).toBe(2_000);
+  });
+
+  it('sends everything now without a cap', () => {
+    const planned = Array.from({ length: 50 }, (_, i) => batch(1, i));
+    const { now, later } = scheduleBatches(planned, Number.POSITIVE_INFINITY);
+    expect(now).toHaveLength(50);
+    expect(later.size).toBe(0);
   });
 });
