@@ -76,6 +76,14 @@ describe('bulk claims', () => {
     expect(rows[0]?.n).toBe(20);
     // Two live claims: the profile is at its cap.
     expect(await claimNextDue(db.pool, request('c'))).toMatchObject({ kind: 'busy', inFlight: 2 });
+    // A message whose items are all taken (a profile's delayed batch its chains got to
+    // first) claims nothing and is dropped, rather than deferred as over the cap.
+    expect(await claimBatch(db.pool, { ...request('x'), itemIds: first.items.map((i) => i.id) })).toEqual({
+      kind: 'claimed',
+      items: [],
+      blocked: [],
+      othersInFlight: 0,
+    });
 
     for (const [owner, claim] of [
       ['a', first],
