@@ -102,6 +102,9 @@ describe('bulk cancel and retry-failed', { timeout: 180_000 }, () => {
     const rows = await buildRows(world, [profileId as number], 40, 0, 1);
     const file = await writeCsv(rows, 'bulk-cancel');
     world.sandbox.admin.reset();
+    // Half a second per call from the start: the profile's chains apply its batches back to
+    // back, and without it the job could finish before the calls turn slow below.
+    world.sandbox.admin.injectFaults({ latencyMs: 500 });
     try {
       const jobId = await submit(world, file);
       const { pool } = world.db;
