@@ -470,8 +470,12 @@ async function applyLeased(
  * profile's next due batch to a message sent at once, so the next handler picks the chain
  * up without waiting for a deferral to come back.
  */
-async function chainProfile(call: ApplyCall, chainUntil: number): Promise<void> {
-  const { deps, messenger, logger, signal, jobId, profileId } = call;
+async function chainProfile(call: ApplyCall, chainUntil: number, stopping: AbortSignal): Promise<void> {
+  // `stopping` ends the chain between calls; `call.signal` cuts off a call in flight, and
+  // only later (ChainRunner.stop): a call cut off after Amazon applied it would leave its
+  // items unrecorded, to be applied again.
+  const { deps, messenger, logger, jobId, profileId } = call;
+  const signal = stopping;
   const { pool, settings } = deps;
   const pause = (ms: number) => sleep(Math.max(10, ms), undefined, { signal }).catch(() => {});
   let lockWaits = 0;
@@ -538,9 +542,13 @@ async function chainProfile(call: ApplyCall, chainUntil: number): Promise<void> 
  * that, a profile's deferred messages carry it. `stop` (teardown, after the drain) aborts
  * them: a chain's claim gives its items back and hands them to a message.
  */
+/** At a stop, chains' calls in flight get this long to finish before they are cut off. */
+const CHAIN_STOP_GRACE_MS = 12_000;
+
 class ChainRunner {
   readonly #running = new Set<Promise<void>>();
   readonly #stopping = new AbortController();
+  readonly #cutoff = new AbortController();
   readonly #max: number;
   readonly #logger: Logger;
 
@@ -549,8 +557,14 @@ class ChainRunner {
     this.#logger = logger;
   }
 
+  /** Aborted at a stop: chains claim nothing more. */
   get signal(): AbortSignal {
     return this.#stopping.signal;
+  }
+
+  /** Aborted CHAIN_STOP_GRACE_MS after a stop: chains' calls still in flight are cut off. */
+  get callSignal(): AbortSignal {
+    return this.#cutoff.signal;
   }
 
   /** False when the process already runs `max` chains or is stopping. */
@@ -568,6 +582,15 @@ class ChainRunner {
 
   async stop(): Promise<void> {
     this.#stopping.abort(new Error('worker is stopping'));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#running]),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, CHAIN_STOP_GRACE_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    this.#cutoff.abort(new Error('worker is stopping'));
     await Promise.allSettled([...this.#running]);
   }
 }
@@ -680,10 +703,10 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
           claim.othersInFlight > 0 ||
           (seen !== undefined && Date.now() - seen <= CONTENDED_FOR_MS);
         if (!busy) return;
-        const chainCall = { ...call, signal: deps.chains.signal };
+        const chainCall = { ...call, signal: deps.chains.callSignal };
         if (
           deps.chains.start(batch.jobId, batch.profileId, () =>
-            chainProfile(chainCall, Date.now() + CHAIN_BUDGET_MS),
+            chainProfile(chainCall, Date.now() + CHAIN_BUDGET_MS, deps.chains.signal),
           )
         )
           return;
