@@ -109,7 +109,11 @@ const DISPATCH_BUDGET_MS = 8_000;
  * which an outage is the message's to report and back off from.
  */
 const OUTAGE_HANDOFF_MS = 1_000;
-/** Calls in a row failing as a whole after which a chain stops and reports an outage. */
+/**
+ * Calls in a row failing as a whole after which a chain stops. The chain runs outside any
+ * message handler, so its outage reaches the Ads API breaker only through the delayed
+ * messages its items were handed to, when a handler meets the outage again.
+ */
 const CHAIN_OUTAGES = 2;
 /** A chain with nothing due waits for the next item to come due if it is at most this far off. */
 const CHAIN_IDLE_WAIT_MS = 6_000;
@@ -518,7 +522,8 @@ async function chainProfile(call: ApplyCall, chainUntil: number, stopping: Abort
         continue;
       }
       // One failed call is a fault of that call (a 503, a timeout); two in a row look like
-      // an outage, which the chassis must see to count it against the Ads API's breaker.
+      // an outage: the chain stops and leaves it to the handed-off messages, whose handlers
+      // count it against the Ads API's breaker.
       outages = result.outage === undefined ? 0 : outages + 1;
       if (outages >= CHAIN_OUTAGES) throw result.outage;
       // Rate limited: the profile has no budget before then, so claiming again now would
