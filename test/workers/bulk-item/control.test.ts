@@ -115,7 +115,9 @@ describe('bulk cancel and retry-failed', { timeout: 180_000 }, () => {
       world.sandbox.admin.injectFaults({ latencyMs: 25_000 });
       const slowSince = (await pool.query<{ now: Date }>('SELECT now()')).rows[0]?.now;
       // Only a batch claimed after the calls turned slow is sure to be in flight when the
-      // cancel lands: one claimed before may be answered at any moment.
+      // cancel lands: one claimed before may be answered at any moment. Both of the profile's
+      // slots may hold such a batch whose call reached Amazon after the switch, held 25 s:
+      // the next claim comes when they answer, so the wait outlasts them.
       const inFlight = await vi.waitFor(
         async () => {
           const { rows } = await pool.query<{ id: number }>(
@@ -125,7 +127,7 @@ describe('bulk cancel and retry-failed', { timeout: 180_000 }, () => {
           if (rows.length === 0) throw new Error('no batch in flight yet');
           return rows;
         },
-        { timeout: 20_000, interval: 100 },
+        { timeout: 45_000, interval: 100 },
       );
       const before = await itemsOf(pool, jobId);
       const applied = before.filter((item) => item.status === 'SUCCEEDED');
