@@ -532,6 +532,10 @@ async function benchScale(env: Record<string, string>) {
       (_, k) => ((k + 1) / (SCALE.kills + 1)) * estimate * 1000,
     );
     const kills: { atMs: number; pid: number; held: number }[] = [];
+    // Where the slowest profile's time goes: its calls and its items every 5 s.
+    const timeline: string[] = [];
+    const first = profileIds[0] as number;
+    let sampledAt = 0;
     let job = await loadJob(database.pool, jobId);
     while (job === undefined || !TERMINAL_JOB_STATUSES.includes(job.status) || job.finishedAt === null) {
       if (Date.now() - startedAt > SCALE.deadlineMs)
@@ -558,9 +562,23 @@ async function benchScale(env: Record<string, string>) {
           workers.push(start());
         }
       }
+      if (Date.now() - sampledAt >= 5_000) {
+        sampledAt = Date.now();
+        const c = admin.stats().profiles[String(first)] ?? { requests: 0, throttled: 0, failed: 0 };
+        const { rows: statuses } = await database.pool.query<{ status: string; n: number }>(
+          'SELECT status, count(*)::int AS n FROM bulk_items WHERE job_id = $1 AND profile_id = $2 GROUP BY 1 ORDER BY 1',
+          [jobId, first],
+        );
+        timeline.push(
+          `  ${((sampledAt - startedAt) / 1000).toFixed(0).padStart(4)} s  calls ${c.requests} (429 ${c.throttled}, 5xx ${c.failed})  ` +
+            statuses.map((row) => `${row.status} ${row.n}`).join(', '),
+        );
+      }
       await sleep(100);
       job = await loadJob(database.pool, jobId);
     }
+    if (process.env.ADFLEET_BENCH_BULK_TIMELINE === '1')
+      process.stdout.write(`the slowest profile (${first}), every 5 s:\n${timeline.join('\n')}\n`);
     const wallMs = job.finishedAt.getTime() - startedAt;
     const stats = admin.stats();
     const mutations = admin.mutations();
