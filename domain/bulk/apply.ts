@@ -32,6 +32,8 @@ export interface ClaimedItem {
   readonly change: KeywordChange | CampaignChange;
   /** Attempts before this one. */
   readonly attempts: number;
+  /** How the attempt before ended (its error code), null if there was none or it had none. */
+  readonly lastErrorCode: string | null;
 }
 
 export type Claim =
@@ -201,6 +203,7 @@ async function claimSteps(
     entity_id: string;
     change: KeywordChange | CampaignChange;
     attempts: number;
+    error_code: string | null;
   }>(
     `WITH candidates AS (
          SELECT i.id FROM bulk_items i
@@ -214,7 +217,7 @@ async function claimSteps(
           SET status = 'RUNNING', lease_owner = $3, lease_expires_at = now() + $4 * interval '1 millisecond',
               updated_at = now()
          FROM candidates WHERE i.job_id = $2 AND i.id = candidates.id
-       RETURNING i.id, i.entity_type, i.entity_id::text AS entity_id, i.change, i.attempts`,
+       RETURNING i.id, i.entity_type, i.entity_id::text AS entity_id, i.change, i.attempts, i.error_code`,
     [itemIds, request.jobId, request.owner, request.leaseMs],
   );
   const claimedIds = new Set(claimed.rows.map((row) => row.id));
@@ -230,6 +233,7 @@ async function claimSteps(
         entityId: row.entity_id,
         change: row.change,
         attempts: row.attempts,
+        lastErrorCode: row.error_code,
       }))
       .sort((a, b) => a.id - b.id),
     blocked: live.rows.map((row) => row.id).filter((id) => !claimedIds.has(id)),
@@ -304,7 +308,9 @@ export async function recordOutcomes(
 
 /**
  * Gives claimed items back without counting an attempt (rate limited, or the worker is
- * stopping): RETRY if tried before, else PENDING, due again in `dueInMs`.
+ * stopping): RETRY if tried before, else PENDING, due again in `dueInMs`. `unanswered`
+ * names the items of a call sent but never answered (timed out, connection lost), marked
+ * with that code so that their next attempt reads them back first (verify.ts).
  */
 export async function releaseItems(
   pool: pg.Pool,
@@ -312,13 +318,15 @@ export async function releaseItems(
   owner: string,
   ids: readonly number[],
   dueInMs: number,
+  unanswered: { readonly ids: readonly number[]; readonly code: string } = { ids: [], code: '' },
 ): Promise<void> {
   await pool.query(
     `UPDATE bulk_items SET status = CASE WHEN attempts > 0 THEN 'RETRY' ELSE 'PENDING' END,
+            error_code = CASE WHEN id = ANY($5) THEN $6 ELSE error_code END,
             lease_owner = NULL, lease_expires_at = NULL,
             due_at = now() + $3 * interval '1 millisecond', updated_at = now()
       WHERE job_id = $4 AND id = ANY($1) AND status = 'RUNNING' AND lease_owner = $2`,
-    [ids, owner, Math.ceil(dueInMs), jobId],
+    [ids, owner, Math.ceil(dueInMs), jobId, unanswered.ids, unanswered.code],
   );
 }
 

@@ -1,5 +1,6 @@
 import type { ClaimedItem, ItemOutcome } from '../../domain/bulk/apply.ts';
 import { ItemStatus } from '../../domain/bulk/status.ts';
+import { NO_ANSWER } from '../../domain/bulk/verify.ts';
 import { AdsApiError, AdsRetryableError } from '../../shared/ads/errors.ts';
 import type { ItemResult } from '../../shared/ads/multi-status.ts';
 import { type BackoffPolicy, backoffDelayMs } from '../../shared/backoff.ts';
@@ -139,7 +140,7 @@ export function outcomesOfCallFailure(
   const code =
     error instanceof AdsRetryableError
       ? error.status === undefined
-        ? 'NETWORK_OR_TIMEOUT'
+        ? NO_ANSWER
         : `HTTP_${error.status}`
       : error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')
         ? 'TIMEOUT'

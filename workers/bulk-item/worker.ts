@@ -22,10 +22,13 @@ import { dispatchJob } from '../../domain/bulk/dispatch.ts';
 import type { CampaignChange, KeywordChange } from '../../domain/bulk/rows.ts';
 import { EntityType, ItemStatus } from '../../domain/bulk/status.ts';
 import { type Sweeper, type SweepSettings, startSweeper } from '../../domain/bulk/sweep.ts';
+import { campaignHolds, keywordHolds, NO_ANSWER, needsReadBack } from '../../domain/bulk/verify.ts';
 import type { AdsApiClient } from '../../shared/ads/client.ts';
+import { AdsRetryableError } from '../../shared/ads/errors.ts';
 import { createAdsClient } from '../../shared/ads/from-config.ts';
 import type { ItemResult } from '../../shared/ads/multi-status.ts';
 import type { AdsRateLimiter } from '../../shared/ads/rate-limit.ts';
+import type { Campaign, Keyword } from '../../shared/ads/types.ts';
 import { createPool } from '../../shared/db.ts';
 import { Dependency, outageOf } from '../../shared/dependencies.ts';
 import { describeError, ThrottledError } from '../../shared/errors.ts';
@@ -200,6 +203,54 @@ function applyAtAmazon(
     }),
     { signal },
   );
+}
+
+/**
+ * Of the items whose last attempt went unanswered, those whose entity Amazon already holds
+ * at the requested value, by item id, with what was read (domain/bulk/verify.ts): one list
+ * call filtered by their ids, made only when such items are in the batch.
+ */
+async function readBack(
+  ads: AdsApiClient,
+  profileId: number,
+  entityType: EntityType,
+  items: readonly ClaimedItem[],
+  signal: AbortSignal,
+): Promise<Map<number, Keyword | Campaign>> {
+  const held = new Map<number, Keyword | Campaign>();
+  const unanswered = items.filter(needsReadBack);
+  if (unanswered.length === 0) return held;
+  const include = unanswered.map((item) => item.entityId);
+  const read = new Map<string, Keyword | Campaign>();
+  if (entityType === EntityType.Keyword) {
+    for await (const keyword of ads.keywords(profileId, { keywordIdFilter: { include }, signal }))
+      read.set(keyword.keywordId, keyword);
+  } else {
+    for await (const campaign of ads.campaigns(profileId, { campaignIdFilter: { include }, signal }))
+      read.set(campaign.campaignId, campaign);
+  }
+  for (const item of unanswered) {
+    const entity = read.get(item.entityId);
+    if (entity === undefined) continue;
+    const holds =
+      entityType === EntityType.Keyword
+        ? keywordHolds(entity as Keyword, item.change as KeywordChange)
+        : campaignHolds(entity as Campaign, item.change as CampaignChange);
+    if (holds) held.set(item.id, entity);
+  }
+  return held;
+}
+
+/** SUCCEEDED without another send: the attempt that went unanswered had applied it. */
+function heldOutcomes(items: readonly ClaimedItem[], held: ReadonlyMap<number, unknown>): ItemOutcome[] {
+  return items
+    .filter((item) => held.has(item.id))
+    .map((item) => ({
+      id: item.id,
+      status: ItemStatus.Succeeded,
+      attempts: item.attempts,
+      response: { readBack: held.get(item.id) },
+    }));
 }
 
 function byEntityType(items: readonly ClaimedItem[]): Map<EntityType, ClaimedItem[]> {
@@ -387,8 +438,12 @@ async function applyLeased(
   const callSignal = AbortSignal.any([signal, lease.lost]);
   const outcomes: ItemOutcome[] = [];
   const callStarted = performance.now();
-  for (const [entityType, items] of byEntityType(claim.items)) {
+  for (const [entityType, group] of byEntityType(claim.items)) {
     try {
+      const held = await readBack(deps.ads, profileId, entityType, group, callSignal);
+      outcomes.push(...heldOutcomes(group, held));
+      const items = group.filter((item) => !held.has(item.id));
+      if (items.length === 0) continue;
       const results = await applyAtAmazon(deps.ads, profileId, entityType, items, callSignal);
       outcomes.push(...outcomesOfResults(items, results, settings.retry));
     } catch (error) {
@@ -414,7 +469,12 @@ async function applyLeased(
               ? OUTAGE_HANDOFF_MS
               : 0;
         const left = claim.items.filter((item) => !done.has(item.id)).map((item) => item.id);
-        await releaseItems(pool, jobId, owner, left, delay);
+        // Sent and never answered: Amazon may have applied them.
+        const unanswered =
+          error instanceof AdsRetryableError && error.status === undefined
+            ? group.filter((item) => !done.has(item.id)).map((item) => item.id)
+            : [];
+        await releaseItems(pool, jobId, owner, left, delay, { ids: unanswered, code: NO_ANSWER });
         if (!chained) throw error;
         // No message carries chained items: send one, due when they are.
         await messenger.send(
@@ -431,7 +491,9 @@ async function applyLeased(
           ? { kind: 'handed-off', retryInMs: delay }
           : { kind: 'handed-off', retryInMs: delay, outage: error };
       }
-      outcomes.push(...outcomesOfCallFailure(items, error, settings.retry));
+      const done = new Set(outcomes.map((outcome) => outcome.id));
+      const failed = group.filter((item) => !done.has(item.id));
+      outcomes.push(...outcomesOfCallFailure(failed, error, settings.retry));
     }
   }
 
