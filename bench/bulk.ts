@@ -615,6 +615,7 @@ async function benchScale(env: Record<string, string>) {
     let resentAfterCrash = 0;
     let entitiesResent = 0;
     let unansweredApplies = 0;
+    let appliedTwice = 0;
     const terminal = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
     for (const row of rows) {
       const item = byEntity.get(`${row.entityType}:${row.entityId}`);
@@ -626,6 +627,7 @@ async function benchScale(env: Record<string, string>) {
       const applied = mutations[kind][row.entityId] ?? 0;
       const late = unanswered[kind][row.entityId] ?? 0;
       unansweredApplies += late;
+      appliedTwice += Math.max(0, applied - 1);
       const extra = Math.max(0, applied - late - 1);
       resentAfterCrash += extra;
       if (extra > 0) entitiesResent += 1;
@@ -702,11 +704,19 @@ async function benchScale(env: Record<string, string>) {
         `client (${totalAdmitted} − ${SCALE.clientCapacity.burst}) / ${SCALE.clientCapacity.ratePerSecond} = ${(clientFloorMs / 1000).toFixed(1)} s)\n`,
     );
     printTable('correctness', [
-      ['items lost', 'wrong final value', 're-sent after a crash', 'job counts = item statuses', 'kills'],
+      [
+        'items lost',
+        'wrong final value',
+        're-sent after a crash',
+        'applied more than once',
+        'job counts = item statuses',
+        'kills',
+      ],
       [
         String(lost),
         String(wrong),
         `${resentAfterCrash} (${entitiesResent} entities)`,
+        String(appliedTwice),
         countsMatch ? 'yes' : `no: job ${JSON.stringify(job.counts)}, items ${JSON.stringify(actual)}`,
         kills.map((k) => `${(k.atMs / 1000).toFixed(1)} s (${k.held} held)`).join(', '),
       ],
@@ -716,7 +726,8 @@ async function benchScale(env: Record<string, string>) {
         `${validFailed} valid changes given up after retries), ${job.counts.cancelled} cancelled; ` +
         `${recovered} items recovered from expired leases, ${resent} re-sent as overdue (sweepers' logs)\n` +
         `  re-sent after a crash = Σ over entities max(0, applications − applications its caller timed out on − 1), ` +
-        `from the sandbox's per-entity mutation counts (${unansweredApplies} applications were answered to nobody: held past the client's timeout)\n`,
+        `from the sandbox's per-entity mutation counts (${unansweredApplies} applications were answered to nobody: held past the client's timeout); ` +
+        `applied more than once = Σ over entities max(0, applications − 1), those included\n`,
     );
     for (const example of wrongExamples) process.stdout.write(`  wrong: ${example}\n`);
     if (lost > 0 || wrong > 0 || !countsMatch)

@@ -3,6 +3,7 @@ import { inTransaction } from '../../shared/db.ts';
 import { completeIfDone, completeJob } from './completion.ts';
 import type { CampaignChange, KeywordChange } from './rows.ts';
 import { type EntityType, FleetErrorCode, type ItemStatus } from './status.ts';
+import { NO_ANSWER } from './verify.ts';
 
 /**
  * The queries behind applying one item batch: claim, record what Amazon said, release.
@@ -310,7 +311,8 @@ export async function recordOutcomes(
  * Gives claimed items back without counting an attempt (rate limited, or the worker is
  * stopping): RETRY if tried before, else PENDING, due again in `dueInMs`. `unanswered`
  * names the items of a call sent but never answered (timed out, connection lost), marked
- * with that code so that their next attempt reads them back first (verify.ts).
+ * NO_ANSWER so that their next attempt reads them back first (verify.ts); `readBack`, those
+ * read back and not sent since, whose mark is cleared: the next attempt needs no read.
  */
 export async function releaseItems(
   pool: pg.Pool,
@@ -318,15 +320,15 @@ export async function releaseItems(
   owner: string,
   ids: readonly number[],
   dueInMs: number,
-  unanswered: { readonly ids: readonly number[]; readonly code: string } = { ids: [], code: '' },
+  marks: { readonly unanswered?: readonly number[]; readonly readBack?: readonly number[] } = {},
 ): Promise<void> {
   await pool.query(
     `UPDATE bulk_items SET status = CASE WHEN attempts > 0 THEN 'RETRY' ELSE 'PENDING' END,
-            error_code = CASE WHEN id = ANY($5) THEN $6 ELSE error_code END,
+            error_code = CASE WHEN id = ANY($5) THEN $6 WHEN id = ANY($7) THEN NULL ELSE error_code END,
             lease_owner = NULL, lease_expires_at = NULL,
             due_at = now() + $3 * interval '1 millisecond', updated_at = now()
       WHERE job_id = $4 AND id = ANY($1) AND status = 'RUNNING' AND lease_owner = $2`,
-    [ids, owner, Math.ceil(dueInMs), jobId, unanswered.ids, unanswered.code],
+    [ids, owner, Math.ceil(dueInMs), jobId, marks.unanswered ?? [], NO_ANSWER, marks.readBack ?? []],
   );
 }
 

@@ -22,7 +22,7 @@ import { dispatchJob } from '../../domain/bulk/dispatch.ts';
 import type { CampaignChange, KeywordChange } from '../../domain/bulk/rows.ts';
 import { EntityType, ItemStatus } from '../../domain/bulk/status.ts';
 import { type Sweeper, type SweepSettings, startSweeper } from '../../domain/bulk/sweep.ts';
-import { campaignHolds, keywordHolds, NO_ANSWER, needsReadBack } from '../../domain/bulk/verify.ts';
+import { campaignHolds, keywordHolds, needsReadBack } from '../../domain/bulk/verify.ts';
 import type { AdsApiClient } from '../../shared/ads/client.ts';
 import { AdsRetryableError } from '../../shared/ads/errors.ts';
 import { createAdsClient } from '../../shared/ads/from-config.ts';
@@ -438,12 +438,17 @@ async function applyLeased(
   const callSignal = AbortSignal.any([signal, lease.lost]);
   const outcomes: ItemOutcome[] = [];
   const callStarted = performance.now();
+  // Read back and found without their change; until sent, a release clears their mark.
+  const readNotHeld = new Set<number>();
   for (const [entityType, group] of byEntityType(claim.items)) {
+    let sending = false;
     try {
       const held = await readBack(deps.ads, profileId, entityType, group, callSignal);
       outcomes.push(...heldOutcomes(group, held));
+      for (const item of group.filter(needsReadBack)) if (!held.has(item.id)) readNotHeld.add(item.id);
       const items = group.filter((item) => !held.has(item.id));
       if (items.length === 0) continue;
+      sending = true;
       const results = await applyAtAmazon(deps.ads, profileId, entityType, items, callSignal);
       outcomes.push(...outcomesOfResults(items, results, settings.retry));
     } catch (error) {
@@ -471,10 +476,11 @@ async function applyLeased(
         const left = claim.items.filter((item) => !done.has(item.id)).map((item) => item.id);
         // Sent and never answered: Amazon may have applied them.
         const unanswered =
-          error instanceof AdsRetryableError && error.status === undefined
+          sending && error instanceof AdsRetryableError && error.status === undefined
             ? group.filter((item) => !done.has(item.id)).map((item) => item.id)
             : [];
-        await releaseItems(pool, jobId, owner, left, delay, { ids: unanswered, code: NO_ANSWER });
+        const readBack = left.filter((id) => readNotHeld.has(id) && !unanswered.includes(id));
+        await releaseItems(pool, jobId, owner, left, delay, { unanswered, readBack });
         if (!chained) throw error;
         // No message carries chained items: send one, due when they are.
         await messenger.send(
