@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../../shared/logging.ts';
 import type { HandledEvent } from '../../../shared/messaging/queue-worker.ts';
 import { type RunningWorker, startWorker } from '../../../shared/runtime/start-worker.ts';
@@ -54,8 +54,11 @@ describe('profile-sync in slices', { timeout: 120_000 }, () => {
     // 22 pages at ≥ 300 ms each is ≥ 6.6 s: at least three 2 s slices.
     expect(run?.attempts).toBeGreaterThanOrEqual(3);
     expect(run?.resume_note).toMatch(/^resumed: /);
-    const outcomes = handled.filter((event) => event.type === 'SyncProfile').map((event) => event.outcome);
-    expect(outcomes.at(-1)).toBe('succeeded');
+    const outcomesOf = () =>
+      handled.filter((event) => event.type === 'SyncProfile').map((event) => event.outcome);
+    // The run is recorded inside the handler; its message counts as handled a moment later.
+    await vi.waitFor(() => expect(outcomesOf().at(-1)).toBe('succeeded'), { timeout: 10_000, interval: 50 });
+    const outcomes = outcomesOf();
     expect(outcomes.slice(0, -1)).toEqual(Array((run?.attempts ?? 1) - 1).fill('deferred'));
     // Each hand-on may cost the page that was in flight, never a listing from the start.
     const profileId = harness.sandbox.admin.profileIds()[0] as number;
