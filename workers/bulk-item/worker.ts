@@ -207,8 +207,9 @@ function applyAtAmazon(
 
 /**
  * Of the items whose last attempt went unanswered, those whose entity Amazon already holds
- * at the requested value, by item id, with what was read (domain/bulk/verify.ts): one list
- * call filtered by their ids, made only when such items are in the batch.
+ * at the requested value, by item id, with what was read, and the ids of the others
+ * (domain/bulk/verify.ts): one list call filtered by their ids, made only when such items
+ * are in the batch.
  */
 async function readBack(
   ads: AdsApiClient,
@@ -216,10 +217,11 @@ async function readBack(
   entityType: EntityType,
   items: readonly ClaimedItem[],
   signal: AbortSignal,
-): Promise<Map<number, Keyword | Campaign>> {
+): Promise<{ held: Map<number, Keyword | Campaign>; notHeld: number[] }> {
   const held = new Map<number, Keyword | Campaign>();
+  const notHeld: number[] = [];
   const unanswered = items.filter(needsReadBack);
-  if (unanswered.length === 0) return held;
+  if (unanswered.length === 0) return { held, notHeld };
   const include = unanswered.map((item) => item.entityId);
   const read = new Map<string, Keyword | Campaign>();
   if (entityType === EntityType.Keyword) {
@@ -231,14 +233,15 @@ async function readBack(
   }
   for (const item of unanswered) {
     const entity = read.get(item.entityId);
-    if (entity === undefined) continue;
     const holds =
-      entityType === EntityType.Keyword
+      entity !== undefined &&
+      (entityType === EntityType.Keyword
         ? keywordHolds(entity as Keyword, item.change as KeywordChange)
-        : campaignHolds(entity as Campaign, item.change as CampaignChange);
+        : campaignHolds(entity as Campaign, item.change as CampaignChange));
     if (holds) held.set(item.id, entity);
+    else notHeld.push(item.id);
   }
-  return held;
+  return { held, notHeld };
 }
 
 /** SUCCEEDED without another send: the attempt that went unanswered had applied it. */
@@ -443,9 +446,9 @@ async function applyLeased(
   for (const [entityType, group] of byEntityType(claim.items)) {
     let sending = false;
     try {
-      const held = await readBack(deps.ads, profileId, entityType, group, callSignal);
+      const { held, notHeld } = await readBack(deps.ads, profileId, entityType, group, callSignal);
       outcomes.push(...heldOutcomes(group, held));
-      for (const item of group.filter(needsReadBack)) if (!held.has(item.id)) readNotHeld.add(item.id);
+      for (const id of notHeld) readNotHeld.add(id);
       const items = group.filter((item) => !held.has(item.id));
       if (items.length === 0) continue;
       sending = true;
@@ -453,6 +456,7 @@ async function applyLeased(
       outcomes.push(...outcomesOfResults(items, results, settings.retry));
     } catch (error) {
       const outage = outageOf(error);
+      const done = new Set(outcomes.map((outcome) => outcome.id));
       if (
         error instanceof ThrottledError ||
         signal.aborted ||
@@ -463,7 +467,6 @@ async function applyLeased(
         // Ads API answering 5xx or not at all): give back what was not applied, without
         // an attempt. The chassis defers or releases the message; an outage also feeds
         // the worker's breaker of that dependency, which stops polling while it is open.
-        const done = new Set(outcomes.map((outcome) => outcome.id));
         if (outcomes.length > 0) {
           await recordAppliedOutcomes(pool, jobId, owner, outcomes, recordUntil, signal, logger);
         }
@@ -479,8 +482,9 @@ async function applyLeased(
           sending && error instanceof AdsRetryableError && error.status === undefined
             ? group.filter((item) => !done.has(item.id)).map((item) => item.id)
             : [];
-        const readBack = left.filter((id) => readNotHeld.has(id) && !unanswered.includes(id));
-        await releaseItems(pool, jobId, owner, left, delay, { unanswered, readBack });
+        const sent = new Set(unanswered);
+        const readUnsent = left.filter((id) => readNotHeld.has(id) && !sent.has(id));
+        await releaseItems(pool, jobId, owner, left, delay, { unanswered, readBack: readUnsent });
         if (!chained) throw error;
         // No message carries chained items: send one, due when they are.
         await messenger.send(
@@ -497,7 +501,6 @@ async function applyLeased(
           ? { kind: 'handed-off', retryInMs: delay }
           : { kind: 'handed-off', retryInMs: delay, outage: error };
       }
-      const done = new Set(outcomes.map((outcome) => outcome.id));
       const failed = group.filter((item) => !done.has(item.id));
       outcomes.push(...outcomesOfCallFailure(failed, error, settings.retry));
     }
