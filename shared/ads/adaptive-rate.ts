@@ -18,16 +18,36 @@
  * rarely (few 429s), and climbs quickly when a probe finds room (a raised limit is found
  * within seconds). The plateau lasts about `probeEveryRequests` requests' worth of time, so
  * one probe — and at most about one 429 — happens per that many requests whatever the rate.
+ * A slow scope's probe doubles no faster than every four of its call intervals: its 429
+ * answers a call, and a rate that doubled in the meantime would overshoot by then.
  *
  * The ceiling is re-estimated at every 429, which is where this beats plain AIMD. Amazon (and
  * the sandbox) meter with token buckets; a 429 means the bucket is empty. Between two 429s the
  * bucket went from empty to empty, so the requests that succeeded in between, divided by the
- * time between, is the bucket's refill rate: the true sustainable rate, not a guess. The
- * first 429 has no predecessor; it takes that measure since the state began (which the
- * bucket's initial burst inflates a little) and the next 429 corrects it. A measure taken
- * while the scope was mostly idle would be far too low, so the new ceiling never falls below
- * `floor` of the rate in force; a capacity cut is then found in two or three 429s, each
- * followed by the fleet-wide Retry-After pause, never a storm.
+ * time between, is the bucket's refill rate (the Retry-After pause included: the bucket
+ * refilled then, and the burst it saved was spent right after). What the 429 then means
+ * depends on that measure and on where the curve was:
+ *
+ *  - while probing above the plateau, with a measure at the old ceiling (`PLATEAU_HELD` of
+ *    it; a plateau that rode on a bucket's saved burst measures less): the plateau's rate
+ *    held for its whole length and is kept, crept up by its slack (a bucket of one or two
+ *    requests gives a measure of only what was sent, and taking that would walk the
+ *    ceiling down at every probe);
+ *  - far below the rate in force (under `NEAR_LIMIT` of it): the limit is lower than we
+ *    thought (a cut, or slow start overshooting); the measure is the new ceiling, never
+ *    below `floor` of the rate in force (a measure taken while the scope was mostly idle
+ *    would be far too low; a cut is then found in two or three 429s, each followed by the
+ *    fleet-wide Retry-After pause, never a storm) nor below `minMeasuredRate`. Slow start's
+ *    429 takes its measure without the floor: the rate doubled only as fast as calls
+ *    succeeded (the cap below), so the measure since the start is the scope at work, and
+ *    half the rate in force was still above a small bucket's limit for seconds;
+ *  - near it, in the recovery or the plateau: the limit is about the rate in force, and the
+ *    ceiling steps `GENTLE_DECREASE` below it. With a bucket of one request, calls that
+ *    leave exactly at the limit meet 429s from their own jitter on the way (a few
+ *    milliseconds early at Amazon's side is enough), so the step is the margin they need.
+ *
+ * The first 429 has no predecessor; it takes that measure since the state began (which the
+ * bucket's initial burst inflates a little) and the next 429 corrects it.
  *
  * Before the first 429 there is no ceiling to remember: the rate starts from `initialRate`
  * and doubles every `doublingMs` (slow start). Growth above the ceiling is also capped at
@@ -67,11 +87,18 @@ export interface AdaptiveRateOptions {
   readonly doublingMs: number;
   /** A new ceiling is never below this share of the rate in force at the 429. */
   readonly floor: number;
+  /**
+   * A measure never takes the ceiling below this (a 429 at the ceiling still steps it down
+   * past it, by `GENTLE_DECREASE`): at a request or two a second, the few successes between
+   * two 429s measure the scope's demand (a job starting, a chain between batches) as much as
+   * its limit.
+   */
+  readonly minMeasuredRate: number;
 }
 
 export const ADAPTIVE_RATE_DEFAULTS = {
   initialRate: 5,
-  minRate: 1,
+  minRate: 0.2,
   maxRate: 10_000,
   decrease: 0.9,
   recoveryMs: 2_000,
@@ -81,7 +108,18 @@ export const ADAPTIVE_RATE_DEFAULTS = {
   maxPlateauMs: 30_000,
   doublingMs: 2_000,
   floor: 0.5,
+  minMeasuredRate: 1,
 } as const satisfies AdaptiveRateOptions;
+
+/** A measure this close to the rate in force says the scope sat at its limit, not above it. */
+const NEAR_LIMIT = 0.8;
+/**
+ * A probe's 429 keeps the plateau's rate when the successes since the last 429 come to this
+ * share of the old ceiling: the plateau then held at its rate, not on a bucket's saved burst.
+ */
+const PLATEAU_HELD = 0.95;
+/** The ceiling's step down after a 429 at the limit. */
+const GENTLE_DECREASE = 0.95;
 
 function clamp(value: number, min: number, max: number): number {
   return Math.min(max, Math.max(min, value));
@@ -93,6 +131,15 @@ export function initialRateState(now: number, options: AdaptiveRateOptions): Rat
 
 export function plateauMs(ceiling: number, options: AdaptiveRateOptions): number {
   return clamp((options.probeEveryRequests / ceiling) * 1000, options.minPlateauMs, options.maxPlateauMs);
+}
+
+/**
+ * How often a probe doubles the rate: `doublingMs`, or four of the ceiling's call intervals
+ * if longer. A 429 answers a call, so a slow profile learns of the limit a call or two after
+ * crossing it; doubling faster than that overshoots by the time the answer comes.
+ */
+function probeDoublingMs(ceiling: number, options: AdaptiveRateOptions): number {
+  return Math.max(options.doublingMs, (4 * 1000) / ceiling);
 }
 
 /**
@@ -119,7 +166,9 @@ export function currentRate(
     rate =
       intoPlateau < plateau
         ? ceiling * (1 + (options.plateauSlack * intoPlateau) / plateau)
-        : ceiling * (1 + options.plateauSlack) * 2 ** ((intoPlateau - plateau) / options.doublingMs);
+        : ceiling *
+          (1 + options.plateauSlack) *
+          2 ** ((intoPlateau - plateau) / probeDoublingMs(ceiling, options));
   }
   if (recentSuccessRate !== undefined) {
     rate = Math.min(rate, Math.max(ceiling * (1 + options.plateauSlack), 2 * recentSuccessRate));
@@ -127,9 +176,20 @@ export function currentRate(
   return clamp(rate, options.minRate, options.maxRate);
 }
 
+/** True when the curve is past its plateau and above the ceiling: a 429 now answers a probe. */
+function probing(state: RateState, now: number, options: AdaptiveRateOptions, rateInForce: number): boolean {
+  if (!state.throttledBefore) return false;
+  const intoPlateau = now - state.since - options.recoveryMs;
+  return (
+    intoPlateau >= plateauMs(state.ceiling, options) &&
+    rateInForce > state.ceiling * (1 + options.plateauSlack)
+  );
+}
+
 /**
  * The state a scope with a learned ceiling resumes from after an idle spell (nothing
- * succeeded in the last second or two, and the curve is past its plateau), or undefined when
+ * succeeded fleet-wide in the last few seconds — `recentSuccesses`, over longer than a slow
+ * profile's gap between calls — and the curve is past its plateau), or undefined when
  * it is not idle. Tonight's first requests then run at last night's ceiling at once — the
  * plateau, then a probe — instead of at whatever the curve's stale clock says. Left as it
  * was, the next 429 would divide the successes since last night's 429 by the hours in
@@ -142,9 +202,9 @@ export function resumedAfterIdle(
   state: RateState,
   now: number,
   options: AdaptiveRateOptions,
-  recentSuccessRate: number,
+  recentSuccesses: number,
 ): RateState | undefined {
-  if (!state.throttledBefore || recentSuccessRate > 0 || now < state.blockedUntil) return undefined;
+  if (!state.throttledBefore || recentSuccesses > 0 || now < state.blockedUntil) return undefined;
   if (now - state.since <= options.recoveryMs + plateauMs(state.ceiling, options)) return undefined;
   return {
     ...state,
@@ -170,10 +230,21 @@ export function afterThrottle(
   const rateInForce = currentRate(state, now, options, recentSuccessRate);
   const elapsed = now - state.since;
   const measured = elapsed >= 1_000 ? state.successes / (elapsed / 1000) : rateInForce * options.decrease;
-  const ceiling = clamp(
-    Math.max(Math.min(measured, rateInForce), rateInForce * options.floor),
-    options.minRate,
-    options.maxRate,
-  );
+  let ceiling: number;
+  if (probing(state, now, options, rateInForce) && measured >= state.ceiling * PLATEAU_HELD) {
+    // The plateau's rate held through its whole length: it is proven.
+    ceiling = Math.max(state.ceiling * (1 + options.plateauSlack), Math.min(measured, rateInForce));
+  } else if (measured < rateInForce * NEAR_LIMIT) {
+    // A cut, or slow start overshooting (see the header).
+    ceiling = Math.max(
+      measured,
+      state.throttledBefore ? rateInForce * options.floor : 0,
+      Math.min(rateInForce * GENTLE_DECREASE, options.minMeasuredRate),
+    );
+  } else {
+    // A 429 at about the ceiling: one jitter margin below the rate in force.
+    ceiling = rateInForce * GENTLE_DECREASE;
+  }
+  ceiling = clamp(ceiling, options.minRate, options.maxRate);
   return { ceiling, since: now, throttledBefore: true, successes: 0, blockedUntil };
 }

@@ -8,7 +8,7 @@ import {
   handleWhen,
 } from 'cockatiel';
 import type { Redis } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { ThrottledError } from '../errors.ts';
 import {
   ADAPTIVE_RATE_DEFAULTS,
@@ -27,22 +27,20 @@ import { AdsThrottledError } from './errors.ts';
  *
  * Two layers, each doing one job:
  *
- *  - ENFORCEMENT is rate-limiter-flexible's RateLimiterRedis: an atomic (Lua) per-key counter
- *    over a one-second window, shared by every process. Its `points` is the scope's current
- *    rate, rounded; we keep one limiter object per points value (they are cheap config
- *    objects over the same Redis key, so a rate change takes effect at once). The window
- *    admits N calls, and each admitted call waits for its slot, `consumed − 1` N-ths of a
- *    second into the window, so calls leave evenly spaced instead of as a burst at the top
- *    of each second (which a token bucket on Amazon's side would answer with 429s).
+ *  - ENFORCEMENT is a shared call schedule per scope in Redis (BOOK_SLOT below, one atomic
+ *    Lua call): each call books the next slot, 1/rate after the one before, and waits for
+ *    it, so calls leave evenly spaced at the scope's current rate, whatever process makes
+ *    them, instead of as a burst (which a token bucket on Amazon's side would answer with
+ *    429s). A rate change takes effect at the next booking; fractional rates are exact.
  *
- *  - ADAPTATION is ours (the primitive does not know the limit is unknown): each scope has a
+ *  - ADAPTATION (the schedule does not know the limit, which is unknown): each scope has a
  *    `RateState` hash in Redis — the estimated ceiling, the time of the last 429, successes
  *    since, and `blockedUntil` — plus per-second success counters. The allowed rate is a pure
  *    function of that state and the clock (adaptive-rate.ts: CUBIC-shaped recovery and
  *    probing, ceiling re-estimated from successes between 429s). A 429 rewrites the state
  *    with a compare-and-set (one writer wins; 429s from the same burst count once) and
  *    blocks the scope fleet-wide until Retry-After. Successes are counted in-process and
- *    flushed every `flushMs`, so the hot path costs two window checks and a cached state read.
+ *    flushed every `flushMs`, so the hot path costs two bookings and a cached state read.
  *
  * Only profile budgets adapt. Amazon does not say which limit a 429 hit, and charging the
  * client budget on ambiguous evidence collapses the whole fleet's throughput (we tried: a few
@@ -134,8 +132,37 @@ const WINDOW_MS = 1_000;
  * about the time the next night's sync began).
  */
 const STATE_TTL_MS = 48 * 60 * 60 * 1000;
-const SUCCESS_BUCKET_TTL_MS = 5_000;
+/**
+ * A scope with no success in this many seconds (fleet-wide) is idle: longer than the gap
+ * between a slow profile's calls, which a one-second view mistook for idleness.
+ */
+const IDLE_SECONDS = 5;
+const SUCCESS_BUCKET_TTL_MS = (IDLE_SECONDS + 1) * 1000;
 const CAS_ATTEMPTS = 8;
+
+/** How far ahead a call may book its slot; a caller whose slot is further off waits and asks again. */
+const SLOT_HORIZON_MS = 1_000;
+
+/*
+ * The scope's call schedule, GCRA-style: KEYS[1] holds the time of the next free slot. A call
+ * takes max(that, now) and moves it one interval on, so calls leave exactly 1/rate apart at
+ * any rate, fractions of a request per second included, whichever process makes them.
+ * Written here rather than taken from rate-limiter-flexible: its limiters count calls in
+ * windows of whole points (a 1.5 req/s scope gets 1 or 2 per second, and each window starts
+ * at the first call after the last one ended, a lag every second), and it has no schedule.
+ * Times are Redis's clock, so processes' clocks do not skew the spacing.
+ * Returns {1, ms to wait for the slot} or {0, ms until a slot is within the horizon}.
+ */
+const BOOK_SLOT = `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+local interval = tonumber(ARGV[1])
+local horizon = tonumber(ARGV[2])
+local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+if slot - now > horizon then return {0, math.ceil(slot - now - horizon)} end
+redis.call('SET', KEYS[1], string.format('%.3f', slot + interval), 'PX', math.ceil(slot + interval - now) + 1000)
+return {1, math.floor(slot - now)}
+`;
 
 // Writes the state's fields only if nobody wrote since we read it (optimistic concurrency).
 const COMPARE_AND_SET = `
@@ -185,7 +212,6 @@ export class AdsRateLimiter {
   private readonly flushMs: number;
   private readonly views = new Map<string, ScopeView>();
   private readonly reading = new Map<string, Promise<ScopeView>>();
-  private readonly windows = new Map<string, RateLimiterRedis>();
   /** Successes counted since the last flush, by state key. */
   private pendingSuccesses = new Map<string, { readonly scope: Scope; count: number }>();
   private flushTimer: NodeJS.Timeout | undefined;
@@ -212,6 +238,7 @@ export class AdsRateLimiter {
       maxRate: clientRate,
     });
     this.redis.defineCommand('adsRateCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET });
+    this.redis.defineCommand('adsRateBookSlot', { numberOfKeys: 1, lua: BOOK_SLOT });
     // Only Redis failures count: a throttle (the budget is spent) or an abort is an answer.
     this.redisBreaker = circuitBreaker(
       handleWhen(
@@ -315,10 +342,12 @@ export class AdsRateLimiter {
         if (slot.admitted) {
           if (slotDelayMs > 0) {
             await sleep(slotDelayMs, undefined, { signal });
-            // Another worker may have hit a 429 while we waited for the slot: the slot is
-            // forfeit rather than spent adding to the same congestion.
-            if (profileScope !== undefined && (await this.view(profileScope)).state.blockedUntil > Date.now())
-              break;
+            // Another worker may have hit a 429 while we waited for the slot: the slot, booked
+            // at the rate before it, is forfeit rather than spent adding to the same congestion.
+            if (profileScope !== undefined && profileView !== undefined) {
+              const { state } = await this.view(profileScope);
+              if (state.since !== profileView.state.since || state.blockedUntil > Date.now()) break;
+            }
           }
           return { ratePerSecond };
         }
@@ -399,41 +428,27 @@ export class AdsRateLimiter {
     await sleep(ms, undefined, { signal });
   }
 
-  /** One call's worth of the scope's window, and how long to wait for its even-spaced slot. */
+  /**
+   * Books the scope's next call slot: `1000 / rate` ms after the one before, never in the
+   * past, at most SLOT_HORIZON_MS (or one interval, if longer) ahead; how long to wait for it.
+   */
   private async take(
     scope: Scope,
     rate: number,
   ): Promise<
     { admitted: true; slotDelayMs: number; ratePerSecond: number } | { admitted: false; retryInMs: number }
   > {
-    const points = Math.max(1, Math.round(rate));
-    const limiterKey = `${scope.kind}:${points}`;
-    let window = this.windows.get(limiterKey);
-    if (window === undefined) {
-      window = new RateLimiterRedis({
-        storeClient: this.redis,
-        keyPrefix: `${this.keyPrefix}:ads:window:${scope.kind}`,
-        points,
-        duration: WINDOW_MS / 1000,
-      });
-      this.windows.set(limiterKey, window);
-    }
-    let result: RateLimiterRes;
-    try {
-      result = await window.consume(scope.id);
-    } catch (rejection) {
-      if (rejection instanceof RateLimiterRes)
-        return { admitted: false, retryInMs: Math.max(1, rejection.msBeforeNext) };
-      throw rejection;
-    }
-    const now = Date.now();
-    const windowStart = now - (WINDOW_MS - result.msBeforeNext);
-    const slotAt = windowStart + ((result.consumedPoints - 1) * WINDOW_MS) / points;
-    return {
-      admitted: true,
-      slotDelayMs: Math.max(0, slotAt - now),
-      ratePerSecond: rate,
+    const intervalMs = WINDOW_MS / Math.max(rate, Number.MIN_VALUE);
+    const redis = this.redis as Redis & {
+      adsRateBookSlot(key: string, intervalMs: number, horizonMs: number): Promise<[number, number]>;
     };
+    const [admitted, ms] = await redis.adsRateBookSlot(
+      `${this.keyPrefix}:ads:slot:${scope.kind}:${scope.id}`,
+      intervalMs,
+      Math.max(SLOT_HORIZON_MS, intervalMs),
+    );
+    if (admitted === 1) return { admitted: true, slotDelayMs: ms, ratePerSecond: rate };
+    return { admitted: false, retryInMs: Math.max(1, ms) };
   }
 
   private scope(kind: Scope['kind'], id: string, options: AdaptiveRateOptions): Scope {
@@ -487,14 +502,18 @@ export class AdsRateLimiter {
       const now = Date.now();
       const second = Math.floor(now / 1000);
       const pipeline = this.redis.pipeline().hgetall(scope.stateKey);
-      // Success counts exist only for scopes that adapt (see recordSuccess).
-      if (this.adapts(scope))
-        pipeline.get(this.successKey(scope, second - 1)).get(this.successKey(scope, second));
-      const results = await pipeline.exec();
-      const [stateResult, previousResult, currentResult] = results ?? [];
-      if (stateResult?.[0] || previousResult?.[0] || currentResult?.[0]) {
-        throw stateResult?.[0] ?? previousResult?.[0] ?? currentResult?.[0];
+      // Success counts exist only for scopes that adapt (see recordSuccess); oldest first.
+      if (this.adapts(scope)) {
+        for (let back = IDLE_SECONDS - 1; back >= 0; back -= 1)
+          pipeline.get(this.successKey(scope, second - back));
       }
+      const results = (await pipeline.exec()) ?? [];
+      const failed = results.find(([error]) => error);
+      if (failed !== undefined) throw failed[0];
+      const [stateResult, ...buckets] = results;
+      const counts = buckets.map(([, value]) => Number(value ?? 0));
+      const previous = counts.at(-2) ?? 0;
+      const current = counts.at(-1) ?? 0;
       const decoded = decodeState((stateResult?.[1] ?? {}) as Record<string, string>);
       if (decoded === undefined) {
         const version = Number(((stateResult?.[1] ?? {}) as Record<string, string>).version ?? 0);
@@ -502,10 +521,14 @@ export class AdsRateLimiter {
         continue;
       }
       // Sliding-window estimate: last full second plus the part of this one gone by.
-      const successes = Number(previousResult?.[1] ?? 0) + Number(currentResult?.[1] ?? 0);
-      const recentSuccessRate = successes / (1 + (now % 1000) / 1000);
+      const recentSuccessRate = (previous + current) / (1 + (now % 1000) / 1000);
       const resumed = this.adapts(scope)
-        ? resumedAfterIdle(decoded.state, now, scope.options, recentSuccessRate)
+        ? resumedAfterIdle(
+            decoded.state,
+            now,
+            scope.options,
+            counts.reduce((sum, count) => sum + count, 0),
+          )
         : undefined;
       if (resumed !== undefined) {
         // One process wins the write; the others re-read and find the resumed state.

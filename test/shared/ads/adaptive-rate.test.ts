@@ -70,6 +70,48 @@ describe('after a 429', () => {
     expect(currentRate(next, 20_000, options)).toBeCloseTo(10 * options.decrease);
   });
 
+  it('steps a ceiling met in its plateau one jitter margin down, and may take it under 1 request/s', () => {
+    // At 1 request/s with a bucket of one, a 429 from jitter: the ceiling goes 5 % down.
+    const state = throttledState({ ceiling: 1, since: 0, blockedUntil: 1_000, successes: 9 });
+    const now = options.recoveryMs + 8_000;
+    const rateInForce = currentRate(state, now, options);
+    expect(rateInForce).toBeGreaterThan(1);
+    const next = afterThrottle(state, now, 1_000, options);
+    expect(next.ceiling).toBeCloseTo(rateInForce * 0.95);
+    // Again and again: below one request a second, which minRate allows.
+    let walked = next;
+    for (let i = 1; i <= 5; i += 1) {
+      const at = i * 20_000;
+      walked = afterThrottle(
+        { ...walked, since: at - 10_000, blockedUntil: at - 9_000, successes: 9 * walked.ceiling },
+        at,
+        1_000,
+        options,
+      );
+    }
+    expect(walked.ceiling).toBeLessThan(0.9);
+    expect(walked.ceiling).toBeGreaterThan(0.7);
+  });
+
+  it("keeps the plateau's proven rate when a probe above it meets the limit", () => {
+    // A 1 request/s bucket of one: the plateau held 0.95 → 0.98 for its whole length, the
+    // probe found the limit; the successes measure only what was sent, less the pause.
+    const ceiling = 0.95;
+    const plateau = plateauMs(ceiling, options);
+    const now = options.recoveryMs + plateau + 3_000;
+    const state = throttledState({ ceiling, since: 0, blockedUntil: 1_000, successes: (0.93 * now) / 1000 });
+    expect(currentRate(state, now, options)).toBeGreaterThan(ceiling * (1 + options.plateauSlack));
+    const next = afterThrottle(state, now, 1_000, options);
+    expect(next.ceiling).toBeCloseTo(ceiling * (1 + options.plateauSlack));
+  });
+
+  it('never takes a measured ceiling under minMeasuredRate: a few successes say more about demand', () => {
+    // A profile that had few calls to make, at 1.5/s: 1 success in 2 busy seconds.
+    const state = throttledState({ ceiling: 1.5, since: 0, blockedUntil: 1_000, successes: 1 });
+    const next = afterThrottle(state, 3_000, 1_000, options);
+    expect(next.ceiling).toBe(options.minMeasuredRate);
+  });
+
   it('does not let a mostly idle period drag the ceiling below floor × the rate in force', () => {
     const state = throttledState({ since: 0, successes: 10 });
     const now = options.recoveryMs + 1_000;
@@ -83,6 +125,14 @@ describe('after a 429', () => {
     expect(second.ceiling).toBe(first.ceiling);
     expect(second.since).toBe(first.since);
     expect(second.blockedUntil).toBe(12_050);
+  });
+
+  it("takes slow start's measure without the floor: half the rate in force overshoots a small bucket", () => {
+    // Doubling from 10/s, 88 successes in 4.4 s (a bucket of 20 at 20/s, its burst spent).
+    const state: RateState = { ...initialRateState(0, options), successes: 88 };
+    const rateInForce = currentRate(state, 4_400, options);
+    expect(rateInForce * options.floor).toBeGreaterThan(22);
+    expect(afterThrottle(state, 4_400, 1_000, options).ceiling).toBeCloseTo(20);
   });
 
   it('on the first 429 of a new scope, uses the success rate since the scope began', () => {
@@ -131,8 +181,9 @@ describe('after an idle spell', () => {
     // 8 s at about 20/s after the resume.
     const resumed = resumedAfterIdle(state, hourLater, options, 0) as RateState;
     const busy = { ...resumed, successes: resumed.successes + 8 * 20 };
+    // Its plateau held at 20/s, crept up by the slack, and the 429 met the probe above it.
     const next = afterThrottle(busy, hourLater + 8_000, 1_000, options, 20);
-    expect(next.ceiling).toBeCloseTo(20);
+    expect(next.ceiling).toBeCloseTo(20 * (1 + options.plateauSlack));
   });
 
   it('leaves alone a scope that is busy, blocked, within its plateau, or still in slow start', () => {
