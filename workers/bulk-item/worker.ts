@@ -120,7 +120,7 @@ const OUTAGE_HANDOFF_MS = 1_000;
 const CHAIN_OUTAGES = 2;
 /** A chain with nothing due waits for the next item to come due if it is at most this far off. */
 const CHAIN_IDLE_WAIT_MS = 6_000;
-/** A chain that finds its profile's lock held tries again this often, this many times. */
+/** A claim that finds its profile's lock held tries again this often, this many times. */
 const CHAIN_LOCK_WAIT_MS = 150;
 const CHAIN_LOCK_WAITS = 5;
 /** A profile counts as busy this long after one of its batches found it over the cap. */
@@ -739,12 +739,25 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
       BulkItemBatch: async (batch, { deps, messenger, logger, signal, message }) => {
         const { pool, settings } = deps;
         const owner = `${deps.workerId}:${randomUUID()}`;
-        const claim = await claimBatch(pool, {
-          ...batch,
-          owner,
-          leaseMs: settings.leaseMs,
-          profileInFlight: settings.profileInFlight,
-        });
+        const claimOnce = () =>
+          claimBatch(pool, {
+            ...batch,
+            owner,
+            leaseMs: settings.leaseMs,
+            profileInFlight: settings.profileInFlight,
+          });
+        let claim = await claimOnce();
+        // The profile's lock is held for the length of another claim's transaction: a job's
+        // first batches of a profile arrive together, and deferring all but one of them for
+        // the over-cap delay left the profile with one batch applying for its first seconds.
+        for (
+          let waits = 0;
+          claim.kind === 'busy' && claim.lockHeld === true && waits < CHAIN_LOCK_WAITS;
+          waits += 1
+        ) {
+          await sleep(CHAIN_LOCK_WAIT_MS, undefined, { signal });
+          claim = await claimOnce();
+        }
         if (claim.kind === 'job-not-running') {
           logger.info({ jobId: batch.jobId, status: claim.status }, 'bulk job not running: batch dropped');
           return;
