@@ -38,13 +38,15 @@
  *    below `floor` of the rate in force (a measure taken while the scope was mostly idle
  *    would be far too low; a cut is then found in two or three 429s, each followed by the
  *    fleet-wide Retry-After pause, never a storm) nor below `minMeasuredRate`. Slow start's
- *    429 takes its measure without the floor: the rate doubled only as fast as calls
- *    succeeded (the cap below), so the measure since the start is the scope at work, and
- *    half the rate in force was still above a small bucket's limit for seconds;
- *  - near it, in the recovery or the plateau: the limit is about the rate in force, and the
- *    ceiling steps `GENTLE_DECREASE` below it. With a bucket of one request, calls that
- *    leave exactly at the limit meet 429s from their own jitter on the way (a few
- *    milliseconds early at Amazon's side is enough), so the step is the margin they need.
+ *    429 keeps the floor too: its measure since the start includes the climb, and taken
+ *    as the ceiling it held a 20 req/s profile at 17–18 req/s for its first minute (the
+ *    nightly sync bench's first night), where a ceiling too high costs one more 429;
+ *  - near it, in the recovery or the plateau: the limit is about the rate in force. The
+ *    measure is kept if it says so (a large bucket, many successes between two 429s), but
+ *    the ceiling never steps more than `GENTLE_DECREASE` below the rate in force: with a
+ *    bucket of one request, calls that leave exactly at the limit meet 429s from their own
+ *    jitter on the way (a few milliseconds early at Amazon's side is enough), and the
+ *    successes between two of them, the pause included, measure less than the limit.
  *
  * The first 429 has no predecessor; it takes that measure since the state began (which the
  * bucket's initial burst inflates a little) and the next 429 corrects it.
@@ -238,12 +240,12 @@ export function afterThrottle(
     // A cut, or slow start overshooting (see the header).
     ceiling = Math.max(
       measured,
-      state.throttledBefore ? rateInForce * options.floor : 0,
+      rateInForce * options.floor,
       Math.min(rateInForce * GENTLE_DECREASE, options.minMeasuredRate),
     );
   } else {
-    // A 429 at about the ceiling: one jitter margin below the rate in force.
-    ceiling = rateInForce * GENTLE_DECREASE;
+    // A 429 at about the ceiling: the measure, at most one jitter margin below the rate in force.
+    ceiling = Math.max(Math.min(measured, rateInForce), rateInForce * GENTLE_DECREASE);
   }
   ceiling = clamp(ceiling, options.minRate, options.maxRate);
   return { ceiling, since: now, throttledBefore: true, successes: 0, blockedUntil };

@@ -127,12 +127,25 @@ describe('after a 429', () => {
     expect(second.blockedUntil).toBe(12_050);
   });
 
-  it("takes slow start's measure without the floor: half the rate in force overshoots a small bucket", () => {
-    // Doubling from 10/s, 88 successes in 4.4 s (a bucket of 20 at 20/s, its burst spent).
+  it("keeps the floor on slow start's 429: the climb's measure would hold the ceiling under the limit", () => {
+    // Doubling from 5/s, 88 successes in 4.4 s: the measure (20/s) includes the climb.
     const state: RateState = { ...initialRateState(0, options), successes: 88 };
     const rateInForce = currentRate(state, 4_400, options);
-    expect(rateInForce * options.floor).toBeGreaterThan(22);
-    expect(afterThrottle(state, 4_400, 1_000, options).ceiling).toBeCloseTo(20);
+    expect(rateInForce * options.floor).toBeGreaterThan(20);
+    expect(afterThrottle(state, 4_400, 1_000, options).ceiling).toBeCloseTo(rateInForce * options.floor);
+  });
+
+  it('takes the measure of a 429 near the rate in force, but never more than a jitter margin under it', () => {
+    // A large bucket met in its plateau: the successes since the last 429 measure 98 % of the rate.
+    const now = options.recoveryMs + plateauMs(19, options) / 2;
+    const probe = throttledState({ ceiling: 19, since: 0, blockedUntil: 1_000 });
+    const rateInForce = currentRate(probe, now, options);
+    const state = { ...probe, successes: (0.98 * rateInForce * now) / 1000 };
+    expect(afterThrottle(state, now, 1_000, options).ceiling).toBeCloseTo(0.98 * rateInForce);
+    // A bucket of one: 8.5 successes in 10 s at about 1 req/s; the ceiling stays at 0.95 of it.
+    const small = throttledState({ ceiling: 1, since: 0, blockedUntil: 1_000, successes: 8.5 });
+    const smallRate = currentRate(small, 10_000, options);
+    expect(afterThrottle(small, 10_000, 1_000, options).ceiling).toBeCloseTo(smallRate * 0.95);
   });
 
   it('on the first 429 of a new scope, uses the success rate since the scope began', () => {
