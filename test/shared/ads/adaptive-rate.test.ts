@@ -71,13 +71,13 @@ describe('after a 429', () => {
   });
 
   it('steps a ceiling met in its plateau one jitter margin down, and may take it under 1 request/s', () => {
-    // At 1 request/s with a bucket of one, a 429 from jitter: the ceiling goes 5 % down.
+    // At 1 request/s with a bucket of one, a 429 from jitter: the ceiling goes 3 % down.
     const state = throttledState({ ceiling: 1, since: 0, blockedUntil: 1_000, successes: 9 });
     const now = options.recoveryMs + 8_000;
     const rateInForce = currentRate(state, now, options);
     expect(rateInForce).toBeGreaterThan(1);
     const next = afterThrottle(state, now, 1_000, options);
-    expect(next.ceiling).toBeCloseTo(rateInForce * 0.95);
+    expect(next.ceiling).toBeCloseTo(rateInForce * 0.97);
     // Again and again: below one request a second, which minRate allows.
     let walked = next;
     for (let i = 1; i <= 5; i += 1) {
@@ -142,10 +142,10 @@ describe('after a 429', () => {
     const rateInForce = currentRate(probe, now, options);
     const state = { ...probe, successes: (0.98 * rateInForce * now) / 1000 };
     expect(afterThrottle(state, now, 1_000, options).ceiling).toBeCloseTo(0.98 * rateInForce);
-    // A bucket of one: 8.5 successes in 10 s at about 1 req/s; the ceiling stays at 0.95 of it.
+    // A bucket of one: 8.5 successes in 10 s at about 1 req/s; the ceiling stays at 0.97 of it.
     const small = throttledState({ ceiling: 1, since: 0, blockedUntil: 1_000, successes: 8.5 });
     const smallRate = currentRate(small, 10_000, options);
-    expect(afterThrottle(small, 10_000, 1_000, options).ceiling).toBeCloseTo(smallRate * 0.95);
+    expect(afterThrottle(small, 10_000, 1_000, options).ceiling).toBeCloseTo(smallRate * 0.97);
   });
 
   it('on the first 429 of a new scope, uses the success rate since the scope began', () => {
