@@ -6,6 +6,7 @@ import {
   buildRows,
   cliOutput,
   createBulkWorld,
+  type FileRow,
   itemsOf,
   runCli,
   startBulkWorker,
@@ -43,11 +44,14 @@ describe('bulk items whose call went unanswered are read back before they are se
     await world.close();
   });
 
-  it('a batch Amazon applied for a worker that died ends SUCCEEDED, applied once', async () => {
-    const [profileId] = world.sandbox.admin.profileIds();
-    const rows = await buildRows(world, [profileId as number], 5, 0);
-    const file = await writeCsv(rows, 'bulk-readback');
-    const victim = startBulkWorker(world, settings, 'bulk-readback-victim');
+  /**
+   * Submits `rows` with a worker that Amazon answers CALL_MS late, kills it once the batch's
+   * update has reached Amazon, lets Amazon apply it, then starts a steady worker and waits
+   * for the job to end: the items come back from their expired lease, unanswered.
+   */
+  async function killMidCall(rows: readonly FileRow[], name: string, profileId: number) {
+    const file = await writeCsv(rows, name);
+    const victim = startBulkWorker(world, settings, `${name}-victim`);
     workers.push(victim);
     await waitForWorkers([victim]);
     world.sandbox.admin.reset();
@@ -68,25 +72,61 @@ describe('bulk items whose call went unanswered are read back before they are se
     world.sandbox.admin.injectFaults({});
     // Amazon has applied what the dead worker sent, and nobody heard the answer.
     await sleep(CALL_MS + 200);
-    const applied = world.sandbox.admin.mutations().keywords;
-    expect(rows.map((row) => applied[row.entity_id])).toEqual(rows.map(() => 1));
     const before = await itemsOf(world.db.pool, jobId);
     expect(before.map((item) => item.status)).toEqual(rows.map(() => 'RUNNING'));
+    const appliedBefore = { ...world.sandbox.admin.mutations().keywords };
 
-    const steady = startBulkWorker(world, settings, 'bulk-readback-steady');
+    const steady = startBulkWorker(world, settings, `${name}-steady`);
     workers.push(steady);
     const job = await waitForJob(world.db.pool, jobId, undefined, 'final', 60_000);
-    expect(job.status).toBe('COMPLETED');
+    await steady.stop('SIGTERM');
     const { rows: items } = await world.db.pool.query<{
+      entity_id: string;
       status: string;
       attempts: number;
-      response: { readBack?: { keywordId: string; bid: number } };
-    }>('SELECT status, attempts, response FROM bulk_items WHERE job_id = $1 ORDER BY id', [jobId]);
+      error_message: string | null;
+      response: { readBack?: { keywordId: string; bid: number } } | null;
+    }>(
+      'SELECT entity_id::text AS entity_id, status, attempts, error_message, response FROM bulk_items WHERE job_id = $1 ORDER BY id',
+      [jobId],
+    );
+    return { job, items, appliedBefore };
+  }
+
+  it('a batch Amazon applied for a worker that died ends SUCCEEDED, applied once', async () => {
+    const [profileId] = world.sandbox.admin.profileIds();
+    const rows = await buildRows(world, [profileId as number], 5, 0);
+    const { job, items, appliedBefore } = await killMidCall(rows, 'bulk-readback', profileId as number);
+    expect(rows.map((row) => appliedBefore[row.entity_id])).toEqual(rows.map(() => 1));
+    expect(job.status).toBe('COMPLETED');
     // The lost attempt is counted; the read found each change in place.
     expect(items.map((item) => [item.status, item.attempts])).toEqual(rows.map(() => ['SUCCEEDED', 1]));
-    expect(items.map((item) => item.response.readBack?.bid)).toEqual(rows.map((row) => row.bid));
+    expect(items.map((item) => item.response?.readBack?.bid)).toEqual(rows.map((row) => row.bid));
     // Applied once each: nothing was sent again.
     const mutations = world.sandbox.admin.mutations().keywords;
     expect(rows.map((row) => mutations[row.entity_id])).toEqual(rows.map(() => 1));
+  });
+
+  it('an archived keyword that already holds the requested bid is sent again and ends FAILED with Amazon’s refusal', async () => {
+    const [profileId] = world.sandbox.admin.profileIds();
+    const rows = await buildRows(world, [profileId as number], 5, 0, 1);
+    // Archived at Amazon, with the very bid the file asks for: Amazon refuses the change,
+    // and the read-back must not take the equal value for a change in place.
+    const [archived, ...live] = rows as [FileRow, ...FileRow[]];
+    world.sandbox.admin.updateEntities('keyword', [
+      { id: Number(archived.entity_id), state: 'ARCHIVED', bid: archived.bid as number },
+    ]);
+    const { job, items } = await killMidCall(rows, 'bulk-readback-archived', profileId as number);
+    expect(job.status).toBe('COMPLETED_WITH_ERRORS');
+    const [first, ...rest] = items;
+    expect(first?.entity_id).toBe(archived.entity_id);
+    expect(first?.status).toBe('FAILED');
+    expect(first?.error_message).toMatch(/archived/i);
+    // Sent again after the read-back: the dead worker's attempt and the refused one.
+    expect(first?.attempts).toBe(2);
+    expect(rest.map((item) => item.status)).toEqual(live.map(() => 'SUCCEEDED'));
+    const mutations = world.sandbox.admin.mutations().keywords;
+    expect(mutations[archived.entity_id] ?? 0).toBe(0);
+    expect(live.map((row) => mutations[row.entity_id])).toEqual(live.map(() => 1));
   });
 });
