@@ -52,7 +52,10 @@
  *    successes between two of them, the pause included, measure less than the limit.
  *
  * The first 429 has no predecessor; it takes that measure since the state began (which the
- * bucket's initial burst inflates a little) and the next 429 corrects it.
+ * bucket's initial burst inflates a little) and the next 429 corrects it. A 429 within the
+ * first second counts its successes over a whole second: a bucket of one or two requests
+ * answers the second or third call of slow start with a 429, and a guess of 0.9 × the rate
+ * in force (as before) cost a 1 request/s profile one more 429 and second of Retry-After.
  *
  * Before the first 429 there is no ceiling to remember: the rate starts from `initialRate`
  * and doubles every `doublingMs` (slow start). Growth above the ceiling is also capped at
@@ -238,7 +241,9 @@ export function afterThrottle(
   if (now < state.blockedUntil) return { ...state, blockedUntil };
   const rateInForce = currentRate(state, now, options, recentSuccessRate);
   const elapsed = now - state.since;
-  const measured = elapsed >= 1_000 ? state.successes / (elapsed / 1000) : rateInForce * options.decrease;
+  // Over at least a second: a 429 within a new scope's first second means its bucket held
+  // fewer calls than a second's worth at the rate in force (see the header).
+  const measured = state.successes / (Math.max(elapsed, 1_000) / 1000);
   let ceiling: number;
   if (probing(state, now, options, rateInForce) && measured >= state.ceiling * PLATEAU_HELD) {
     // The plateau's rate held through its whole length: it is proven.

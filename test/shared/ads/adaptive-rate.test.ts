@@ -148,6 +148,15 @@ describe('after a 429', () => {
     expect(afterThrottle(small, 10_000, 1_000, options).ceiling).toBeCloseTo(smallRate * 0.97);
   });
 
+  it("measures a 429 in a new scope's first second over a whole second", () => {
+    // A bucket of 2 at 2 req/s, slow start at 5 req/s: 2 successes, the third call refused.
+    const state: RateState = { ...initialRateState(0, options), successes: 2 };
+    const rateInForce = currentRate(state, 400, options);
+    const next = afterThrottle(state, 400, 1_000, options);
+    expect(next.ceiling).toBeCloseTo(Math.max(2, rateInForce * options.floor));
+    expect(next.ceiling).toBeLessThan(rateInForce * 0.6);
+  });
+
   it('on the first 429 of a new scope, uses the success rate since the scope began', () => {
     const state: RateState = { ...initialRateState(0, options), successes: 120 };
     const next = afterThrottle(state, 4_000, 1_000, options);
