@@ -121,8 +121,8 @@ const CHAIN_OUTAGES = 2;
 /** A chain with nothing due waits for the next item to come due if it is at most this far off. */
 const CHAIN_IDLE_WAIT_MS = 6_000;
 /** A claim that finds its profile's lock held tries again this often, this many times. */
-const CHAIN_LOCK_WAIT_MS = 150;
-const CHAIN_LOCK_WAITS = 5;
+const CLAIM_LOCK_WAIT_MS = 150;
+const CLAIM_LOCK_WAITS = 5;
 /** A profile counts as busy this long after one of its batches found it over the cap. */
 const CONTENDED_FOR_MS = 10_000;
 /** Items waiting for an older change of their entity are sent again after this. */
@@ -538,6 +538,28 @@ async function applyLeased(
 }
 
 /**
+ * Claims; while another claim of the profile holds its lock (for the few statements of that
+ * claim), tries again CLAIM_LOCK_WAITS times, CLAIM_LOCK_WAIT_MS apart, before the caller
+ * counts the profile as busy.
+ */
+async function claimPastHeldLock(
+  claimOnce: () => Promise<Claim>,
+  pause: (ms: number) => Promise<unknown>,
+  signal: AbortSignal,
+): Promise<Claim> {
+  let claim = await claimOnce();
+  for (
+    let waits = 0;
+    claim.kind === 'busy' && claim.lockHeld === true && waits < CLAIM_LOCK_WAITS && !signal.aborted;
+    waits += 1
+  ) {
+    await pause(CLAIM_LOCK_WAIT_MS);
+    claim = await claimOnce();
+  }
+  return claim;
+}
+
+/**
  * Keeps a busy profile's in-flight slot working (see the header) until `chainUntil`: claims
  * its due items one batch at a time; when none is due, waits for the next one to come due
  * (a retry's backoff, a rate-limited batch's Retry-After) if that is soon, instead of
@@ -553,7 +575,6 @@ async function chainProfile(call: ApplyCall, chainUntil: number, stopping: Abort
   const signal = stopping;
   const { pool, settings } = deps;
   const pause = (ms: number) => sleep(Math.max(10, ms), undefined, { signal }).catch(() => {});
-  let lockWaits = 0;
   let outages = 0;
   while (!signal.aborted) {
     if (Date.now() >= chainUntil) {
@@ -565,23 +586,22 @@ async function chainProfile(call: ApplyCall, chainUntil: number, stopping: Abort
       return;
     }
     const nextOwner = `${deps.workerId}:${randomUUID()}`;
-    const next = await claimNextDue(pool, {
-      jobId,
-      profileId,
-      owner: nextOwner,
-      leaseMs: settings.leaseMs,
-      profileInFlight: settings.profileInFlight,
-      limit: settings.batchSize,
-    });
     // The lock is usually held by a deferred message checking the cap: a moment later
     // the slot this handler just gave back is still free.
-    if (next.kind === 'busy' && next.lockHeld === true && lockWaits < CHAIN_LOCK_WAITS) {
-      lockWaits += 1;
-      await pause(CHAIN_LOCK_WAIT_MS);
-      continue;
-    }
+    const next = await claimPastHeldLock(
+      () =>
+        claimNextDue(pool, {
+          jobId,
+          profileId,
+          owner: nextOwner,
+          leaseMs: settings.leaseMs,
+          profileInFlight: settings.profileInFlight,
+          limit: settings.batchSize,
+        }),
+      pause,
+      signal,
+    );
     if (next.kind !== 'claimed') return;
-    lockWaits = 0;
     let waitMs: number | undefined;
     if (next.items.length === 0 && next.blocked.length === 0) {
       waitMs = await nextDueInMs(pool, jobId, profileId);
@@ -739,25 +759,19 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
       BulkItemBatch: async (batch, { deps, messenger, logger, signal, message }) => {
         const { pool, settings } = deps;
         const owner = `${deps.workerId}:${randomUUID()}`;
-        const claimOnce = () =>
-          claimBatch(pool, {
-            ...batch,
-            owner,
-            leaseMs: settings.leaseMs,
-            profileInFlight: settings.profileInFlight,
-          });
-        let claim = await claimOnce();
-        // The profile's lock is held for the length of another claim's transaction: a job's
-        // first batches of a profile arrive together, and deferring all but one of them for
-        // the over-cap delay left the profile with one batch applying for its first seconds.
-        for (
-          let waits = 0;
-          claim.kind === 'busy' && claim.lockHeld === true && waits < CHAIN_LOCK_WAITS;
-          waits += 1
-        ) {
-          await sleep(CHAIN_LOCK_WAIT_MS, undefined, { signal });
-          claim = await claimOnce();
-        }
+        // A job's first batches of a profile arrive together: deferring all but one of them
+        // for the over-cap delay left the profile with one batch applying for its first seconds.
+        const claim = await claimPastHeldLock(
+          () =>
+            claimBatch(pool, {
+              ...batch,
+              owner,
+              leaseMs: settings.leaseMs,
+              profileInFlight: settings.profileInFlight,
+            }),
+          (ms) => sleep(ms, undefined, { signal }),
+          signal,
+        );
         if (claim.kind === 'job-not-running') {
           logger.info({ jobId: batch.jobId, status: claim.status }, 'bulk job not running: batch dropped');
           return;
