@@ -8,7 +8,13 @@
  *   baseline    p99 of the quiet probe samples: taken while the job's chains in this
  *               process were at rest (held by the controller, paused, or between chunks)
  *               and at least `quietAfterMs` after their last batch. Not the gaps between
- *               paced batches: a backfill's effect outlasts its batch. Before the first
+ *               paced batches: a backfill's effect outlasts its batch. Robust to a stall:
+ *               the median of the p99s of consecutive blocks of `baselineBlockSamples`
+ *               (five blocks of 100 at 500 samples), not one p99 of all of them. A
+ *               second-long stall of the host while the chains rested put five probes of
+ *               700–900 ms among 500 quiet ones, so their p99 — the fifth slowest — was a
+ *               728 ms baseline, a target of 1.1 s, and for the 20 s until those samples
+ *               aged out the controller saw nothing over it and ran flat out. Before the first
  *               batch the chains hold until the baseline is known ("learning"); after a
  *               long stretch with no quiet sample they hold again for a moment to learn
  *               it afresh, since production's own load drifts.
@@ -59,6 +65,8 @@ export interface LatencyTargetPolicy {
    * quiet stretch does not raise the target with it.
    */
   readonly baselineSamples: number;
+  /** The baseline is the median of the p99s of blocks of this many of them (see the header). */
+  readonly baselineBlockSamples: number;
   /** Quiet samples needed before the first batch (and to learn afresh). */
   readonly learnSamples: number;
   /** A sample is quiet when no batch ran for at least this long before it, ms. */
@@ -87,6 +95,7 @@ export const DEFAULT_LATENCY_TARGET = {
   falseOverRate: 0.05,
   adjustEveryMs: 250,
   baselineSamples: 500,
+  baselineBlockSamples: 100,
   learnSamples: 100,
   quietAfterMs: 250,
   relearnAfterMs: 60_000,
@@ -132,6 +141,24 @@ export function p99(values: readonly number[]): number | null {
   if (values.length === 0) return null;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil(0.99 * sorted.length) - 1)] as number;
+}
+
+/**
+ * The baseline of `quiet` samples (oldest first): the p99 of each consecutive block of
+ * `block` samples, counted back from the newest, and the median of those p99s (the lower of
+ * the middle two for an even count: the stricter target). Under two blocks' worth, the p99
+ * of them all. One block's stall moves one block's p99 and not the median.
+ */
+export function baselineP99(quiet: readonly number[], block: number): number | null {
+  const blocks = block >= 1 ? Math.floor(quiet.length / block) : 0;
+  if (blocks < 2) return p99(quiet);
+  const p99s: number[] = [];
+  for (let index = 0; index < blocks; index += 1) {
+    const end = quiet.length - index * block;
+    p99s.push(p99(quiet.slice(end - block, end)) as number);
+  }
+  p99s.sort((a, b) => a - b);
+  return p99s[Math.floor((p99s.length - 1) / 2)] as number;
 }
 
 /**
@@ -279,7 +306,7 @@ export class LatencyController {
         Math.min(this.policy.minBatchSize, this.maxBatchSize),
         Math.min(this.maxBatchSize, batchSize),
       ),
-      baselineP99Ms: this.judgedBaselineMs ?? p99(this.quiet),
+      baselineP99Ms: this.judgedBaselineMs ?? this.baseline(),
       probeP99Ms: this.probeP99Ms,
       samples: this.judgedOn,
       exceeding: this.exceeding,
@@ -289,10 +316,14 @@ export class LatencyController {
     };
   }
 
+  private baseline(): number | null {
+    return baselineP99(this.quiet, this.policy.baselineBlockSamples);
+  }
+
   private judge(now: number): void {
     const { policy } = this;
     const window = this.recent.filter((sample) => sample.at > this.lastDecreaseAt).map((sample) => sample.ms);
-    const baseline = p99(this.quiet);
+    const baseline = this.baseline();
     if (window.length < policy.minSamples || baseline === null) return;
     this.lastAdjustAt = now;
     this.probeP99Ms = p99(window);

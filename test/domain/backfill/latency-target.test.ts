@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  baselineP99,
   DEFAULT_LATENCY_TARGET,
   exceedancesForOver,
   LatencyController,
@@ -120,6 +121,23 @@ describe('latency target controller', () => {
     expect(new LatencyController({ ...policy, startRowsPerSecond: 1e6 }, 1_000, 0).verdict().batchSize).toBe(
       1_000,
     );
+  });
+
+  it('keeps its baseline through a stall among the quiet samples: the median of block p99s', () => {
+    const controller = new LatencyController(policy, 1_000, 0);
+    // 500 quiet samples of about 2 ms, and a second-long stall that put six of them near 800 ms.
+    const durations = Array.from({ length: 500 }, (_, index) => 1.5 + (index % 10) / 10);
+    for (const index of [230, 231, 233, 236, 240, 244]) durations[index] = 700 + index;
+    const now = feedEach(controller, 0, durations);
+    // One p99 over them all would be the fifth slowest: a stall sample, and a 1.1 s target.
+    expect(p99(durations)).toBeGreaterThan(700);
+    expect(controller.advance(now).baselineP99Ms).toBe(2.4);
+    // Stalls in most blocks are the baseline: production is that slow when the chains rest.
+    const everywhere = durations.map((ms, index) => (index % 100 === 7 || index % 100 === 8 ? 50 : ms));
+    expect(baselineP99(everywhere, 100)).toBe(50);
+    // Under two blocks' worth, the p99 of them all; an even count of blocks takes the lower middle.
+    expect(baselineP99([1, 2, 3], 100)).toBe(3);
+    expect(baselineP99([...Array(100).fill(1), ...Array(100).fill(4)], 100)).toBe(1);
   });
 
   it('learns only while the chains rest, and learns afresh after a long stretch without rest', () => {
