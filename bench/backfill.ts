@@ -619,10 +619,14 @@ export async function runBackfillBench(): Promise<void> {
   await prepareTemplate(base);
   const pinning = await pinDatabaseToItsOwnCore(base);
   const restore = () => pinning.restore();
-  process.once('SIGINT', () => {
-    restore();
-    process.exit(130);
-  });
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)
+    process.once(signal, () => {
+      restore();
+      process.exit(code);
+    });
   log(pinning.description);
   const total = rounds();
   const results = new Map<string, Row[]>();
