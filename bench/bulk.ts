@@ -75,6 +75,7 @@ import { loadJob } from '../domain/bulk/jobs.ts';
 import { TERMINAL_JOB_STATUSES } from '../domain/bulk/status.ts';
 import { submitBulkFile } from '../domain/bulk/submit.ts';
 import { type AdsSandbox, startAdsSandbox } from '../sandbox/ads-api/server.ts';
+import type { Arrival } from '../sandbox/ads-api/stats.ts';
 import { marketplaceOf } from '../shared/ads/marketplaces.ts';
 import type { Keyword } from '../shared/ads/types.ts';
 import { createAwsClients } from '../shared/aws.ts';
@@ -522,6 +523,7 @@ async function benchScale(env: Record<string, string>) {
       throw new Error(`submit refused the file: ${JSON.stringify(submitted.errors.slice(0, 3))}`);
     const jobId = submitted.jobId as string;
     admin.reset();
+    admin.recordArrivals(true);
     admin.injectFaults(SCALE.faults);
     const startedAt = Date.now();
     await messenger.publish('BulkJobSubmitted', { jobId });
@@ -703,6 +705,9 @@ async function benchScale(env: Record<string, string>) {
         `(${admitted(binding)} admitted − ${bindingCap.burst}) / ${bindingCap.ratePerSecond} = ${(profileFloorMs(binding) / 1000).toFixed(1)} s, ` +
         `client (${totalAdmitted} − ${SCALE.clientCapacity.burst}) / ${SCALE.clientCapacity.ratePerSecond} = ${(clientFloorMs / 1000).toFixed(1)} s)\n`,
     );
+    process.stdout.write(
+      `  ${describeLostTime(admin.arrivals(binding), bindingCap, startedAt, job.finishedAt.getTime(), kills)}\n`,
+    );
     printTable('correctness', [
       [
         'items lost',
@@ -739,6 +744,63 @@ async function benchScale(env: Record<string, string>) {
     await topology.destroy();
     await database.drop();
   }
+}
+
+/**
+ * Where the slowest profile's time went beyond its floor: wall − floor is the wait before
+ * its first admitted call, the time after its last one, and each gap between two admitted
+ * calls longer than one call interval — counted as a 429's if a 429 arrived in it (its
+ * Retry-After pause), else as no call sent (nothing ready, or the fleet holding back).
+ * Exact for a bucket of one; a larger bucket's burst makes the first gaps shorter than an
+ * interval, which counts as none.
+ */
+function describeLostTime(
+  arrivals: readonly Arrival[],
+  capacity: { ratePerSecond: number; burst: number },
+  startedAt: number,
+  finishedAt: number,
+  kills: readonly { atMs: number }[],
+): string {
+  const admitted = arrivals.filter((a) => a.outcome !== 'throttled').map((a) => a.at);
+  const first = admitted[0];
+  const last = admitted.at(-1);
+  if (first === undefined || last === undefined) return 'the slowest profile: no admitted call recorded';
+  const interval = 1000 / capacity.ratePerSecond;
+  let after429 = 0;
+  let gaps429 = 0;
+  let idle = 0;
+  const idleGaps: Array<{ at: number; excess: number }> = [];
+  let next429 = 0;
+  const throttled = arrivals.filter((a) => a.outcome === 'throttled').map((a) => a.at);
+  for (let index = 1; index < admitted.length; index += 1) {
+    const from = admitted[index - 1] as number;
+    const to = admitted[index] as number;
+    const excess = to - from - interval;
+    let saw429 = false;
+    while (next429 < throttled.length && (throttled[next429] as number) < to) {
+      if ((throttled[next429] as number) > from) saw429 = true;
+      next429 += 1;
+    }
+    if (excess <= 0) continue;
+    if (saw429) {
+      after429 += excess;
+      gaps429 += 1;
+    } else {
+      idle += excess;
+      idleGaps.push({ at: from - startedAt, excess });
+    }
+  }
+  const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  const largest = idleGaps
+    .sort((a, b) => b.excess - a.excess)
+    .slice(0, 5)
+    .map((gap) => `${s(gap.excess)} at ${s(gap.at)}`)
+    .join(', ');
+  return (
+    `the slowest profile's time beyond its floor: ${s(first - startedAt)} before its first admitted call, ` +
+    `${s(finishedAt - last)} after its last, ${s(after429)} in ${gaps429} gaps with a 429 (${throttled.length} 429s), ` +
+    `${s(idle)} in ${idleGaps.length} gaps with no call sent (largest: ${largest || 'none'}; kills at ${kills.map((k) => s(k.atMs)).join(', ') || 'none'})`
+  );
 }
 
 /** `ADFLEET_BENCH_BULK=submit`, `=run` or `=fairness` runs one part only. */

@@ -2,7 +2,7 @@ import type { AccessTokens } from './auth.ts';
 import type { BucketSpec, CapacityModel } from './capacity.ts';
 import type { EntityKind, ProfileSizes, SeededAdsData } from './data.ts';
 import { applyChanges, type EntityChange, type EntityView, entityView, setRemoved } from './entities.ts';
-import type { MutationCounts, SandboxStats, StatsRecorder } from './stats.ts';
+import type { Arrival, MutationCounts, SandboxStats, StatsRecorder } from './stats.ts';
 
 /**
  * What a test (in process) or the admin HTTP routes (out of process) can do to the sandbox,
@@ -46,6 +46,10 @@ export interface SandboxAdmin {
    * (timed out or gone): the caller never saw them, so it sends them again.
    */
   unansweredMutations(): MutationCounts;
+  /** Starts (afresh) or stops recording every request's arrival and outcome per profile. */
+  recordArrivals(on: boolean): void;
+  /** A profile's recorded arrivals, oldest first. */
+  arrivals(profileId: number): readonly Arrival[];
   profileIds(): number[];
   /** Without `profileId`: the default for every profile, existing buckets included. */
   setProfileCapacity(spec: BucketSpec, profileId?: number): void;
@@ -78,6 +82,8 @@ export function createAdmin(state: SandboxState): SandboxAdmin {
     stats: () => stats.snapshot(),
     mutations: () => stats.mutations(),
     unansweredMutations: () => stats.unansweredMutations(),
+    recordArrivals: (on) => stats.recordArrivals(on),
+    arrivals: (profileId) => stats.arrivals(profileId),
     profileIds: () => data.profiles.map((profile) => profile.profileId),
     setProfileCapacity: (spec, profileId) => capacity.setProfileCapacity(spec, profileId, Date.now()),
     profileCapacity: (profileId) => capacity.profileCapacity(profileId),

@@ -28,6 +28,13 @@ export interface MutationCounts {
   readonly campaigns: Record<string, number>;
 }
 
+/** One request at the capacity check, when arrivals are recorded (`recordArrivals`). */
+export interface Arrival {
+  /** Epoch ms. */
+  readonly at: number;
+  readonly outcome: 'ok' | 'throttled' | 'failed';
+}
+
 function emptyCounters(): RequestCounters {
   return { requests: 0, throttled: 0, failed: 0 };
 }
@@ -42,10 +49,27 @@ export class StatsRecorder {
     keywords: new Map(),
     campaigns: new Map(),
   };
+  /** Per profile, every request's arrival while recording is on (a bench's timeline). */
+  private arrivalLog: Map<string, Arrival[]> | undefined;
   lwaGrants = 0;
   unauthorized = 0;
 
+  /** Starts (afresh) or stops recording each profile's arrivals. */
+  recordArrivals(on: boolean): void {
+    this.arrivalLog = on ? new Map() : undefined;
+  }
+
+  arrivals(profileId: number): readonly Arrival[] {
+    return [...(this.arrivalLog?.get(String(profileId)) ?? [])];
+  }
+
   record(clientId: string, profileId: number | undefined, outcome: 'ok' | 'throttled' | 'failed'): void {
+    if (this.arrivalLog !== undefined && profileId !== undefined) {
+      const key = String(profileId);
+      const log = this.arrivalLog.get(key) ?? [];
+      log.push({ at: Date.now(), outcome });
+      this.arrivalLog.set(key, log);
+    }
     const targets = [this.totals, this.countersOf(this.clients, clientId)];
     if (profileId !== undefined) targets.push(this.countersOf(this.profiles, String(profileId)));
     for (const counters of targets) {
