@@ -56,6 +56,11 @@
  * first second counts its successes over a whole second: a bucket of one or two requests
  * answers the second or third call of slow start with a 429, and a guess of 0.9 × the rate
  * in force (as before) cost a 1 request/s profile one more 429 and second of Retry-After.
+ * That measure is the ceiling, without the floor: slow start has not climbed yet, so there
+ * is no climb in it to average over, and what a bucket admits in its first second is its
+ * burst, at least a second's refill (Amazon's and the sandbox's buckets hold that much).
+ * Half the initial rate (the floor) sat such a profile at 2.5 requests/s, and the two 429s
+ * it took to come down cost a 1 request/s profile two seconds of Retry-After.
  *
  * Before the first 429 there is no ceiling to remember: the rate starts from `initialRate`
  * and doubles every `doublingMs` (slow start). Growth above the ceiling is also capped at
@@ -249,10 +254,12 @@ export function afterThrottle(
     // The plateau's rate held through its whole length: it is proven.
     ceiling = Math.max(state.ceiling * (1 + options.plateauSlack), Math.min(measured, rateInForce));
   } else if (measured < rateInForce * NEAR_LIMIT) {
-    // A cut, or slow start overshooting (see the header).
+    // A cut, or slow start overshooting (see the header); a new scope's 429 within its
+    // first second is measured exactly enough to skip the floor.
+    const firstSecond = !state.throttledBefore && elapsed < 1_000;
     ceiling = Math.max(
       measured,
-      rateInForce * options.floor,
+      firstSecond ? 0 : rateInForce * options.floor,
       Math.min(rateInForce * GENTLE_DECREASE, options.minMeasuredRate),
     );
   } else {

@@ -148,13 +148,18 @@ describe('after a 429', () => {
     expect(afterThrottle(small, 10_000, 1_000, options).ceiling).toBeCloseTo(smallRate * 0.97);
   });
 
-  it("measures a 429 in a new scope's first second over a whole second", () => {
+  it("takes a 429 in a new scope's first second, measured over a whole second, as the ceiling", () => {
     // A bucket of 2 at 2 req/s, slow start at 5 req/s: 2 successes, the third call refused.
     const state: RateState = { ...initialRateState(0, options), successes: 2 };
-    const rateInForce = currentRate(state, 400, options);
-    const next = afterThrottle(state, 400, 1_000, options);
-    expect(next.ceiling).toBeCloseTo(Math.max(2, rateInForce * options.floor));
-    expect(next.ceiling).toBeLessThan(rateInForce * 0.6);
+    expect(currentRate(state, 400, options) * options.floor).toBeGreaterThan(2.5);
+    expect(afterThrottle(state, 400, 1_000, options).ceiling).toBeCloseTo(2);
+    // A bucket of one: the second call refused; the ceiling is 1 req/s, not half of 5.
+    const one: RateState = { ...initialRateState(0, options), successes: 1 };
+    expect(afterThrottle(one, 200, 1_000, options).ceiling).toBeCloseTo(1);
+    // After the first second, slow start's floor holds again (the climb is in the measure).
+    const later: RateState = { ...initialRateState(0, options), successes: 3 };
+    const rateLater = currentRate(later, 1_500, options);
+    expect(afterThrottle(later, 1_500, 1_000, options).ceiling).toBeCloseTo(rateLater * options.floor);
   });
 
   it('on the first 429 of a new scope, uses the success rate since the scope began', () => {
