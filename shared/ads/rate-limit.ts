@@ -393,6 +393,11 @@ export class AdsRateLimiter {
         : { ...view.state, blockedUntil: Math.max(view.state.blockedUntil, now + retryAfterMs) };
       if (await this.compareAndSet(scope, view.version, next)) {
         this.views.set(scope.stateKey, { ...view, state: next, version: view.version + 1, fetchedAt: now });
+        // A new congestion event forfeits every slot booked before it (acquireShared), but
+        // the schedule still counted them: the first call after the block waited behind
+        // up to two intervals of slots nobody would use (at 1 request/s, a second more per
+        // 429). The schedule restarts with the block; callers book again once it ends.
+        if (next.since !== view.state.since) await this.redis.del(this.slotKey(scope));
         return;
       }
     }
@@ -443,7 +448,7 @@ export class AdsRateLimiter {
       adsRateBookSlot(key: string, intervalMs: number, horizonMs: number): Promise<[number, number]>;
     };
     const [admitted, ms] = await redis.adsRateBookSlot(
-      `${this.keyPrefix}:ads:slot:${scope.kind}:${scope.id}`,
+      this.slotKey(scope),
       intervalMs,
       Math.max(SLOT_HORIZON_MS, intervalMs),
     );
@@ -457,6 +462,11 @@ export class AdsRateLimiter {
 
   private profileScope(profileId: number): Scope {
     return this.scope('profile', String(profileId), this.profileOptions);
+  }
+
+  /** The scope's call schedule (BOOK_SLOT): the time of its next free slot. */
+  private slotKey(scope: Scope): string {
+    return `${this.keyPrefix}:ads:slot:${scope.kind}:${scope.id}`;
   }
 
   private successKey(scope: Scope, second: number): string {

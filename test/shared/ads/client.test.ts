@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type AdsSandbox, startAdsSandbox } from '../../../sandbox/ads-api/server.ts';
 import {
@@ -264,6 +265,43 @@ describe('failures', () => {
       await collect(patient.campaigns(profileId));
       expect(Date.now() - started).toBeGreaterThanOrEqual(500);
       expect(sandbox.admin.stats().totals).toMatchObject({ requests: 1, throttled: 0 });
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it("restarts a profile's call schedule with a 429's block: the first call after it leaves when the block ends", async () => {
+    const redis = testRedis();
+    try {
+      const keyPrefix = uniquePrefix('client');
+      const stateKey = `${keyPrefix}:ads:rate:profile:${profileId}`;
+      // A profile at 1 req/s, learned 10 s ago (in its plateau), nothing blocked.
+      const now = Date.now();
+      await redis.hset(stateKey, {
+        version: '1',
+        ceiling: '1',
+        since: String(now - 10_000),
+        throttledBefore: '1',
+        successes: '10',
+        blockedUntil: '0',
+      });
+      const limiter = new AdsRateLimiter({ redis, keyPrefix, clientId: 'adfleet-local' });
+      // One call leaves now; another books the slot about 1 s ahead and waits for it.
+      await limiter.acquire(profileId);
+      const sleeper = limiter.acquire(profileId).then(() => Date.now());
+      await sleep(50);
+      // The first call's answer is a 429 with Retry-After 300 ms: the booked slot is forfeit,
+      // and the throttled call asks again.
+      const throttledAt = Date.now();
+      await limiter.recordThrottle(profileId, 300);
+      await limiter.acquire(profileId);
+      const retried = Date.now();
+      // It leaves when the block ends, not behind the slot booked before the 429 (that was
+      // 1.9 s after it); the sleeper, finding its slot forfeit, books the one after it.
+      expect(retried - throttledAt).toBeGreaterThanOrEqual(290);
+      expect(retried - throttledAt).toBeLessThan(700);
+      expect((await sleeper) - retried).toBeGreaterThan(800);
+      await limiter.close();
     } finally {
       redis.disconnect();
     }
