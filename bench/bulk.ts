@@ -791,6 +791,12 @@ function describeLostTime(
     }
   }
   const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  const spacings = admitted
+    .slice(1)
+    .map((at, index) => at - (admitted[index] as number))
+    .sort((a, b) => a - b);
+  const spacingAt = (q: number) =>
+    `${((spacings[Math.floor(q * (spacings.length - 1))] ?? 0) / 1000).toFixed(2)}`;
   const largest = idleGaps
     .sort((a, b) => b.excess - a.excess)
     .slice(0, 5)
@@ -799,7 +805,9 @@ function describeLostTime(
   return (
     `the slowest profile's time beyond its floor: ${s(first - startedAt)} before its first admitted call, ` +
     `${s(finishedAt - last)} after its last, ${s(after429)} in ${gaps429} gaps with a 429 (${throttled.length} 429s), ` +
-    `${s(idle)} in ${idleGaps.length} gaps with no call sent (largest: ${largest || 'none'}; kills at ${kills.map((k) => s(k.atMs)).join(', ') || 'none'})`
+    `${s(idle)} in ${idleGaps.length} gaps with no call sent (largest: ${largest || 'none'}; kills at ${kills.map((k) => s(k.atMs)).join(', ') || 'none'}); ` +
+    `spacing of its admitted calls p10 ${spacingAt(0.1)} s, median ${spacingAt(0.5)} s, p90 ${spacingAt(0.9)} s; ` +
+    `429s at ${throttled.map((at) => ((at - startedAt) / 1000).toFixed(1)).join(', ') || 'none'} s`
   );
 }
 
