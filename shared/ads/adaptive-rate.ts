@@ -56,11 +56,12 @@
  * first second counts its successes over a whole second: a bucket of one or two requests
  * answers the second or third call of slow start with a 429, and a guess of 0.9 × the rate
  * in force (as before) cost a 1 request/s profile one more 429 and second of Retry-After.
- * That measure is the ceiling, without the floor: slow start has not climbed yet, so there
- * is no climb in it to average over, and what a bucket admits in its first second is its
- * burst, at least a second's refill (Amazon's and the sandbox's buckets hold that much).
- * Half the initial rate (the floor) sat such a profile at 2.5 requests/s, and the two 429s
- * it took to come down cost a 1 request/s profile two seconds of Retry-After.
+ * That measure, one jitter margin under it, is the ceiling, without the floor: slow start
+ * has not climbed yet, so there is no climb in it to average over, and what a bucket admits
+ * in its first second is its burst, at least a second's refill (Amazon's and the sandbox's
+ * buckets hold that much). Half the initial rate (the floor) sat such a profile at 2.5
+ * requests/s, and the two 429s it took to come down cost a 1 request/s profile two seconds
+ * of Retry-After; the measure itself, with no margin, met the next 429 two seconds later.
  *
  * Before the first 429 there is no ceiling to remember: the rate starts from `initialRate`
  * and doubles every `doublingMs` (slow start). Growth above the ceiling is also capped at
@@ -257,11 +258,13 @@ export function afterThrottle(
     // A cut, or slow start overshooting (see the header); a new scope's 429 within its
     // first second is measured exactly enough to skip the floor.
     const firstSecond = !state.throttledBefore && elapsed < 1_000;
-    ceiling = Math.max(
-      measured,
-      firstSecond ? 0 : rateInForce * options.floor,
-      Math.min(rateInForce * GENTLE_DECREASE, options.minMeasuredRate),
-    );
+    ceiling = firstSecond
+      ? Math.max(measured, options.minMeasuredRate) * GENTLE_DECREASE
+      : Math.max(
+          measured,
+          rateInForce * options.floor,
+          Math.min(rateInForce * GENTLE_DECREASE, options.minMeasuredRate),
+        );
   } else {
     // A 429 at about the ceiling: the measure, at most one jitter margin below the rate in force.
     ceiling = Math.max(Math.min(measured, rateInForce), rateInForce * GENTLE_DECREASE);
