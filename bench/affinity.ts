@@ -6,8 +6,8 @@ import pg from 'pg';
 
 /**
  * CPU affinity for the backfill benchmark, with `taskset` (util-linux): the Postgres
- * server gets a core of its own, everything else — this process (the production load
- * generator), the worker, the emulator, Jaeger, Redis, the sandbox — the other. On a
+ * server gets a core of its own, everything else — this process, the production mix
+ * (bench/production-mix.ts), the worker, the emulator, Jaeger, Redis, the sandbox — the other. On a
  * 2-core machine that is the only way to tell the backfill's cost on the database's core
  * from every other process's cost on the same cores. New backends fork from the
  * postmaster and inherit its mask. Everything is put back as it was by `restore`,
@@ -78,24 +78,20 @@ export interface Pinning {
   readonly description: string;
   /** Runs `command` on the other CPU: taskset's argv prefix. */
   readonly onOtherCpu: readonly string[];
+  /** Whether this machine lets the bench make a process's main thread realtime (root). */
+  readonly realtime: boolean;
+  /** Moves a process started later (the production mix) onto the other CPU. */
+  pinToOtherCpu(pid: number): void;
   /**
-   * The load generator's thread (this process's main thread) realtime or not: whether it
-   * waits its turn for the shared core (the "1 core busy" floor measures that wait).
+   * A process's main thread SCHED_FIFO (with reset-on-fork) or back to SCHED_OTHER: the
+   * production mix's, so that its latency is the database's and not its wait for the
+   * shared core (bench/production-mix.ts). False where it cannot be set.
    */
-  setLoadGeneratorRealtime(on: boolean): boolean;
+  setRealtime(pid: number, on: boolean): boolean;
   restore(): void;
 }
 
-/**
- * The production load generator stands for application servers on machines of their own,
- * but here it shares the non-database core with the worker, the emulator and the spin loop.
- * A query's latency as it measures it then includes its own wait for that core: 1.35× to
- * 4.3× idle p99 with a spin loop alone, no database work at all. Its main thread (the one
- * that sends the queries and times them) therefore runs SCHED_FIFO (chrt) with
- * reset-on-fork, so the worker and spin loop this process starts stay ordinary; it uses a
- * few percent of the core, so it starves nothing. Returns false where the policy cannot be
- * set (not root): the bench then says so and measures as before.
- */
+/** The production mix's realtime priority (SCHED_FIFO 1–99; see bench/production-mix.ts). */
 const LOAD_GENERATOR_PRIORITY = 10;
 
 function setRealtime(pid: number, on: boolean): boolean {
@@ -113,12 +109,13 @@ function setRealtime(pid: number, on: boolean): boolean {
   }
 }
 
-function policyOf(pid: number): string {
+/** Whether chrt may make a thread SCHED_FIFO here (it needs root or CAP_SYS_NICE). */
+function realtimeAllowed(): boolean {
   try {
-    const out = execFileSync('chrt', ['-p', String(pid)], { encoding: 'utf8' });
-    return /policy: (\S+)/.exec(out)?.[1] ?? 'unknown';
+    execFileSync('chrt', ['--fifo', String(LOAD_GENERATOR_PRIORITY), 'true'], { stdio: 'ignore' });
+    return true;
   } catch {
-    return 'unknown';
+    return false;
   }
 }
 
@@ -143,22 +140,25 @@ export async function pinDatabaseToItsOwnCore(databaseUrl: string): Promise<Pinn
     }
   }
   pin(process.pid, otherCpu);
-  const realtime = setRealtime(process.pid, true);
+  const realtime = realtimeAllowed();
   const readBack = maskOf(postmaster);
   return {
     databaseCpu,
     otherCpu,
     description: [
       `taskset: postgres (postmaster ${postmaster} and ${database.length - 1} children, mask now ${readBack}) on CPU ${databaseCpu};`,
-      `this process (production load generator), the worker, the spin loop and ${stack.join(', ') || 'no stack services'} on CPU ${otherCpu} (mask ${maskOf(process.pid)});`,
+      `this process, the production mix, the worker, the spin loop and ${stack.join(', ') || 'no stack services'} on CPU ${otherCpu} (mask ${maskOf(process.pid)});`,
       realtime
-        ? `chrt: the load generator's thread ${policyOf(process.pid)} priority ${LOAD_GENERATOR_PRIORITY}, reset on fork (everything else SCHED_OTHER)`
-        : `chrt: the load generator's thread could not be made realtime (${policyOf(process.pid)}): its latency includes its wait for CPU ${otherCpu}`,
+        ? `chrt: the production mix runs in a process of its own, its main thread SCHED_FIFO priority ${LOAD_GENERATOR_PRIORITY} (reset on fork; everything else SCHED_OTHER)`
+        : `chrt: SCHED_FIFO is not allowed here: the production mix's latency includes its wait for CPU ${otherCpu}`,
     ].join(' '),
     onOtherCpu: ['taskset', '-c', String(otherCpu)],
-    setLoadGeneratorRealtime: (on) => setRealtime(process.pid, on),
+    realtime,
+    pinToOtherCpu: (pid) => {
+      setMask(pid, (1 << otherCpu).toString(16));
+    },
+    setRealtime: (pid, on) => realtime && setRealtime(pid, on),
     restore() {
-      setRealtime(process.pid, false);
       const fallback = original.get(postmaster) ?? 'ffffffff';
       // The postmaster first, so that no backend forks with the pin from here on; then
       // everything pinned, and the backends forked while pinned (they inherited it).

@@ -32,7 +32,7 @@
  *
  * `node bench/backfill.ts` with .stack/env loaded (or via `npm run bench`).
  */
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +41,7 @@ import { loadConfig } from '../contract/config.ts';
 import { resourceNames } from '../contract/topology.ts';
 import { MARKETPLACE_CURRENCY } from '../domain/backfill/backfills/campaign-currency.ts';
 import { loadJob } from '../domain/backfill/jobs.ts';
+import type { LatencyTargetPolicy } from '../domain/backfill/latency-target.ts';
 import {
   cancelBackfill,
   pauseBackfill,
@@ -59,6 +60,7 @@ import { bootstrapTopology } from '../shared/bootstrap.ts';
 import { createPool, databaseUrlFor, migrate, runAdminStatement } from '../shared/db.ts';
 import { createMessenger } from '../shared/messaging/messenger.ts';
 import { type Pinning, pinDatabaseToItsOwnCore } from './affinity.ts';
+import { epochNow, type MixMessage, type MixSettings } from './production-mix.ts';
 import { benchEnv, median, percentile } from './support.ts';
 
 /** Campaigns to backfill: 1,000,000 unless ADFLEET_BENCH_BACKFILL_ROWS says otherwise. */
@@ -98,8 +100,27 @@ type BackfillVariant = {
   readonly request: Omit<StartRequest, 'name'>;
 };
 
+/**
+ * ADFLEET_BENCH_BACKFILL_LATENCY='{"batchIntervalMs":20}': settings of the latency target's
+ * controller (LatencyTargetPolicy) for the latency rows, over its defaults: for trying one.
+ */
+const LATENCY_SETTINGS = (() => {
+  const raw = process.env.ADFLEET_BENCH_BACKFILL_LATENCY;
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const parsed: unknown = JSON.parse(raw);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new Error('ADFLEET_BENCH_BACKFILL_LATENCY must be a JSON object of latency target settings');
+  return parsed as Partial<LatencyTargetPolicy>;
+})();
+
 const ALL_VARIANTS: readonly BackfillVariant[] = [
-  { name: `latency ${TARGET_RATIO}x`, request: { maxLatencyRatio: TARGET_RATIO } },
+  {
+    name: `latency ${TARGET_RATIO}x`,
+    request: {
+      maxLatencyRatio: TARGET_RATIO,
+      ...(LATENCY_SETTINGS === undefined ? {} : { throttle: { latencyTarget: LATENCY_SETTINGS } }),
+    },
+  },
   { name: 'health throttle', request: {} },
   { name: 'unthrottled', request: { throttle: NO_THROTTLE } },
 ];
@@ -162,7 +183,7 @@ async function freshCopy(base: string, name: string): Promise<string> {
 const QUERY_KINDS = ['list', 'by id', 'update'] as const;
 type QueryKind = (typeof QUERY_KINDS)[number];
 
-/** One production query: when it was due (performance.now()), how long it took (ms), which it was. */
+/** One production query: when it was due (epoch ms, epochNow), how long it took (ms), which it was. */
 interface Sample {
   readonly at: number;
   readonly ms: number;
@@ -170,70 +191,64 @@ interface Sample {
 }
 
 /**
- * The production mix at a fixed pace until stopped; returns every query's sample.
- * `setClients` changes how many of the `maxClients` connections send (the step load).
+ * The production mix at a fixed pace until stopped, sent by a process of its own
+ * (bench/production-mix.ts, realtime when `realtime`: see there); `samples` fills as it
+ * reports them, and `stop` resolves with all of them. `setClients` changes how many of the
+ * `maxClients` connections send (the step load).
  */
-function productionMix(url: string, maxClients = CLIENTS) {
-  const samples: Sample[] = [];
-  let running = true;
-  let active = Math.min(CLIENTS, maxClients);
-  let seed = 42;
-  const random = () => {
-    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
-    return seed / 2_147_483_648;
+function productionMix(
+  url: string,
+  pinning: Pinning,
+  options: { maxClients?: number; realtime?: boolean } = {},
+) {
+  const maxClients = options.maxClients ?? CLIENTS;
+  const settings: MixSettings = {
+    url,
+    maxClients,
+    clients: Math.min(CLIENTS, maxClients),
+    paceMs: PACE_MS,
+    profiles: PROFILES,
+    rows: ROWS,
+    profileIdBase: SEED_PROFILE_ID_BASE,
+    campaignIdBase: SEED_CAMPAIGN_ID_BASE,
   };
-  const clients = Array.from({ length: maxClients }, async (_, index) => {
-    const client = new pg.Client({ connectionString: url, application_name: 'bench-production' });
-    await client.connect();
-    // Open loop at a fixed pace, the clients evenly staggered (one query every
-    // PACE_MS / CLIENTS overall, not CLIENTS at once). A query's latency counts from its
-    // scheduled start when the previous one was still running then: a client held up by
-    // the database reports every query it could not send in time (no coordinated
-    // omission). A query sent late only because this process's timer fired late counts
-    // from when it was sent: that delay belongs to the load generator, not the database.
-    await sleep((index * PACE_MS) / maxClients);
-    let scheduled = performance.now();
-    let previousEnd = 0;
-    while (running) {
-      if (index >= active) {
-        await sleep(PACE_MS);
-        scheduled = performance.now();
-        previousEnd = 0;
-        continue;
+  const samples: Sample[] = [];
+  const child = fork(
+    fileURLToPath(new URL('./production-mix.ts', import.meta.url)),
+    [JSON.stringify(settings)],
+    {
+      execArgv: [],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  );
+  if (child.pid !== undefined) {
+    pinning.pinToOtherCpu(child.pid);
+    if (options.realtime ?? true) pinning.setRealtime(child.pid, true);
+  }
+  const stopped = new Promise<void>((resolve, reject) => {
+    child.on('message', (message: MixMessage) => {
+      if (message === 'stopped') return resolve();
+      const values = message.samples;
+      for (let index = 0; index + 2 < values.length; index += 3) {
+        samples.push({
+          at: values[index] as number,
+          ms: values[index + 1] as number,
+          kind: QUERY_KINDS[values[index + 2] as number] as QueryKind,
+        });
       }
-      const started = previousEnd > scheduled ? scheduled : performance.now();
-      scheduled += PACE_MS;
-      const pick = random();
-      const kind: QueryKind = pick < 0.5 ? 'list' : pick < 0.9 ? 'by id' : 'update';
-      if (pick < 0.5) {
-        await client.query(
-          'SELECT id, name, state, daily_budget FROM campaigns WHERE profile_id = $1 ORDER BY id LIMIT 20',
-          [SEED_PROFILE_ID_BASE + 1 + Math.floor(random() * PROFILES)],
-        );
-      } else if (pick < 0.9) {
-        await client.query('SELECT * FROM campaigns WHERE id = $1', [
-          SEED_CAMPAIGN_ID_BASE + 1 + Math.floor(random() * ROWS),
-        ]);
-      } else {
-        await client.query('UPDATE campaigns SET daily_budget = daily_budget + 0.01 WHERE id = $1', [
-          SEED_CAMPAIGN_ID_BASE + 1 + Math.floor(random() * ROWS),
-        ]);
-      }
-      previousEnd = performance.now();
-      samples.push({ at: started, ms: previousEnd - started, kind });
-      const wait = scheduled - performance.now();
-      if (wait > 0) await sleep(wait);
-    }
-    await client.end();
+    });
+    child.once('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`the production mix exited with ${code}`)),
+    );
   });
   return {
     samples,
     setClients(count: number) {
-      active = Math.min(count, maxClients);
+      child.send({ clients: count });
     },
     async stop(): Promise<Sample[]> {
-      running = false;
-      await Promise.all(clients);
+      child.send('stop');
+      await stopped;
       return samples;
     },
   };
@@ -248,7 +263,7 @@ class Timeline {
   private readonly windows: Array<{ from: number; to: number; loaded: boolean }> = [];
 
   mark(loaded: boolean) {
-    const now = performance.now();
+    const now = epochNow();
     const last = this.windows.at(-1);
     if (last !== undefined) last.to = now;
     this.windows.push({ from: now, to: Number.POSITIVE_INFINITY, loaded });
@@ -256,7 +271,7 @@ class Timeline {
 
   /** Seconds the load ran. */
   loadedSeconds(): number {
-    const end = performance.now();
+    const end = epochNow();
     return this.windows
       .filter((window) => window.loaded)
       .reduce((sum, window) => sum + (Math.min(window.to, end) - window.from) / 1000, 0);
@@ -286,9 +301,9 @@ interface Run {
   readonly byKind: Record<QueryKind, { idle: number[]; during: number[] }>;
 }
 
-async function runNaive(url: string): Promise<Run> {
+async function runNaive(url: string, pinning: Pinning): Promise<Run> {
   const timeline = new Timeline();
-  const mix = productionMix(url);
+  const mix = productionMix(url, pinning);
   timeline.mark(false);
   await sleep(IDLE_SECONDS * 1000);
   const client = new pg.Client({ connectionString: url });
@@ -313,13 +328,13 @@ async function runNaive(url: string): Promise<Run> {
  * non-database core busy (a spin loop), in the same windows and for as long as the
  * health-throttled backfill ran.
  */
-async function runCoreBusy(url: string, seconds: number, pinning: Pinning): Promise<Run> {
+async function runCoreBusy(url: string, seconds: number, pinning: Pinning, realtime = true): Promise<Run> {
   const [command, ...args] = [...pinning.onOtherCpu, process.execPath, '-e', 'for (;;) {}'];
   const spinner = spawn(command as string, args, { stdio: 'ignore' });
   await sleep(200);
   spinner.kill('SIGSTOP');
   const timeline = new Timeline();
-  const mix = productionMix(url);
+  const mix = productionMix(url, pinning, { realtime });
   try {
     timeline.mark(false);
     await sleep(WINDOW_MS);
@@ -384,7 +399,7 @@ async function runBackfill(
   const { messenger, pool, stop } = await startBenchWorker(url, env, pinning);
   try {
     const timeline = new Timeline();
-    const mix = productionMix(url);
+    const mix = productionMix(url, pinning);
     timeline.mark(false);
     await sleep(WINDOW_MS);
     timeline.mark(true);
@@ -406,7 +421,7 @@ async function runBackfill(
       }
     })();
     const until = async (done: () => boolean, windowEnd = Number.POSITIVE_INFINITY) => {
-      while (!done() && performance.now() < windowEnd) {
+      while (!done() && epochNow() < windowEnd) {
         if (['failed', 'cancelled', 'missing', 'timed out'].includes(state)) {
           throw new Error(`backfill did not complete: ${state}`);
         }
@@ -415,7 +430,7 @@ async function runBackfill(
     };
     try {
       for (;;) {
-        await until(() => state === 'completed', performance.now() + WINDOW_MS);
+        await until(() => state === 'completed', epochNow() + WINDOW_MS);
         if (state !== 'completed') {
           await pauseBackfill(pool, job.id);
           await until(() => state === 'paused' || state === 'completed');
@@ -463,9 +478,9 @@ interface StepResult {
  */
 async function runStepLoad(url: string, env: NodeJS.ProcessEnv, pinning: Pinning): Promise<StepResult> {
   const { messenger, pool, stop } = await startBenchWorker(url, env, pinning);
-  const mix = productionMix(url, CLIENTS * 2);
+  const mix = productionMix(url, pinning, { maxClients: CLIENTS * 2 });
   const stretch = async (ms: number) => {
-    const from = performance.now();
+    const from = epochNow();
     await sleep(ms);
     return mix.samples.filter((sample) => sample.at >= from + GUARD_MS).map((sample) => sample.ms);
   };
@@ -477,13 +492,13 @@ async function runStepLoad(url: string, env: NodeJS.ProcessEnv, pinning: Pinning
     mix.setClients(CLIENTS);
     const { job } = await startBackfill(pool, messenger, BACKFILLS, {
       name: 'campaign-currency',
-      maxLatencyRatio: TARGET_RATIO,
+      ...(ALL_VARIANTS[0] as BackfillVariant).request,
     });
     await sleep(3_000); // the throttle learns its baseline, then paces
     const rowsAtBefore = await processed(job.id);
     const before = await stretch(STEP_BEFORE_MS - 3_000);
     const rowsAtStep = await processed(job.id);
-    const stepAt = performance.now();
+    const stepAt = epochNow();
     const stepWall = new Date();
     mix.setClients(CLIENTS * 2);
     await sleep(STEP_AFTER_MS);
@@ -582,7 +597,7 @@ async function runRound(
     (_, index) => VARIANTS[(index + round - 1) % VARIANTS.length] as BackfillVariant,
   );
   log('naive UPDATE …');
-  record('naive UPDATE', rowOf(await runNaive(await freshCopy(base, copy)), ROWS));
+  record('naive UPDATE', rowOf(await runNaive(await freshCopy(base, copy), pinning), ROWS));
   let healthSeconds = 10;
   for (const variant of order) {
     log(`backfill, ${variant.name} …`);
@@ -594,15 +609,14 @@ async function runRound(
   if (runs('busy')) {
     log('one core busy outside the database …');
     record('1 core busy', rowOf(await runCoreBusy(await freshCopy(base, copy), healthSeconds, pinning), 0));
-    // The same floor with the load generator waiting its turn for the core, side by side:
-    // what its realtime thread takes out of every row's p99.
-    if (pinning.setLoadGeneratorRealtime(false)) {
-      try {
-        log('one core busy, the load generator not realtime …');
-        record(BUSY_PLAIN, rowOf(await runCoreBusy(await freshCopy(base, copy), healthSeconds, pinning), 0));
-      } finally {
-        pinning.setLoadGeneratorRealtime(true);
-      }
+    // The same floor with the mix's thread an ordinary one, side by side: what its
+    // realtime thread takes out of every row's p99.
+    if (pinning.realtime) {
+      log('one core busy, the production mix not realtime …');
+      record(
+        BUSY_PLAIN,
+        rowOf(await runCoreBusy(await freshCopy(base, copy), healthSeconds, pinning, false), 0),
+      );
     }
   }
   if (runs('step')) {
@@ -703,7 +717,7 @@ export async function runBackfillBench(): Promise<void> {
       .filter((r) => r.name === BUSY_PLAIN)
       .map(
         (r) =>
-          `${BUSY_PLAIN} (the same, the load generator's thread SCHED_OTHER, as before chrt): production p99 ${r.ratio.toFixed(2)}x idle`,
+          `${BUSY_PLAIN} (the same, the production mix's thread SCHED_OTHER): production p99 ${r.ratio.toFixed(2)}x idle`,
       ),
     ...steps.map(
       (step, index) =>
