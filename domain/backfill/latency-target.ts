@@ -30,9 +30,15 @@
  *               host) halved the pace while production's p99, over its thousands of
  *               queries, had not moved. A real rise (a load step, the backfill's own
  *               contention) puts many probes over the target and is seen as fast.
- *   AIMD        every `adjustEveryMs`, with at least `minSamples` to judge by: over the
- *               target → rows/s ×= decrease; under it → rows/s += increaseRowsPerSecond,
- *               never beyond twice what the chains actually achieved.
+ *   AIMD        every `adjustEveryMs`, with at least `minSamples` to judge by: clearly
+ *               over (the binomial count above) → rows/s ×= decrease; the window's p99 over
+ *               the target but not clearly → rows/s ×= easeDecrease; under it → rows/s +=
+ *               increaseRowsPerSecond, never beyond twice what the chains actually achieved.
+ *               The middle step is what holds the target: with only the clear verdict, a
+ *               probe p99 at 1.5–2 times the target (3 to 5 of 250 probes slower) was
+ *               "under" and the pace went on climbing, and production's p99 sat at 2.4×
+ *               idle under a 1.5× target. A stray probe or two does not move a p99 of
+ *               100 or more samples past the target, so the step is not a stray's.
  *   batch size  the rate × batchIntervalMs, between minBatchSize and the job's batch size:
  *               a slow pace runs small batches, so each holds the database for less time.
  *
@@ -77,8 +83,10 @@ export interface LatencyTargetPolicy {
   readonly startRowsPerSecond: number;
   /** Added to the pace on each verdict under the target, rows/s. */
   readonly increaseRowsPerSecond: number;
-  /** The pace is multiplied by this on each verdict over the target. */
+  /** The pace is multiplied by this on each verdict clearly over the target. */
   readonly decrease: number;
+  /** The pace is multiplied by this when the window's p99 is over the target, but not clearly. */
+  readonly easeDecrease: number;
   /** The pace never falls below this, rows/s. */
   readonly minRowsPerSecond: number;
   /** Batch size ≈ pace × this, ms. */
@@ -102,6 +110,7 @@ export const DEFAULT_LATENCY_TARGET = {
   startRowsPerSecond: 2_000,
   increaseRowsPerSecond: 500,
   decrease: 0.5,
+  easeDecrease: 0.8,
   minRowsPerSecond: 50,
   batchIntervalMs: 100,
   minBatchSize: 50,
@@ -114,7 +123,7 @@ export function defaultProbeSql(quotedTable: string): string {
 
 export interface LatencyVerdict {
   readonly phase: 'learning' | 'pacing';
-  /** The last judgement was over the target. */
+  /** The last judgement was over the target: the window's p99 past it, or clearly (`overAt`). */
   readonly over: boolean;
   /** rows/s per chain. */
   readonly limit: number;
@@ -334,9 +343,11 @@ export class LatencyController {
     this.overAt = overAt(window.length, policy.falseOverRate);
     const wasOver = this.over;
     const previous = this.limit;
-    this.over = this.exceeding >= this.overAt;
+    const clearlyOver = this.exceeding >= this.overAt;
+    this.over = clearlyOver || (this.probeP99Ms ?? 0) > targetMs;
     if (this.over) {
-      this.limit = Math.max(policy.minRowsPerSecond, this.limit * policy.decrease);
+      const factor = clearlyOver ? policy.decrease : policy.easeDecrease;
+      this.limit = Math.max(policy.minRowsPerSecond, this.limit * factor);
       this.lastDecreaseAt = now;
     } else {
       // Not past twice what the chains achieved: a pace they cannot reach is no pace, and
