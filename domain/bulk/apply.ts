@@ -53,6 +53,11 @@ export type Claim =
     }
   | { readonly kind: 'job-not-running'; readonly status: string | undefined };
 
+/** How often a claim's holder renews its lease (workers/bulk-item/worker.ts, keepLease). */
+export function leaseRenewEveryMs(leaseMs: number): number {
+  return Math.max(1_000, leaseMs / 3);
+}
+
 export interface ClaimRequest {
   readonly jobId: string;
   readonly profileId: number;
@@ -142,11 +147,17 @@ async function claimSteps(
   const status = job.rows[0]?.status;
   if (status !== 'RUNNING') return { kind: 'job-not-running', status };
 
+  // A claim counts against the cap while its holder renews it: its lease renewed within
+  // the last two renewal periods. A SIGKILLed worker's claims stopped counting only when
+  // their leases ran out (15 s), and a profile whose every slot the dead worker held sat
+  // idle that long (12 s of a bench run); its items themselves still wait out the lease.
+  const renewedWithinMs = Math.max(0, request.leaseMs - 2 * leaseRenewEveryMs(request.leaseMs));
   const liveClaims = async () => {
     const { rows } = await client.query<{ claims: number }>(
       `SELECT count(DISTINCT lease_owner)::int AS claims FROM bulk_items
-          WHERE profile_id = $1 AND status = 'RUNNING' AND lease_expires_at > now()`,
-      [request.profileId],
+          WHERE profile_id = $1 AND status = 'RUNNING'
+            AND lease_expires_at > now() + $2 * interval '1 millisecond'`,
+      [request.profileId, renewedWithinMs],
     );
     return rows[0]?.claims ?? 0;
   };

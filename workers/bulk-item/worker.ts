@@ -11,6 +11,7 @@ import {
   claimNextDue,
   dueItemIds,
   type ItemOutcome,
+  leaseRenewEveryMs,
   markDue,
   nextDueInMs,
   recordOutcomes,
@@ -373,7 +374,7 @@ function keepLease(pool: pg.Pool, jobId: string, owner: string, leaseMs: number,
       logger.warn({ jobId, err: describeError(error) }, 'bulk lease renewal failed');
     }
   };
-  const renewal = setInterval(() => void renew(), Math.max(1_000, leaseMs / 3));
+  const renewal = setInterval(() => void renew(), leaseRenewEveryMs(leaseMs));
   return {
     lost: lost.signal,
     guardUntil: () => expiresAt - marginMs,

@@ -158,6 +158,45 @@ describe('bulk claims', () => {
     expect(await nextDueInMs(db.pool, jobId, BIG)).toBe(0);
   });
 
+  it('stops counting a claim against the cap once its holder stops renewing, before its lease runs out', async () => {
+    const small = (owner: string) => ({
+      jobId,
+      profileId: SMALL,
+      owner,
+      leaseMs: 15_000,
+      profileInFlight: 1,
+      limit: 2,
+    });
+    const dead = await claimNextDue(db.pool, small('dead'));
+    if (dead.kind !== 'claimed') throw new Error('expected a claim');
+    const deadIds = dead.items.map((item) => item.id);
+    // Renewed just now: the profile is at its cap of one.
+    expect(await claimNextDue(db.pool, small('early'))).toMatchObject({ kind: 'busy', inFlight: 1 });
+    // Its holder was killed 11 s ago, after its last renewal (every 5 s): 4 s of lease left.
+    await db.pool.query(
+      "UPDATE bulk_items SET lease_expires_at = now() + interval '4 seconds' WHERE id = ANY($1)",
+      [deadIds],
+    );
+    const live = await claimNextDue(db.pool, small('live'));
+    if (live.kind !== 'claimed') throw new Error('expected the cap to free up');
+    expect(live.items).toHaveLength(2);
+    // The dead claim's items stay its own until the lease runs out.
+    expect(live.items.some((item) => deadIds.includes(item.id))).toBe(false);
+    const { rows } = await db.pool.query<{ owner: string }>(
+      'SELECT DISTINCT lease_owner AS owner FROM bulk_items WHERE id = ANY($1)',
+      [deadIds],
+    );
+    expect(rows.map((row) => row.owner)).toEqual(['dead']);
+    await releaseItems(db.pool, jobId, 'dead', deadIds, 0);
+    await releaseItems(
+      db.pool,
+      jobId,
+      'live',
+      live.items.map((item) => item.id),
+      0,
+    );
+  });
+
   it('completes the job once, when the last items are recorded', async () => {
     const rest = await claimNextDue(db.pool, request('e'));
     const small = await claimBatch(db.pool, {
