@@ -58,6 +58,18 @@ export function leaseRenewEveryMs(leaseMs: number): number {
   return Math.max(1_000, leaseMs / 3);
 }
 
+/**
+ * A claim is live while its lease has more than this left: its holder renewed it within one
+ * renewal period and a second. A live claim counts against its profile's in-flight cap; a
+ * profile whose claims are all stale (their holder died) is resumed by the sweeper
+ * (sweep.ts). Before, a SIGKILLed worker's claims held the profile's slots until their
+ * leases ran out (15 s), and a profile whose every claim the dead worker held sat idle that
+ * long (12 s in two bench runs); the dead claims' items themselves still wait out the lease.
+ */
+export function liveLeaseLeftMs(leaseMs: number): number {
+  return Math.max(0, leaseMs - leaseRenewEveryMs(leaseMs) - 1_000);
+}
+
 export interface ClaimRequest {
   readonly jobId: string;
   readonly profileId: number;
@@ -147,11 +159,8 @@ async function claimSteps(
   const status = job.rows[0]?.status;
   if (status !== 'RUNNING') return { kind: 'job-not-running', status };
 
-  // A claim counts against the cap while its holder renews it: its lease renewed within
-  // the last two renewal periods. A SIGKILLed worker's claims stopped counting only when
-  // their leases ran out (15 s), and a profile whose every slot the dead worker held sat
-  // idle that long (12 s of a bench run); its items themselves still wait out the lease.
-  const renewedWithinMs = Math.max(0, request.leaseMs - 2 * leaseRenewEveryMs(request.leaseMs));
+  // Only live claims count (liveLeaseLeftMs): a dead worker's do not hold the cap.
+  const renewedWithinMs = liveLeaseLeftMs(request.leaseMs);
   const liveClaims = async () => {
     const { rows } = await client.query<{ claims: number }>(
       `SELECT count(DISTINCT lease_owner)::int AS claims FROM bulk_items

@@ -5,6 +5,7 @@ import { describeError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { Messenger } from '../../shared/messaging/messenger.ts';
 import { type Carrier, extractContext } from '../../shared/messaging/trace-context.ts';
+import { liveLeaseLeftMs } from './apply.ts';
 import { completeIfDone, publishOutbox } from './completion.ts';
 import { dispatchJob } from './dispatch.ts';
 import { planBatches } from './plan.ts';
@@ -16,6 +17,9 @@ import { type EntityType, FleetErrorCode } from './status.ts';
  *  - leases that ran out (the worker holding the items died): the items count the attempt
  *    and go back to RETRY (FAILED past the maximum) and are sent again at once, in their
  *    job's trace — they do not wait for SQS to redeliver the dead worker's message;
+ *  - profiles whose every claim went stale (the worker holding them died) while they have
+ *    due items: a batch of those is sent at once, so the profile goes on within seconds of
+ *    the death instead of after the dead claims' leases run out;
  *  - items whose message is long overdue (lost between a commit and a send): sent again;
  *  - SUBMITTED jobs nobody dispatched (the CLI died after commit, before publishing);
  *  - jobs with nothing left that are not final yet, and unpublished BulkJobCompleted rows.
@@ -25,6 +29,8 @@ import { type EntityType, FleetErrorCode } from './status.ts';
 
 export interface SweepSettings {
   readonly intervalMs: number;
+  /** The claims' lease (liveLeaseLeftMs tells a live claim from a stale one by it). */
+  readonly leaseMs: number;
   readonly stallAfterMs: number;
   readonly maxAttempts: number;
   readonly batchSize: number;
@@ -32,6 +38,8 @@ export interface SweepSettings {
 
 export interface SweepResult {
   readonly recovered: number;
+  /** Profiles whose claims were all stale, resumed with a batch of their due items. */
+  readonly resumed: number;
   readonly resent: number;
   readonly dispatched: number;
   readonly completed: number;
@@ -127,6 +135,38 @@ export async function recoverExpiredLeases(
   return items.length;
 }
 
+export async function resumeOrphanedProfiles(
+  pool: pg.Pool,
+  messenger: Messenger,
+  settings: Pick<SweepSettings, 'leaseMs' | 'batchSize'>,
+): Promise<number> {
+  // Profiles with claims, none of them live (and none expired yet: recoverExpiredLeases
+  // takes those), in running jobs.
+  const { rows: orphans } = await pool.query<{ job_id: string; profile_id: string }>(
+    `SELECT i.job_id, i.profile_id FROM bulk_items i JOIN bulk_jobs j ON j.id = i.job_id
+      WHERE i.status = 'RUNNING' AND i.lease_expires_at > now() AND j.status = 'RUNNING'
+      GROUP BY i.job_id, i.profile_id
+     HAVING max(i.lease_expires_at) <= now() + $1 * interval '1 millisecond'
+      LIMIT 100`,
+    [liveLeaseLeftMs(settings.leaseMs)],
+  );
+  let resumed = 0;
+  for (const orphan of orphans) {
+    // One batch's worth: the handler that takes it starts a chain for the profile.
+    const { rows: items } = await pool.query<StrayItem>(
+      `SELECT i.id, i.job_id, i.profile_id, i.entity_type, j.trace_carrier
+         FROM bulk_items i JOIN bulk_jobs j ON j.id = i.job_id
+        WHERE i.job_id = $1 AND i.profile_id = $2 AND i.status IN ('PENDING', 'RETRY') AND i.due_at <= now()
+        ORDER BY i.id LIMIT $3`,
+      [orphan.job_id, orphan.profile_id, settings.batchSize],
+    );
+    if (items.length === 0) continue;
+    await resend(messenger, items, settings.batchSize, 'resume');
+    resumed += 1;
+  }
+  return resumed;
+}
+
 export async function resendOverdue(
   pool: pg.Pool,
   messenger: Messenger,
@@ -210,11 +250,12 @@ export async function sweepOnce(
   settings: SweepSettings,
 ): Promise<SweepResult> {
   const recovered = await recoverExpiredLeases(pool, messenger, settings);
+  const resumed = await resumeOrphanedProfiles(pool, messenger, settings);
   const resent = await resendOverdue(pool, messenger, settings);
   const dispatched = await dispatchForgotten(pool, messenger, settings);
   const completed = await settleJobs(pool);
   const published = await publishOutbox(pool, messenger);
-  return { recovered, resent, dispatched, completed, published };
+  return { recovered, resumed, resent, dispatched, completed, published };
 }
 
 export interface Sweeper {

@@ -156,6 +156,7 @@ export function bulkSettings(config: Config): BulkSettings {
     },
     sweep: {
       intervalMs: config.ADFLEET_BULK_SWEEP_INTERVAL_MS,
+      leaseMs: config.ADFLEET_BULK_LEASE_MS,
       stallAfterMs: config.ADFLEET_BULK_STALL_AFTER_MS,
       maxAttempts: config.ADFLEET_BULK_MAX_ATTEMPTS,
       batchSize: config.ADFLEET_BULK_BATCH_SIZE,
