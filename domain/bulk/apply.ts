@@ -160,13 +160,13 @@ async function claimSteps(
   if (status !== 'RUNNING') return { kind: 'job-not-running', status };
 
   // Only live claims count (liveLeaseLeftMs): a dead worker's do not hold the cap.
-  const renewedWithinMs = liveLeaseLeftMs(request.leaseMs);
+  const liveLeftMs = liveLeaseLeftMs(request.leaseMs);
   const liveClaims = async () => {
     const { rows } = await client.query<{ claims: number }>(
       `SELECT count(DISTINCT lease_owner)::int AS claims FROM bulk_items
           WHERE profile_id = $1 AND status = 'RUNNING'
             AND lease_expires_at > now() + $2 * interval '1 millisecond'`,
-      [request.profileId, renewedWithinMs],
+      [request.profileId, liveLeftMs],
     );
     return rows[0]?.claims ?? 0;
   };

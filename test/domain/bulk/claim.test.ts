@@ -1,6 +1,3 @@
-import { writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -13,7 +10,7 @@ import {
 } from '../../../domain/bulk/apply.ts';
 import { completeJob } from '../../../domain/bulk/completion.ts';
 import { loadJob } from '../../../domain/bulk/jobs.ts';
-import { submitBulkFile } from '../../../domain/bulk/submit.ts';
+import { submitDueJob } from '../../support/bulk.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
 import { stackEnv } from '../../support/env.ts';
 
@@ -32,19 +29,14 @@ describe('bulk claims', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase(stackEnv().DATABASE_URL as string);
-    const lines = ['profile_id,entity_type,entity_id,bid'];
-    for (let i = 0; i < 30; i += 1) lines.push(`${BIG},keyword,${5_000_000_100_000 + i},1.5`);
-    for (let i = 0; i < 5; i += 1) lines.push(`${SMALL},keyword,${5_000_000_200_000 + i},1.5`);
-    const path = join(tmpdir(), `bulk-claims-${process.pid}.csv`);
-    await writeFile(path, `${lines.join('\n')}\n`);
-    const submitted = await submitBulkFile(db.pool, { path, submittedBy: 'test' });
-    if (!submitted.ok) throw new Error(JSON.stringify(submitted.errors));
-    jobId = submitted.jobId as string;
-    // As dispatch leaves them: the job running, every item due.
-    await db.pool.query(`UPDATE bulk_jobs SET status = 'RUNNING', dispatched_at = now() WHERE id = $1`, [
-      jobId,
-    ]);
-    await db.pool.query('UPDATE bulk_items SET due_at = now() WHERE job_id = $1', [jobId]);
+    jobId = await submitDueJob(
+      db.pool,
+      [
+        ...Array.from({ length: 30 }, (_, i) => `${BIG},keyword,${5_000_000_100_000 + i},1.5`),
+        ...Array.from({ length: 5 }, (_, i) => `${SMALL},keyword,${5_000_000_200_000 + i},1.5`),
+      ],
+      'bulk-claims',
+    );
   });
   afterAll(async () => {
     await db.drop();

@@ -1,12 +1,9 @@
-import { writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimNextDue } from '../../../domain/bulk/apply.ts';
-import { submitBulkFile } from '../../../domain/bulk/submit.ts';
 import { resumeOrphanedProfiles } from '../../../domain/bulk/sweep.ts';
 import { createMessenger } from '../../../shared/messaging/messenger.ts';
+import { submitDueJob } from '../../support/bulk.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
 import { stackEnv } from '../../support/env.ts';
 import { createTestTopology, type TestTopology } from '../../support/topology.ts';
@@ -27,17 +24,11 @@ describe('bulk sweeper', () => {
   beforeAll(async () => {
     db = await createTestDatabase(stackEnv().DATABASE_URL as string);
     topology = await createTestTopology('bulk-sweep');
-    const lines = ['profile_id,entity_type,entity_id,bid'];
-    for (let i = 0; i < 6; i += 1) lines.push(`${PROFILE},keyword,${5_000_000_300_000 + i},1.5`);
-    const path = join(tmpdir(), `bulk-sweep-${process.pid}.csv`);
-    await writeFile(path, `${lines.join('\n')}\n`);
-    const submitted = await submitBulkFile(db.pool, { path, submittedBy: 'test' });
-    if (!submitted.ok) throw new Error(JSON.stringify(submitted.errors));
-    jobId = submitted.jobId as string;
-    await db.pool.query(`UPDATE bulk_jobs SET status = 'RUNNING', dispatched_at = now() WHERE id = $1`, [
-      jobId,
-    ]);
-    await db.pool.query('UPDATE bulk_items SET due_at = now() WHERE job_id = $1', [jobId]);
+    jobId = await submitDueJob(
+      db.pool,
+      Array.from({ length: 6 }, (_, i) => `${PROFILE},keyword,${5_000_000_300_000 + i},1.5`),
+      'bulk-sweep',
+    );
   });
   afterAll(async () => {
     await topology?.destroy();
