@@ -73,8 +73,8 @@ export const configSchema = z.object({
   ADFLEET_BULK_RETRY_BASE_MS: positiveInt.default(2_000),
   /**
    * How long a claimed batch is its worker's unless renewed; an item still RUNNING past it is
-   * recovered. The worker renews it every third of it while the call runs, so it bounds how
-   * long a dead worker's items wait, not how long a call may take.
+   * recovered. The worker renews it every third of it (at least every 2 s) while the call
+   * runs, so it bounds how long a dead worker's items wait, not how long a call may take.
    */
   ADFLEET_BULK_LEASE_MS: positiveInt.min(5_000).default(15_000),
   /**

@@ -19,7 +19,8 @@ import { type EntityType, FleetErrorCode } from './status.ts';
  *    job's trace — they do not wait for SQS to redeliver the dead worker's message;
  *  - profiles whose every claim went stale (the worker holding them died) while they have
  *    due items: a batch of those is sent at once, so the profile goes on within seconds of
- *    the death instead of after the dead claims' leases run out;
+ *    the death instead of after the dead claims' leases run out (checked every second,
+ *    RESUME_EVERY_MS, apart from the rest);
  *  - items whose message is long overdue (lost between a commit and a send): sent again;
  *  - SUBMITTED jobs nobody dispatched (the CLI died after commit, before publishing);
  *  - jobs with nothing left that are not final yet, and unpublished BulkJobCompleted rows.
@@ -38,8 +39,6 @@ export interface SweepSettings {
 
 export interface SweepResult {
   readonly recovered: number;
-  /** Profiles whose claims were all stale, resumed with a batch of their due items. */
-  readonly resumed: number;
   readonly resent: number;
   readonly dispatched: number;
   readonly completed: number;
@@ -250,17 +249,23 @@ export async function sweepOnce(
   settings: SweepSettings,
 ): Promise<SweepResult> {
   const recovered = await recoverExpiredLeases(pool, messenger, settings);
-  const resumed = await resumeOrphanedProfiles(pool, messenger, settings);
   const resent = await resendOverdue(pool, messenger, settings);
   const dispatched = await dispatchForgotten(pool, messenger, settings);
   const completed = await settleJobs(pool);
   const published = await publishOutbox(pool, messenger);
-  return { recovered, resumed, resent, dispatched, completed, published };
+  return { recovered, resent, dispatched, completed, published };
 }
 
 export interface Sweeper {
   stop(): Promise<void>;
 }
+
+/**
+ * How often each sweeper looks for orphaned profiles between its full sweeps: one query on
+ * the small index of RUNNING items, so a profile a dead worker held goes on about a second
+ * after its claims look stale rather than up to a sweep interval later.
+ */
+export const RESUME_EVERY_MS = 1_000;
 
 export function startSweeper(
   pool: pg.Pool,
@@ -269,23 +274,39 @@ export function startSweeper(
   settings: SweepSettings,
 ): Sweeper {
   let stopped = false;
-  let running: Promise<void> = Promise.resolve();
-  const tick = () => {
-    running = sweepOnce(pool, messenger, settings)
-      .then((result) => {
-        if (Object.values(result).some((count) => count > 0)) logger.info(result, 'bulk sweep');
-      })
-      .catch((error: unknown) => logger.warn({ err: describeError(error) }, 'bulk sweep failed'))
-      .finally(() => {
-        if (!stopped) timer = setTimeout(tick, settings.intervalMs);
-      });
-  };
-  let timer = setTimeout(tick, settings.intervalMs);
+  const loops = [
+    repeat(settings.intervalMs, async () => {
+      const result = await sweepOnce(pool, messenger, settings);
+      if (Object.values(result).some((count) => count > 0)) logger.info(result, 'bulk sweep');
+    }),
+    repeat(Math.min(RESUME_EVERY_MS, settings.intervalMs), async () => {
+      const resumed = await resumeOrphanedProfiles(pool, messenger, settings);
+      if (resumed > 0) logger.info({ resumed }, 'bulk sweep');
+    }),
+  ];
+  /** Runs `step` every `everyMs` after the last run ended, until stopped. */
+  function repeat(everyMs: number, step: () => Promise<void>) {
+    let running: Promise<void> = Promise.resolve();
+    let timer: NodeJS.Timeout;
+    const tick = () => {
+      running = step()
+        .catch((error: unknown) => logger.warn({ err: describeError(error) }, 'bulk sweep failed'))
+        .finally(() => {
+          if (!stopped) timer = setTimeout(tick, everyMs);
+        });
+    };
+    timer = setTimeout(tick, everyMs);
+    return {
+      async stop() {
+        clearTimeout(timer);
+        await running;
+      },
+    };
+  }
   return {
     async stop() {
       stopped = true;
-      clearTimeout(timer);
-      await running;
+      await Promise.all(loops.map((loop) => loop.stop()));
     },
   };
 }

@@ -338,7 +338,7 @@ interface HeldLease {
 }
 
 /**
- * Keeps a claim's lease alive while its call runs: renewed every third of the lease, so a
+ * Keeps a claim's lease alive while its call runs: renewed every leaseRenewEveryMs, so a
  * live worker never loses its items to the sweeper however slow Amazon answers, and a dead
  * one's come back within one lease. A renewal that moves no row means the items are no
  * longer this claim's (the sweeper recovered them, another claim holds them): the call is

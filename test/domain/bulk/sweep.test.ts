@@ -1,7 +1,8 @@
-import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimNextDue } from '../../../domain/bulk/apply.ts';
-import { resumeOrphanedProfiles } from '../../../domain/bulk/sweep.ts';
+import { RESUME_EVERY_MS, resumeOrphanedProfiles, startSweeper } from '../../../domain/bulk/sweep.ts';
+import { createLogger } from '../../../shared/logging.ts';
 import { createMessenger } from '../../../shared/messaging/messenger.ts';
 import { submitDueJob } from '../../support/bulk.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
@@ -14,7 +15,8 @@ const LEASE_MS = 15_000;
 /**
  * The sweeper against Postgres and the emulator: a profile whose every claim went stale (the
  * worker holding it died, so nobody renews) gets a batch of its due items sent at once,
- * seconds after the death, not when the dead claims' leases run out.
+ * seconds after the death, not when the dead claims' leases run out; a running sweeper
+ * looks for such profiles every second, not only at its full sweeps.
  */
 describe('bulk sweeper', () => {
   let db: TestDatabase;
@@ -50,29 +52,83 @@ describe('bulk sweeper', () => {
     const claimed = claim.items.map((item) => item.id);
     // Just claimed (its holder renews it): nothing to resume.
     expect(await resumeOrphanedProfiles(db.pool, messenger, settings)).toBe(0);
-    // Its holder was killed 11 s ago, after its last renewal (every 5 s): 4 s of lease left.
+    // Renewed within its period (every 2 s) and a second: live.
+    await setLeaseLeft(claimed, 12_500);
+    expect(await resumeOrphanedProfiles(db.pool, messenger, settings)).toBe(0);
+    // Its holder was killed 4 s ago, after its last renewal: 11 s of lease left, stale.
+    await setLeaseLeft(claimed, 11_000);
+    expect(await resumeOrphanedProfiles(db.pool, messenger, settings)).toBe(1);
+    const batch = await receiveBatch();
+    // The profile's other due items, not the stale claim's (those wait out its lease).
+    expect(batch.profileId).toBe(PROFILE);
+    expect(batch.itemIds).toHaveLength(4);
+    expect(batch.itemIds?.some((id) => claimed.includes(id))).toBe(false);
     await db.pool.query(
-      "UPDATE bulk_items SET lease_expires_at = now() + interval '4 seconds' WHERE id = ANY($1)",
+      "UPDATE bulk_items SET status = 'PENDING', lease_owner = NULL, lease_expires_at = NULL WHERE id = ANY($1)",
       [claimed],
     );
-    expect(await resumeOrphanedProfiles(db.pool, messenger, settings)).toBe(1);
+  });
+
+  it('a running sweeper resumes an orphaned profile within seconds, between its full sweeps', async () => {
+    const { messenger } = createMessenger(topology.clients, { ADFLEET_RESOURCE_PREFIX: topology.prefix });
+    const claim = await claimNextDue(db.pool, {
+      jobId,
+      profileId: PROFILE,
+      owner: 'dead-again',
+      leaseMs: LEASE_MS,
+      profileInFlight: 1,
+      limit: 2,
+    });
+    if (claim.kind !== 'claimed') throw new Error('expected a claim');
+    await setLeaseLeft(
+      claim.items.map((item) => item.id),
+      11_000,
+    );
+    const sweeper = startSweeper(db.pool, messenger, createLogger({ name: 'test', level: 'silent' }), {
+      // The full sweep would recover or resume nothing within this test.
+      intervalMs: 600_000,
+      leaseMs: LEASE_MS,
+      stallAfterMs: 300_000,
+      maxAttempts: 5,
+      batchSize: 10,
+    });
+    const started = Date.now();
+    try {
+      const batch = await receiveBatch();
+      expect(batch.profileId).toBe(PROFILE);
+      expect(Date.now() - started).toBeLessThan(RESUME_EVERY_MS + 2_000);
+    } finally {
+      await sweeper.stop();
+    }
+  });
+
+  async function setLeaseLeft(itemIds: readonly number[], leftMs: number): Promise<void> {
+    await db.pool.query(
+      "UPDATE bulk_items SET lease_expires_at = now() + $2 * interval '1 millisecond' WHERE id = ANY($1)",
+      [itemIds, leftMs],
+    );
+  }
+
+  async function receiveBatch(): Promise<{ itemIds?: number[]; profileId?: number }> {
     const { Messages } = await topology.clients.sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: topology.state.queues['bulk-item'].url,
         MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 2,
+        WaitTimeSeconds: 3,
       }),
     );
     expect(Messages).toHaveLength(1);
+    await topology.clients.sqs.send(
+      new DeleteMessageCommand({
+        QueueUrl: topology.state.queues['bulk-item'].url,
+        ReceiptHandle: Messages?.[0]?.ReceiptHandle,
+      }),
+    );
     const body = JSON.parse(Messages?.[0]?.Body ?? '{}') as {
       type?: string;
       payload?: { itemIds?: number[]; profileId?: number };
     };
     expect(body.type).toBe('BulkItemBatch');
-    const batch = body.payload ?? {};
-    // The profile's other due items, not the stale claim's (those wait out its lease).
-    expect(batch.profileId).toBe(PROFILE);
-    expect(batch.itemIds).toHaveLength(4);
-    expect(batch.itemIds?.some((id) => claimed.includes(id))).toBe(false);
-  });
+    return body.payload ?? {};
+  }
 });
