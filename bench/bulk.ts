@@ -808,8 +808,24 @@ function describeLostTime(
     `${s(finishedAt - last)} after its last, ${s(after429)} in ${gaps429} gaps with a 429 (${throttled.length} 429s), ` +
     `${s(idle)} in ${idleGaps.length} gaps with no call sent (largest: ${largest || 'none'}; kills at ${kills.map((k) => s(k.atMs)).join(', ') || 'none'}); ` +
     `spacing of its admitted calls p10 ${spacingAt(0.1)} s, median ${spacingAt(0.5)} s, p90 ${spacingAt(0.9)} s; ` +
-    `429s at ${throttled.map((at) => ((at - startedAt) / 1000).toFixed(1)).join(', ') || 'none'} s`
+    `429s at ${describe429s(arrivals, startedAt) || 'none'}`
   );
+}
+
+/**
+ * Each 429's time into the run and, in brackets, how long after the call before it (any
+ * answer) it arrived: a 429 about one interval after its predecessor is the jitter of calls
+ * at the limit; a much shorter one is a call that left without waiting its turn.
+ */
+function describe429s(arrivals: readonly Arrival[], startedAt: number): string {
+  return arrivals
+    .flatMap((arrival, index) => {
+      if (arrival.outcome !== 'throttled') return [];
+      const before = arrivals[index - 1];
+      const after = before === undefined ? '' : ` (${((arrival.at - before.at) / 1000).toFixed(2)} s)`;
+      return [`${((arrival.at - startedAt) / 1000).toFixed(1)} s${after}`];
+    })
+    .join(', ');
 }
 
 /** `ADFLEET_BENCH_BULK=submit`, `=run` or `=fairness` runs one part only. */

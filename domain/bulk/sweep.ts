@@ -18,7 +18,7 @@ import { type EntityType, FleetErrorCode } from './status.ts';
  *    and go back to RETRY (FAILED past the maximum) and are sent again at once, in their
  *    job's trace — they do not wait for SQS to redeliver the dead worker's message;
  *  - profiles whose every claim went stale (the worker holding them died) while they have
- *    due items: a batch of those is sent at once, so the profile goes on within seconds of
+ *    due items: a batch of those per dead claim is sent at once, so the profile goes on within seconds of
  *    the death instead of after the dead claims' leases run out (checked every second,
  *    RESUME_EVERY_MS, apart from the rest);
  *  - items whose message is long overdue (lost between a commit and a send): sent again;
@@ -141,8 +141,9 @@ export async function resumeOrphanedProfiles(
 ): Promise<number> {
   // Profiles with claims, none of them live (and none expired yet: recoverExpiredLeases
   // takes those), in running jobs.
-  const { rows: orphans } = await pool.query<{ job_id: string; profile_id: string }>(
-    `SELECT i.job_id, i.profile_id FROM bulk_items i JOIN bulk_jobs j ON j.id = i.job_id
+  const { rows: orphans } = await pool.query<{ job_id: string; profile_id: string; claims: number }>(
+    `SELECT i.job_id, i.profile_id, count(DISTINCT i.lease_owner)::int AS claims
+       FROM bulk_items i JOIN bulk_jobs j ON j.id = i.job_id
       WHERE i.status = 'RUNNING' AND i.lease_expires_at > now() AND j.status = 'RUNNING'
       GROUP BY i.job_id, i.profile_id
      HAVING max(i.lease_expires_at) <= now() + $1 * interval '1 millisecond'
@@ -151,13 +152,16 @@ export async function resumeOrphanedProfiles(
   );
   let resumed = 0;
   for (const orphan of orphans) {
-    // One batch's worth: the handler that takes it starts a chain for the profile.
+    // A batch for each dead claim: each handler that takes one carries on one of the
+    // profile's chains. One batch for all of them left a profile that had run four chains
+    // with one, which a single call Amazon held to the timeout stood still (6.8 s in a
+    // bench run) until the dead worker's messages came back.
     const { rows: items } = await pool.query<StrayItem>(
       `SELECT i.id, i.job_id, i.profile_id, i.entity_type, j.trace_carrier
          FROM bulk_items i JOIN bulk_jobs j ON j.id = i.job_id
         WHERE i.job_id = $1 AND i.profile_id = $2 AND i.status IN ('PENDING', 'RETRY') AND i.due_at <= now()
         ORDER BY i.id LIMIT $3`,
-      [orphan.job_id, orphan.profile_id, settings.batchSize],
+      [orphan.job_id, orphan.profile_id, settings.batchSize * orphan.claims],
     );
     if (items.length === 0) continue;
     await resend(messenger, items, settings.batchSize, 'resume');

@@ -1,4 +1,4 @@
-import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { DeleteMessageCommand, PurgeQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimNextDue } from '../../../domain/bulk/apply.ts';
 import { RESUME_EVERY_MS, resumeOrphanedProfiles, startSweeper } from '../../../domain/bulk/sweep.ts';
@@ -63,10 +63,7 @@ describe('bulk sweeper', () => {
     expect(batch.profileId).toBe(PROFILE);
     expect(batch.itemIds).toHaveLength(4);
     expect(batch.itemIds?.some((id) => claimed.includes(id))).toBe(false);
-    await db.pool.query(
-      "UPDATE bulk_items SET status = 'PENDING', lease_owner = NULL, lease_expires_at = NULL WHERE id = ANY($1)",
-      [claimed],
-    );
+    await release(claimed);
   });
 
   it('a running sweeper resumes an orphaned profile within seconds, between its full sweeps', async () => {
@@ -80,10 +77,8 @@ describe('bulk sweeper', () => {
       limit: 2,
     });
     if (claim.kind !== 'claimed') throw new Error('expected a claim');
-    await setLeaseLeft(
-      claim.items.map((item) => item.id),
-      11_000,
-    );
+    const claimed = claim.items.map((item) => item.id);
+    await setLeaseLeft(claimed, 11_000);
     const sweeper = startSweeper(db.pool, messenger, createLogger({ name: 'test', level: 'silent' }), {
       // The full sweep would recover or resume nothing within this test.
       intervalMs: 600_000,
@@ -99,8 +94,57 @@ describe('bulk sweeper', () => {
       expect(Date.now() - started).toBeLessThan(RESUME_EVERY_MS + 2_000);
     } finally {
       await sweeper.stop();
+      await release(claimed);
+      await topology.clients.sqs.send(
+        new PurgeQueueCommand({ QueueUrl: topology.state.queues['bulk-item'].url }),
+      );
     }
   });
+
+  it('sends one batch per dead claim, so the profile runs as many chains as before', async () => {
+    const { messenger } = createMessenger(topology.clients, { ADFLEET_RESOURCE_PREFIX: topology.prefix });
+    const profile = PROFILE + 1;
+    const otherJob = await submitDueJob(
+      db.pool,
+      Array.from({ length: 10 }, (_, i) => `${profile},keyword,${5_000_000_310_000 + i},1.5`),
+      'bulk-sweep-chains',
+    );
+    for (const owner of ['dead-1', 'dead-2']) {
+      const claim = await claimNextDue(db.pool, {
+        jobId: otherJob,
+        profileId: profile,
+        owner,
+        leaseMs: LEASE_MS,
+        profileInFlight: 2,
+        limit: 2,
+      });
+      if (claim.kind !== 'claimed') throw new Error('expected a claim');
+      await setLeaseLeft(
+        claim.items.map((item) => item.id),
+        11_000,
+      );
+    }
+    expect(await resumeOrphanedProfiles(db.pool, messenger, { leaseMs: LEASE_MS, batchSize: 2 })).toBe(1);
+    const { Messages } = await topology.clients.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: topology.state.queues['bulk-item'].url,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 2,
+      }),
+    );
+    const batches = (Messages ?? []).map(
+      (message) => (JSON.parse(message.Body ?? '{}') as { payload: { itemIds: number[] } }).payload.itemIds,
+    );
+    expect(batches.map((ids) => ids.length)).toEqual([2, 2]);
+  });
+
+  /** Gives a claim's items back, as if it had never been made. */
+  async function release(itemIds: readonly number[]): Promise<void> {
+    await db.pool.query(
+      "UPDATE bulk_items SET status = 'PENDING', lease_owner = NULL, lease_expires_at = NULL WHERE id = ANY($1)",
+      [itemIds],
+    );
+  }
 
   async function setLeaseLeft(itemIds: readonly number[], leftMs: number): Promise<void> {
     await db.pool.query(
