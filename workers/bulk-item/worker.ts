@@ -37,6 +37,7 @@ import type { Logger } from '../../shared/logging.ts';
 import type { Messenger } from '../../shared/messaging/messenger.ts';
 import { createRedis } from '../../shared/redis.ts';
 import { defineWorker, type WorkerSpec } from '../../shared/worker.ts';
+import { ChainRunner } from './chains.ts';
 import { outcomesOfCallFailure, outcomesOfResults, type RetryPolicy, retryBackoff } from './outcomes.ts';
 
 /**
@@ -628,71 +629,6 @@ async function chainProfile(call: ApplyCall, chainUntil: number, stopping: Abort
   }
 }
 
-/**
- * The chains a process runs, apart from the messages that started them. sqs-consumer hands
- * a poller's received batch over in lockstep (its next receive waits for the slowest
- * message of the batch), so a chain run inside its message's handler held up to nine other
- * handler slots' next messages for its whole budget: the fleet applied in waves, one per
- * chain budget. A chain's items are in the database (due, leased), not in its message, so
- * the message is acknowledged as soon as its own batch is applied and the chain goes on
- * here; a process that dies mid-chain loses nothing (leases are recovered, the deferred
- * messages still carry the items). At most `max` chains run at once per process; past
- * that, a profile's deferred messages carry it. `stop` (teardown, after the drain) aborts
- * them: a chain's claim gives its items back and hands them to a message.
- */
-/** At a stop, chains' calls in flight get this long to finish before they are cut off. */
-const CHAIN_STOP_GRACE_MS = 12_000;
-
-class ChainRunner {
-  readonly #running = new Set<Promise<void>>();
-  readonly #stopping = new AbortController();
-  readonly #cutoff = new AbortController();
-  readonly #max: number;
-  readonly #logger: Logger;
-
-  constructor(max: number, logger: Logger) {
-    this.#max = max;
-    this.#logger = logger;
-  }
-
-  /** Aborted at a stop: chains claim nothing more. */
-  get signal(): AbortSignal {
-    return this.#stopping.signal;
-  }
-
-  /** Aborted CHAIN_STOP_GRACE_MS after a stop: chains' calls still in flight are cut off. */
-  get callSignal(): AbortSignal {
-    return this.#cutoff.signal;
-  }
-
-  /** False when the process already runs `max` chains or is stopping. */
-  start(jobId: string, profileId: number, chain: () => Promise<void>): boolean {
-    if (this.#stopping.signal.aborted || this.#running.size >= this.#max) return false;
-    const running: Promise<void> = chain()
-      .catch((error: unknown) => {
-        if (!this.#stopping.signal.aborted)
-          this.#logger.warn({ jobId, profileId, err: describeError(error) }, 'bulk chain stopped');
-      })
-      .finally(() => this.#running.delete(running));
-    this.#running.add(running);
-    return true;
-  }
-
-  async stop(): Promise<void> {
-    this.#stopping.abort(new Error('worker is stopping'));
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled([...this.#running]),
-      new Promise((resolve) => {
-        timer = setTimeout(resolve, CHAIN_STOP_GRACE_MS);
-      }),
-    ]);
-    clearTimeout(timer);
-    this.#cutoff.abort(new Error('worker is stopping'));
-    await Promise.allSettled([...this.#running]);
-  }
-}
-
 export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): WorkerSpec<Deps> {
   return defineWorker<'bulk-item', Deps>({
     queue: 'bulk-item',
@@ -810,8 +746,8 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
         if (!busy) return;
         const chainCall = { ...call, signal: deps.chains.callSignal };
         if (
-          deps.chains.start(batch.jobId, batch.profileId, () =>
-            chainProfile(chainCall, Date.now() + CHAIN_BUDGET_MS, deps.chains.signal),
+          deps.chains.start(batch.jobId, batch.profileId, (ends) =>
+            chainProfile(chainCall, Date.now() + CHAIN_BUDGET_MS, ends),
           )
         )
           return;
