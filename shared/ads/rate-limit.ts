@@ -32,6 +32,9 @@ import { AdsThrottledError } from './errors.ts';
  *    it, so calls leave evenly spaced at the scope's current rate, whatever process makes
  *    them, instead of as a burst (which a token bucket on Amazon's side would answer with
  *    429s). A rate change takes effect at the next booking; fractional rates are exact.
+ *    Right before it leaves, a call also checks the scope's last departure (DEPART): a
+ *    caller whose timer fired late (its event loop was busy) must not be followed by one
+ *    that leaves on its slot, closer than one interval behind it.
  *
  *  - ADAPTATION (the schedule does not know the limit, which is unknown): each scope has a
  *    `RateState` hash in Redis — the estimated ceiling, the time of the last 429, successes
@@ -164,6 +167,31 @@ redis.call('SET', KEYS[1], string.format('%.3f', slot + interval), 'PX', math.ce
 return {1, math.floor(slot - now)}
 `;
 
+/*
+ * The scope's departures: KEYS[1] holds the time the last call left. A call may leave once
+ * ARGV[1] ms have passed since then; otherwise it learns how long to wait. The schedule above
+ * spaces the slots, but a caller's timer fires late whenever its event loop is busy (tens of
+ * ms on a loaded task), and a late call followed by an on-time one reaches Amazon closer than
+ * one interval apart: at a burst of one, a 429. Checking the spacing of the departures
+ * themselves keeps every pair at least one interval apart, whoever was late. KEYS[2] is the
+ * schedule: no slot is booked less than one interval after a departure, so lateness moves
+ * the schedule on instead of piling callers up here.
+ * Returns 0 (leave now, recorded) or the ms to wait before asking again.
+ */
+const DEPART = `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+local spacing = tonumber(ARGV[1])
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+if now - last < spacing then return math.ceil(last + spacing - now) end
+redis.call('SET', KEYS[1], string.format('%.3f', now), 'PX', math.ceil(spacing) + 1000)
+local slot = tonumber(redis.call('GET', KEYS[2]) or '0')
+if slot < now + spacing then
+  redis.call('SET', KEYS[2], string.format('%.3f', now + spacing), 'PX', math.ceil(spacing) + 1000)
+end
+return 0
+`;
+
 // Writes the state's fields only if nobody wrote since we read it (optimistic concurrency).
 const COMPARE_AND_SET = `
 local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
@@ -239,6 +267,7 @@ export class AdsRateLimiter {
     });
     this.redis.defineCommand('adsRateCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET });
     this.redis.defineCommand('adsRateBookSlot', { numberOfKeys: 1, lua: BOOK_SLOT });
+    this.redis.defineCommand('adsRateDepart', { numberOfKeys: 2, lua: DEPART });
     // Only Redis failures count: a throttle (the budget is spent) or an abort is an answer.
     this.redisBreaker = circuitBreaker(
       handleWhen(
@@ -328,6 +357,7 @@ export class AdsRateLimiter {
       }
       let slotDelayMs = 0;
       let ratePerSecond = 0;
+      let spacingMs = 0;
       if (profileScope !== undefined && profileView !== undefined) {
         const slot = await this.take(profileScope, this.rateOf(profileScope, profileView, now));
         if (!slot.admitted) {
@@ -336,6 +366,7 @@ export class AdsRateLimiter {
         }
         slotDelayMs = slot.slotDelayMs;
         ratePerSecond = slot.ratePerSecond;
+        spacingMs = slot.intervalMs;
       }
       for (;;) {
         const slot = await this.take(this.clientScope, this.rateOf(this.clientScope, clientView, Date.now()));
@@ -349,6 +380,7 @@ export class AdsRateLimiter {
               if (state.since !== profileView.state.since || state.blockedUntil > Date.now()) break;
             }
           }
+          if (profileScope !== undefined) await this.depart(profileScope, spacingMs, signal);
           return { ratePerSecond };
         }
         await this.wait(slot.retryInMs, deadline, profileId, signal);
@@ -397,7 +429,10 @@ export class AdsRateLimiter {
         // the schedule still counted them: the first call after the block waited behind
         // up to two intervals of slots nobody would use (at 1 request/s, a second more per
         // 429). The schedule restarts with the block; callers book again once it ends.
-        if (next.since !== view.state.since) await this.redis.del(this.slotKey(scope));
+        // The last departure goes with it: the block, Amazon's own Retry-After, is the
+        // spacing the next call needs.
+        if (next.since !== view.state.since)
+          await this.redis.del(this.slotKey(scope), this.departureKey(scope));
         return;
       }
     }
@@ -441,7 +476,8 @@ export class AdsRateLimiter {
     scope: Scope,
     rate: number,
   ): Promise<
-    { admitted: true; slotDelayMs: number; ratePerSecond: number } | { admitted: false; retryInMs: number }
+    | { admitted: true; slotDelayMs: number; ratePerSecond: number; intervalMs: number }
+    | { admitted: false; retryInMs: number }
   > {
     const intervalMs = WINDOW_MS / Math.max(rate, Number.MIN_VALUE);
     const redis = this.redis as Redis & {
@@ -452,8 +488,24 @@ export class AdsRateLimiter {
       intervalMs,
       Math.max(SLOT_HORIZON_MS, intervalMs),
     );
-    if (admitted === 1) return { admitted: true, slotDelayMs: ms, ratePerSecond: rate };
+    if (admitted === 1) return { admitted: true, slotDelayMs: ms, ratePerSecond: rate, intervalMs };
     return { admitted: false, retryInMs: Math.max(1, ms) };
+  }
+
+  /**
+   * Waits until at least `spacingMs` have passed since the scope's last call left (DEPART),
+   * and records this one's departure. Not bounded by the caller's deadline: the wait is at
+   * most one interval past a slot the caller already holds.
+   */
+  private async depart(scope: Scope, spacingMs: number, signal?: AbortSignal): Promise<void> {
+    const redis = this.redis as Redis & {
+      adsRateDepart(departureKey: string, slotKey: string, spacingMs: number): Promise<number>;
+    };
+    for (;;) {
+      const waitMs = await redis.adsRateDepart(this.departureKey(scope), this.slotKey(scope), spacingMs);
+      if (waitMs <= 0) return;
+      await sleep(waitMs, undefined, { signal });
+    }
   }
 
   private scope(kind: Scope['kind'], id: string, options: AdaptiveRateOptions): Scope {
@@ -467,6 +519,11 @@ export class AdsRateLimiter {
   /** The scope's call schedule (BOOK_SLOT): the time of its next free slot. */
   private slotKey(scope: Scope): string {
     return `${this.keyPrefix}:ads:slot:${scope.kind}:${scope.id}`;
+  }
+
+  /** When the scope's last call left (DEPART). */
+  private departureKey(scope: Scope): string {
+    return `${this.keyPrefix}:ads:departed:${scope.kind}:${scope.id}`;
   }
 
   private successKey(scope: Scope, second: number): string {

@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type AdsSandbox, startAdsSandbox } from '../../../sandbox/ads-api/server.ts';
 import {
@@ -10,7 +12,8 @@ import {
 import { AdsRateLimiter } from '../../../shared/ads/rate-limit.ts';
 import { MediaType } from '../../../shared/ads/types.ts';
 import { classifyError, ErrorKind } from '../../../shared/errors.ts';
-import { uniquePrefix } from '../../support/env.ts';
+import { stackEnv, uniquePrefix } from '../../support/env.ts';
+import type { LateCallerSpec } from '../../support/late-caller.ts';
 import { clientFor, collect, lwaFor, testRedis } from './support.ts';
 
 let sandbox: AdsSandbox;
@@ -303,6 +306,47 @@ describe('failures', () => {
       expect((await sleeper) - retried).toBeGreaterThan(800);
       await limiter.close();
     } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('keeps departures one interval apart when a caller leaves late, whoever leaves next', async () => {
+    const redis = testRedis();
+    const keyPrefix = uniquePrefix('client');
+    const rate = { adaptive: false, profileRate: { initialRate: 1 } } as const;
+    // Another process: its first call leaves now, its second books the slot 1 s on, and its
+    // event loop is stalled from 0.9 s to 1.3 s, so that call leaves 0.3 s late.
+    const late = new Worker(new URL('../../support/late-caller.ts', import.meta.url), {
+      workerData: {
+        redisUrl: stackEnv().REDIS_URL as string,
+        keyPrefix,
+        profileId,
+        ratePerSecond: 1,
+        blockAtMs: 900,
+        blockForMs: 400,
+      } satisfies LateCallerSpec,
+    });
+    try {
+      const departures = new Promise<{ first: number; second: number }>((resolve, reject) => {
+        late.on('message', (message: { first: number; second?: number }) => {
+          if (message.second !== undefined) resolve({ first: message.first, second: message.second });
+        });
+        late.on('error', reject);
+      });
+      await once(late, 'message');
+      await sleep(100);
+      // This process books the slot after it (2 s on) and its timer fires on time: 0.7 s
+      // after the late call, which a bucket of one at 1 request/s answers with a 429.
+      const limiter = new AdsRateLimiter({ redis, keyPrefix, clientId: 'adfleet-local', ...rate });
+      await limiter.acquire(profileId);
+      const mine = Date.now();
+      const { first, second } = await departures;
+      expect(second - first).toBeGreaterThan(1_250);
+      // It waits until one interval after the late call left instead.
+      expect(mine - second).toBeGreaterThanOrEqual(970);
+      await limiter.close();
+    } finally {
+      await late.terminate();
       redis.disconnect();
     }
   });
