@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { context } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Config } from '../../contract/config.ts';
@@ -22,7 +23,12 @@ import { publishOutbox } from '../../domain/bulk/completion.ts';
 import { dispatchJob } from '../../domain/bulk/dispatch.ts';
 import type { CampaignChange, KeywordChange } from '../../domain/bulk/rows.ts';
 import { EntityType, ItemStatus } from '../../domain/bulk/status.ts';
-import { type Sweeper, type SweepSettings, startSweeper } from '../../domain/bulk/sweep.ts';
+import {
+  type OrphanedProfile,
+  type Sweeper,
+  type SweepSettings,
+  startSweeper,
+} from '../../domain/bulk/sweep.ts';
 import { campaignHolds, keywordHolds, needsReadBack } from '../../domain/bulk/verify.ts';
 import type { AdsApiClient } from '../../shared/ads/client.ts';
 import { AdsRetryableError } from '../../shared/ads/errors.ts';
@@ -35,6 +41,7 @@ import { Dependency, outageOf } from '../../shared/dependencies.ts';
 import { describeError, ThrottledError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { Messenger } from '../../shared/messaging/messenger.ts';
+import { extractContext } from '../../shared/messaging/trace-context.ts';
 import { createRedis } from '../../shared/redis.ts';
 import { defineWorker, type WorkerSpec } from '../../shared/worker.ts';
 import { ChainRunner } from './chains.ts';
@@ -171,7 +178,8 @@ interface Deps {
   readonly ads: AdsApiClient;
   readonly limiter: AdsRateLimiter;
   readonly settings: BulkSettings;
-  readonly sweeper: Sweeper;
+  /** Set once the deps exist: its hook starts chains with them. */
+  sweeper: Sweeper;
   /** Names this process in lease owners. */
   readonly workerId: string;
   /** Profiles this process last found over their in-flight cap, and when. */
@@ -646,24 +654,47 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
         maxAttempts: 1,
         maxThrottleWaitMs: Math.min(config.ADFLEET_ADS_MAX_THROTTLE_WAIT_MS, BULK_MAX_THROTTLE_WAIT_MS),
       });
-      const sweeper =
-        overrides.sweeper === false
-          ? { stop: async () => {} }
-          : startSweeper(pool, messenger, logger, settings.sweep);
-      return {
+      // Chains mostly wait in the rate limiter for their profile's next token, so a
+      // process runs more of them than handlers: enough for its share of the busy
+      // profiles' in-flight slots.
+      const chains = new ChainRunner(3 * config.ADFLEET_CONCURRENCY, logger);
+      const deps: Deps = {
         pool,
         redis,
         ads: client,
         limiter,
         settings,
-        sweeper,
+        sweeper: { stop: async () => {} },
         workerId: `${hostname()}:${process.pid}`,
         contended: new Map(),
-        // Chains mostly wait in the rate limiter for their profile's next token, so a
-        // process runs more of them than handlers: enough for its share of the busy
-        // profiles' in-flight slots.
-        chains: new ChainRunner(3 * config.ADFLEET_CONCURRENCY, logger),
+        chains,
       };
+      if (overrides.sweeper !== false) {
+        // An orphaned profile's chains start here, in the job's trace (sweep.ts).
+        const startChains = (orphan: OrphanedProfile) =>
+          context.with(extractContext(orphan.traceCarrier), () => {
+            const call: ApplyCall = {
+              deps,
+              messenger,
+              logger,
+              signal: chains.callSignal,
+              jobId: orphan.jobId,
+              profileId: orphan.profileId,
+              releases: 0,
+            };
+            let started = 0;
+            while (
+              started < orphan.claims &&
+              chains.start(orphan.jobId, orphan.profileId, (ends) =>
+                chainProfile(call, Date.now() + CHAIN_BUDGET_MS, ends),
+              )
+            )
+              started += 1;
+            return started;
+          });
+        deps.sweeper = startSweeper(pool, messenger, logger, settings.sweep, { startChains });
+      }
+      return deps;
     },
     probes: ({ pool, ads }) => ({
       postgres: () => pool.query('SELECT 1'),

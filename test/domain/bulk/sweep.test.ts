@@ -1,7 +1,12 @@
 import { DeleteMessageCommand, PurgeQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimNextDue } from '../../../domain/bulk/apply.ts';
-import { RESUME_EVERY_MS, resumeOrphanedProfiles, startSweeper } from '../../../domain/bulk/sweep.ts';
+import {
+  type OrphanedProfile,
+  RESUME_EVERY_MS,
+  resumeOrphanedProfiles,
+  startSweeper,
+} from '../../../domain/bulk/sweep.ts';
 import { createLogger } from '../../../shared/logging.ts';
 import { createMessenger } from '../../../shared/messaging/messenger.ts';
 import { submitDueJob } from '../../support/bulk.ts';
@@ -109,6 +114,7 @@ describe('bulk sweeper', () => {
       Array.from({ length: 10 }, (_, i) => `${profile},keyword,${5_000_000_310_000 + i},1.5`),
       'bulk-sweep-chains',
     );
+    const claimed: number[] = [];
     for (const owner of ['dead-1', 'dead-2']) {
       const claim = await claimNextDue(db.pool, {
         jobId: otherJob,
@@ -119,11 +125,9 @@ describe('bulk sweeper', () => {
         limit: 2,
       });
       if (claim.kind !== 'claimed') throw new Error('expected a claim');
-      await setLeaseLeft(
-        claim.items.map((item) => item.id),
-        11_000,
-      );
+      claimed.push(...claim.items.map((item) => item.id));
     }
+    await setLeaseLeft(claimed, 11_000);
     expect(await resumeOrphanedProfiles(db.pool, messenger, { leaseMs: LEASE_MS, batchSize: 2 })).toBe(1);
     const { Messages } = await topology.clients.sqs.send(
       new ReceiveMessageCommand({
@@ -136,6 +140,54 @@ describe('bulk sweeper', () => {
       (message) => (JSON.parse(message.Body ?? '{}') as { payload: { itemIds: number[] } }).payload.itemIds,
     );
     expect(batches.map((ids) => ids.length)).toEqual([2, 2]);
+    await release(claimed);
+    await topology.clients.sqs.send(
+      new PurgeQueueCommand({ QueueUrl: topology.state.queues['bulk-item'].url }),
+    );
+  });
+
+  it('lets the worker start chains for an orphaned profile itself, and sends batches only for the rest', async () => {
+    const { messenger } = createMessenger(topology.clients, { ADFLEET_RESOURCE_PREFIX: topology.prefix });
+    const profile = PROFILE + 2;
+    const otherJob = await submitDueJob(
+      db.pool,
+      Array.from({ length: 10 }, (_, i) => `${profile},keyword,${5_000_000_320_000 + i},1.5`),
+      'bulk-sweep-local',
+    );
+    for (const owner of ['dead-3', 'dead-4', 'dead-5']) {
+      const claim = await claimNextDue(db.pool, {
+        jobId: otherJob,
+        profileId: profile,
+        owner,
+        leaseMs: LEASE_MS,
+        profileInFlight: 3,
+        limit: 2,
+      });
+      if (claim.kind !== 'claimed') throw new Error('expected a claim');
+      await setLeaseLeft(
+        claim.items.map((item) => item.id),
+        11_000,
+      );
+    }
+    const asked: OrphanedProfile[] = [];
+    // This process has room for two of its three chains.
+    const startChains = (orphan: OrphanedProfile) => {
+      asked.push(orphan);
+      return 2;
+    };
+    const settings = { leaseMs: LEASE_MS, batchSize: 2 };
+    expect(await resumeOrphanedProfiles(db.pool, messenger, settings, { startChains })).toBe(1);
+    expect(asked).toEqual([
+      { jobId: otherJob, profileId: profile, claims: 3, traceCarrier: expect.any(Object) },
+    ]);
+    const { Messages } = await topology.clients.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: topology.state.queues['bulk-item'].url,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 2,
+      }),
+    );
+    expect(Messages).toHaveLength(1);
   });
 
   /** Gives a claim's items back, as if it had never been made. */
