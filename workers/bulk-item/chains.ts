@@ -25,7 +25,7 @@ interface RunningChain {
 }
 
 export class ChainRunner {
-  readonly #running = new Map<Promise<void>, RunningChain>();
+  readonly #running = new Set<Promise<void>>();
   /** Chains not yielding, by profile. */
   readonly #byProfile = new Map<number, Set<RunningChain>>();
   readonly #stopping = new AbortController();
@@ -78,7 +78,7 @@ export class ChainRunner {
         this.#running.delete(running);
         this.#forget(entry);
       });
-    this.#running.set(running, entry);
+    this.#running.add(running);
     const chains = this.#byProfile.get(profileId) ?? new Set();
     chains.add(entry);
     this.#byProfile.set(profileId, chains);
@@ -95,13 +95,13 @@ export class ChainRunner {
     this.#stopping.abort(new Error('worker is stopping'));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.allSettled([...this.#running.keys()]),
+      Promise.allSettled([...this.#running]),
       new Promise((resolve) => {
         timer = setTimeout(resolve, CHAIN_STOP_GRACE_MS);
       }),
     ]);
     clearTimeout(timer);
     this.#cutoff.abort(new Error('worker is stopping'));
-    await Promise.allSettled([...this.#running.keys()]);
+    await Promise.allSettled([...this.#running]);
   }
 }

@@ -578,6 +578,14 @@ async function claimPastHeldLock(
  * profile's next due batch to a message sent at once, so the next handler picks the chain
  * up without waiting for a deferral to come back.
  */
+/** Starts a chain for the call's profile in this process (false: no slot; ChainRunner.start). */
+function startChain(call: ApplyCall): boolean {
+  const { chains } = call.deps;
+  return chains.start(call.jobId, call.profileId, (ends) =>
+    chainProfile({ ...call, signal: chains.callSignal }, Date.now() + CHAIN_BUDGET_MS, ends),
+  );
+}
+
 async function chainProfile(call: ApplyCall, chainUntil: number, stopping: AbortSignal): Promise<void> {
   // `stopping` ends the chain between calls; `call.signal` cuts off a call in flight, and
   // only later (ChainRunner.stop): a call cut off after Amazon applied it would leave its
@@ -683,13 +691,7 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
               releases: 0,
             };
             let started = 0;
-            while (
-              started < orphan.claims &&
-              chains.start(orphan.jobId, orphan.profileId, (ends) =>
-                chainProfile(call, Date.now() + CHAIN_BUDGET_MS, ends),
-              )
-            )
-              started += 1;
+            while (started < orphan.claims && startChain(call)) started += 1;
             return started;
           });
         deps.sweeper = startSweeper(pool, messenger, logger, settings.sweep, { startChains });
@@ -775,13 +777,7 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
           claim.othersInFlight > 0 ||
           (seen !== undefined && Date.now() - seen <= CONTENDED_FOR_MS);
         if (!busy) return;
-        const chainCall = { ...call, signal: deps.chains.callSignal };
-        if (
-          deps.chains.start(batch.jobId, batch.profileId, (ends) =>
-            chainProfile(chainCall, Date.now() + CHAIN_BUDGET_MS, ends),
-          )
-        )
-          return;
+        if (startChain(call)) return;
         // The profile's batches past its cap are delayed (dispatch), so its due items may
         // have no message in the queue now: hand the next batch to one, started wherever
         // it is received, rather than leave the slot idle until a delayed one arrives.

@@ -114,20 +114,7 @@ describe('bulk sweeper', () => {
       Array.from({ length: 10 }, (_, i) => `${profile},keyword,${5_000_000_310_000 + i},1.5`),
       'bulk-sweep-chains',
     );
-    const claimed: number[] = [];
-    for (const owner of ['dead-1', 'dead-2']) {
-      const claim = await claimNextDue(db.pool, {
-        jobId: otherJob,
-        profileId: profile,
-        owner,
-        leaseMs: LEASE_MS,
-        profileInFlight: 2,
-        limit: 2,
-      });
-      if (claim.kind !== 'claimed') throw new Error('expected a claim');
-      claimed.push(...claim.items.map((item) => item.id));
-    }
-    await setLeaseLeft(claimed, 11_000);
+    const claimed = await staleClaims(otherJob, profile, ['dead-1', 'dead-2']);
     expect(await resumeOrphanedProfiles(db.pool, messenger, { leaseMs: LEASE_MS, batchSize: 2 })).toBe(1);
     const { Messages } = await topology.clients.sqs.send(
       new ReceiveMessageCommand({
@@ -154,21 +141,7 @@ describe('bulk sweeper', () => {
       Array.from({ length: 10 }, (_, i) => `${profile},keyword,${5_000_000_320_000 + i},1.5`),
       'bulk-sweep-local',
     );
-    for (const owner of ['dead-3', 'dead-4', 'dead-5']) {
-      const claim = await claimNextDue(db.pool, {
-        jobId: otherJob,
-        profileId: profile,
-        owner,
-        leaseMs: LEASE_MS,
-        profileInFlight: 3,
-        limit: 2,
-      });
-      if (claim.kind !== 'claimed') throw new Error('expected a claim');
-      await setLeaseLeft(
-        claim.items.map((item) => item.id),
-        11_000,
-      );
-    }
+    await staleClaims(otherJob, profile, ['dead-3', 'dead-4', 'dead-5']);
     const asked: OrphanedProfile[] = [];
     // This process has room for two of its three chains.
     const startChains = (orphan: OrphanedProfile) => {
@@ -189,6 +162,28 @@ describe('bulk sweeper', () => {
     );
     expect(Messages).toHaveLength(1);
   });
+
+  /**
+   * One claim of two items per owner, each then unrenewed for 4 s (11 s of lease left:
+   * stale); the claimed items' ids.
+   */
+  async function staleClaims(job: string, profileId: number, owners: readonly string[]): Promise<number[]> {
+    const claimed: number[] = [];
+    for (const owner of owners) {
+      const claim = await claimNextDue(db.pool, {
+        jobId: job,
+        profileId,
+        owner,
+        leaseMs: LEASE_MS,
+        profileInFlight: owners.length,
+        limit: 2,
+      });
+      if (claim.kind !== 'claimed') throw new Error('expected a claim');
+      claimed.push(...claim.items.map((item) => item.id));
+    }
+    await setLeaseLeft(claimed, 11_000);
+    return claimed;
+  }
 
   /** Gives a claim's items back, as if it had never been made. */
   async function release(itemIds: readonly number[]): Promise<void> {
