@@ -1,10 +1,11 @@
+import type { IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Hono } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import { type AmazonItemError, MediaType } from '../../shared/ads/types.ts';
 import type { SandboxState } from './admin.ts';
 import type { ProfileData } from './data.ts';
-import { HttpError, jsonBody, jsonResponse, limitBody } from './http.ts';
+import { arrivalOf, HttpError, jsonBody, jsonResponse, limitBody } from './http.ts';
 import { SANDBOX_LIMITS } from './limits.ts';
 import { listAdGroups, listCampaigns, listKeywords, type PageRequest } from './listing.ts';
 import { checkCampaignUpdate, checkKeywordUpdate } from './validation.ts';
@@ -24,6 +25,8 @@ interface RouteSpec {
 }
 
 type ApiEnv = {
+  /** What @hono/node-server passes: the request as Node received it (stamped on arrival). */
+  Bindings: { incoming?: IncomingMessage };
   Variables: { clientId: string; profile: ProfileData | undefined; body: unknown; slowed: boolean };
 };
 
@@ -94,9 +97,11 @@ export function apiRoutes(state: SandboxState): Hono<ApiEnv> {
     c.set('body', await jsonBody(c));
     const clientId = c.get('clientId');
     const profileId = c.get('profile')?.profile.profileId;
-    const admission = capacity.admit(clientId, profileId, Date.now());
+    // Metered by its arrival, as a gateway meters it (stampArrival).
+    const arrivedAt = arrivalOf(c.env?.incoming);
+    const admission = capacity.admit(clientId, profileId, arrivedAt);
     if (!admission.admitted) {
-      stats.record(clientId, profileId, 'throttled');
+      stats.record(clientId, profileId, 'throttled', arrivedAt);
       // Retry-After in whole seconds, as HTTP defines it (and Amazon sends it).
       const retryAfterSeconds = Math.max(1, Math.ceil(admission.retryAfterMs / 1000));
       throw new HttpError(429, 'TOO_MANY_REQUESTS', 'Request was throttled', {
@@ -106,10 +111,10 @@ export function apiRoutes(state: SandboxState): Hono<ApiEnv> {
     const { faults } = state;
     if (faults.remaining > 0 || (faults.errorRate !== undefined && Math.random() < faults.errorRate)) {
       faults.remaining = Math.max(0, faults.remaining - 1);
-      stats.record(clientId, profileId, 'failed');
+      stats.record(clientId, profileId, 'failed', arrivedAt);
       throw new HttpError(faults.status ?? 503, 'SERVER_IS_BUSY', 'Injected failure');
     }
-    stats.record(clientId, profileId, 'ok');
+    stats.record(clientId, profileId, 'ok', arrivedAt);
     if (faults.latencyMs !== undefined && faults.latencyMs > 0) await sleep(faults.latencyMs);
     const slowed = faults.slowRate !== undefined && Math.random() < faults.slowRate;
     c.set('slowed', slowed);

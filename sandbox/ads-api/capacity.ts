@@ -50,7 +50,9 @@ export class TokenBucket {
   private refill(now: number): void {
     const elapsedSeconds = Math.max(0, now - this.refilledAt) / 1000;
     this.tokens = Math.min(this.spec.burst, this.tokens + elapsedSeconds * this.spec.ratePerSecond);
-    this.refilledAt = now;
+    // Requests are metered by their arrival, and one stamped earlier may be metered after a
+    // later one: time never runs back, or the same refill would be counted twice.
+    this.refilledAt = Math.max(this.refilledAt, now);
   }
 }
 

@@ -9,7 +9,7 @@ import { AccessTokens, type LwaCredentials } from './auth.ts';
 import { type BucketSpec, CapacityModel } from './capacity.ts';
 import { type DataSizes, DEFAULT_SIZES, SeededAdsData } from './data.ts';
 import { InapplicableChangeError, UnknownEntityError } from './entities.ts';
-import { HttpError, refusal } from './http.ts';
+import { HttpError, refusal, stampArrival } from './http.ts';
 import { StatsRecorder } from './stats.ts';
 
 /**
@@ -91,7 +91,11 @@ export async function startAdsSandbox(overrides: Partial<SandboxOptions> = {}): 
   };
   const admin = createAdmin(state);
 
-  const server = createServer(getRequestListener(sandboxApp(state, admin).fetch));
+  const listener = getRequestListener(sandboxApp(state, admin).fetch);
+  const server = createServer((request, response) => {
+    stampArrival(request);
+    return listener(request, response);
+  });
   // Benchmarks open many keep-alive connections from several processes.
   server.keepAliveTimeout = 30_000;
   server.maxRequestsPerSocket = 0;

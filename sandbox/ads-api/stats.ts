@@ -63,11 +63,16 @@ export class StatsRecorder {
     return [...(this.arrivalLog?.get(String(profileId)) ?? [])];
   }
 
-  record(clientId: string, profileId: number | undefined, outcome: 'ok' | 'throttled' | 'failed'): void {
+  record(
+    clientId: string,
+    profileId: number | undefined,
+    outcome: 'ok' | 'throttled' | 'failed',
+    at: number = Date.now(),
+  ): void {
     if (this.arrivalLog !== undefined && profileId !== undefined) {
       const key = String(profileId);
       const log = this.arrivalLog.get(key) ?? [];
-      log.push({ at: Date.now(), outcome });
+      log.push({ at, outcome });
       this.arrivalLog.set(key, log);
     }
     const targets = [this.totals, this.countersOf(this.clients, clientId)];
