@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 
@@ -64,22 +63,4 @@ export async function jsonBody(c: Context): Promise<unknown> {
   } catch {
     throw new HttpError(400, 'MALFORMED_REQUEST', 'request body is not valid JSON');
   }
-}
-
-const arrivedAt = new WeakMap<IncomingMessage, number>();
-
-/**
- * Stamps a request when its headers have arrived (the server's `request` event), before any
- * routing or body reading: the time a gateway would meter it by. A stamp taken after the
- * body has been read through the adapter's streams carries the sandbox's own event loop's
- * delays (in a bulk benchmark run 1 to 66 ms, p99 62 ms), which a caller spacing its calls
- * exactly cannot keep clear of.
- */
-export function stampArrival(request: IncomingMessage): void {
-  arrivedAt.set(request, Date.now());
-}
-
-/** When the request arrived (stampArrival), or now for one that was never stamped. */
-export function arrivalOf(request: IncomingMessage | undefined): number {
-  return (request === undefined ? undefined : arrivedAt.get(request)) ?? Date.now();
 }

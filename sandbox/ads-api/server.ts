@@ -9,7 +9,7 @@ import { AccessTokens, type LwaCredentials } from './auth.ts';
 import { type BucketSpec, CapacityModel } from './capacity.ts';
 import { type DataSizes, DEFAULT_SIZES, SeededAdsData } from './data.ts';
 import { InapplicableChangeError, UnknownEntityError } from './entities.ts';
-import { HttpError, refusal, stampArrival } from './http.ts';
+import { HttpError, refusal } from './http.ts';
 import { StatsRecorder } from './stats.ts';
 
 /**
@@ -91,11 +91,7 @@ export async function startAdsSandbox(overrides: Partial<SandboxOptions> = {}): 
   };
   const admin = createAdmin(state);
 
-  const listener = getRequestListener(sandboxApp(state, admin).fetch);
-  const server = createServer((request, response) => {
-    stampArrival(request);
-    return listener(request, response);
-  });
+  const server = createServer(getRequestListener(sandboxApp(state, admin).fetch));
   // Benchmarks open many keep-alive connections from several processes.
   server.keepAliveTimeout = 30_000;
   server.maxRequestsPerSocket = 0;
