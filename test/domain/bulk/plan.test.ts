@@ -38,17 +38,17 @@ describe('bulk batch planning', () => {
     }
   });
 
-  it("leads with each group's first batches, then interleaves the rest", () => {
+  it("leads with each profile's first batches, then interleaves the rest, full batches first", () => {
     const group = (batch: { itemIds: number[] }) => {
       const item = byId.get(batch.itemIds[0] as number);
       return `${item?.profileId}:${item?.entityType}`;
     };
     expect(LEADING_BATCHES).toBe(2);
-    // Groups: 1:keyword (5 batches), 1:campaign (1), 2:keyword (1), 3:keyword (3).
+    // Profile 1: 5 full keyword batches, then its partial campaign batch (3 items);
+    // profile 2: one partial keyword batch; profile 3: two full keyword batches and a partial one.
     expect(batches.map(group)).toEqual([
       '1:keyword',
       '1:keyword',
-      '1:campaign',
       '2:keyword',
       '3:keyword',
       '3:keyword',
@@ -56,7 +56,18 @@ describe('bulk batch planning', () => {
       '3:keyword',
       '1:keyword',
       '1:keyword',
+      '1:campaign',
     ]);
+  });
+
+  it("sends no profile's partial batch before one of its full batches", () => {
+    for (const profileId of [1, 2, 3]) {
+      const sizes = batches.filter((b) => b.profileId === profileId).map((b) => b.itemIds.length);
+      expect(sizes).toEqual(sizes.toSorted((a, b) => b - a));
+    }
+    // So a profile's batches sent at once (its in-flight cap) are its full ones.
+    const { now } = scheduleBatches(batches, 4);
+    expect(now.filter((b) => b.profileId === 1).map((b) => b.itemIds.length)).toEqual([5, 5, 5, 5]);
   });
 });
 
