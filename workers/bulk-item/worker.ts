@@ -168,6 +168,7 @@ export function bulkSettings(config: Config): BulkSettings {
       stallAfterMs: config.ADFLEET_BULK_STALL_AFTER_MS,
       maxAttempts: config.ADFLEET_BULK_MAX_ATTEMPTS,
       batchSize: config.ADFLEET_BULK_BATCH_SIZE,
+      profileInFlight: config.ADFLEET_BULK_PROFILE_IN_FLIGHT,
     },
   };
 }

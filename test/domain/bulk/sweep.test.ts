@@ -44,7 +44,7 @@ describe('bulk sweeper', () => {
 
   it('resumes a profile whose claims all went stale, and leaves one with a live claim alone', async () => {
     const { messenger } = createMessenger(topology.clients, { ADFLEET_RESOURCE_PREFIX: topology.prefix });
-    const settings = { leaseMs: LEASE_MS, batchSize: 10 };
+    const settings = { leaseMs: LEASE_MS, batchSize: 10, profileInFlight: 4 };
     const claim = await claimNextDue(db.pool, {
       jobId,
       profileId: PROFILE,
@@ -91,6 +91,7 @@ describe('bulk sweeper', () => {
       stallAfterMs: 300_000,
       maxAttempts: 5,
       batchSize: 10,
+      profileInFlight: 4,
     });
     const started = Date.now();
     try {
@@ -115,7 +116,13 @@ describe('bulk sweeper', () => {
       'bulk-sweep-chains',
     );
     const claimed = await staleClaims(otherJob, profile, ['dead-1', 'dead-2']);
-    expect(await resumeOrphanedProfiles(db.pool, messenger, { leaseMs: LEASE_MS, batchSize: 2 })).toBe(1);
+    expect(
+      await resumeOrphanedProfiles(db.pool, messenger, {
+        leaseMs: LEASE_MS,
+        batchSize: 2,
+        profileInFlight: 4,
+      }),
+    ).toBe(1);
     const { Messages } = await topology.clients.sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: topology.state.queues['bulk-item'].url,
@@ -141,14 +148,14 @@ describe('bulk sweeper', () => {
       Array.from({ length: 10 }, (_, i) => `${profile},keyword,${5_000_000_320_000 + i},1.5`),
       'bulk-sweep-local',
     );
-    await staleClaims(otherJob, profile, ['dead-3', 'dead-4', 'dead-5']);
+    const claimed = await staleClaims(otherJob, profile, ['dead-3', 'dead-4', 'dead-5']);
     const asked: OrphanedProfile[] = [];
     // This process has room for two of its three chains.
     const startChains = (orphan: OrphanedProfile) => {
       asked.push(orphan);
       return 2;
     };
-    const settings = { leaseMs: LEASE_MS, batchSize: 2 };
+    const settings = { leaseMs: LEASE_MS, batchSize: 2, profileInFlight: 4 };
     expect(await resumeOrphanedProfiles(db.pool, messenger, settings, { startChains })).toBe(1);
     expect(asked).toEqual([
       { jobId: otherJob, profileId: profile, claims: 3, traceCarrier: expect.any(Object) },
@@ -161,13 +168,74 @@ describe('bulk sweeper', () => {
       }),
     );
     expect(Messages).toHaveLength(1);
+    await release(claimed);
+    await topology.clients.sqs.send(
+      new PurgeQueueCommand({ QueueUrl: topology.state.queues['bulk-item'].url }),
+    );
+  });
+
+  it('starts chains for the dead claims of a profile that still has a live one, and sends no batch', async () => {
+    const { messenger } = createMessenger(topology.clients, { ADFLEET_RESOURCE_PREFIX: topology.prefix });
+    const profile = PROFILE + 3;
+    const otherJob = await submitDueJob(
+      db.pool,
+      Array.from({ length: 12 }, (_, i) => `${profile},keyword,${5_000_000_330_000 + i},1.5`),
+      'bulk-sweep-partial',
+    );
+    // Three chains died with their worker; a fourth, in another worker, renews its lease.
+    const dead = await staleClaims(otherJob, profile, ['dead-6', 'dead-7', 'dead-8'], 4);
+    const live = await claimNextDue(db.pool, {
+      jobId: otherJob,
+      profileId: profile,
+      owner: 'alive',
+      leaseMs: LEASE_MS,
+      profileInFlight: 4,
+      limit: 2,
+    });
+    if (live.kind !== 'claimed' || live.items.length === 0) throw new Error('expected a live claim');
+    const asked: OrphanedProfile[] = [];
+    const startChains = (orphan: OrphanedProfile) => {
+      asked.push(orphan);
+      return orphan.claims;
+    };
+    const settings = { leaseMs: LEASE_MS, batchSize: 2, profileInFlight: 4 };
+    expect(await resumeOrphanedProfiles(db.pool, messenger, settings, { startChains })).toBe(1);
+    expect(asked).toEqual([
+      { jobId: otherJob, profileId: profile, claims: 3, traceCarrier: expect.any(Object) },
+    ]);
+    // At a cap of 2, with one live claim, one chain is started for the three dead ones.
+    asked.length = 0;
+    await resumeOrphanedProfiles(db.pool, messenger, { ...settings, profileInFlight: 2 }, { startChains });
+    expect(asked.map((orphan) => orphan.claims)).toEqual([1]);
+    // At the cap in live claims alone: nothing to resume.
+    asked.length = 0;
+    expect(
+      await resumeOrphanedProfiles(db.pool, messenger, { ...settings, profileInFlight: 1 }, { startChains }),
+    ).toBe(0);
+    expect(asked).toEqual([]);
+    // No process could start one: the live chain goes on, and no batch is sent.
+    expect(await resumeOrphanedProfiles(db.pool, messenger, settings, { startChains: () => 0 })).toBe(0);
+    const { Messages } = await topology.clients.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: topology.state.queues['bulk-item'].url,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 1,
+      }),
+    );
+    expect(Messages ?? []).toHaveLength(0);
+    await release([...dead, ...live.items.map((item) => item.id)]);
   });
 
   /**
    * One claim of two items per owner, each then unrenewed for 4 s (11 s of lease left:
    * stale); the claimed items' ids.
    */
-  async function staleClaims(job: string, profileId: number, owners: readonly string[]): Promise<number[]> {
+  async function staleClaims(
+    job: string,
+    profileId: number,
+    owners: readonly string[],
+    profileInFlight = owners.length,
+  ): Promise<number[]> {
     const claimed: number[] = [];
     for (const owner of owners) {
       const claim = await claimNextDue(db.pool, {
@@ -175,7 +243,7 @@ describe('bulk sweeper', () => {
         profileId,
         owner,
         leaseMs: LEASE_MS,
-        profileInFlight: owners.length,
+        profileInFlight,
         limit: 2,
       });
       if (claim.kind !== 'claimed') throw new Error('expected a claim');
