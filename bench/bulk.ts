@@ -51,7 +51,8 @@
  *   a timed-out call is retried and its second application is explained by the fault;
  *   what is left was applied, then applied again because the worker died before recording
  *   it (or, in the rare case of a kill during a held call, is counted as a timeout).
- *   `ADFLEET_BENCH_BULK_LOGS=<file>` writes the workers' logs for finding where time went.
+ *   `ADFLEET_BENCH_BULK_LOGS=<file>` writes the workers' logs for finding where time went,
+ *   and `<file>.arrivals.json` the slowest profile's calls as the sandbox saw them.
  *
  *   fairness                a 10,000-item job on one profile submitted together with a
  *                           500-item job over 50 other profiles, against the small job
@@ -667,8 +668,12 @@ async function benchScale(env: Record<string, string>) {
     const logs = [...workers, ...retired].flatMap((w) => w.logs);
     // The workers' own account, for finding where the time went.
     const logFile = process.env.ADFLEET_BENCH_BULK_LOGS;
-    if (logFile !== undefined)
+    if (logFile !== undefined) {
       await writeFile(logFile, `${logs.map((l) => JSON.stringify({ ...l, startedAt })).join('\n')}\n`);
+      // The slowest profile's calls as the sandbox saw them, ms into the run.
+      const arrivals = admin.arrivals(binding).map((a) => ({ ...a, at: a.at - startedAt }));
+      await writeFile(`${logFile}.arrivals.json`, `${JSON.stringify(arrivals)}\n`);
+    }
     const sum = (msg: string, field: string) =>
       logs.filter((l) => l.msg === msg).reduce((n, l) => n + Number(l[field] ?? 0), 0);
     const deferrals = logs.filter((l) => l.msg === 'throttled: deferred').length;
