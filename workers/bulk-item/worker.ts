@@ -132,6 +132,12 @@ const CHAIN_IDLE_WAIT_MS = 6_000;
 /** A claim that finds its profile's lock held tries again this often, this many times. */
 const CLAIM_LOCK_WAIT_MS = 150;
 const CLAIM_LOCK_WAITS = 5;
+/**
+ * A chain holds one of its profile's in-flight slots: below the cap, it waits out a held
+ * lock this many times rather than give the slot up (the lock's holder is a claim of a few
+ * statements, which a loaded database can stretch past a message handler's 0.75 s).
+ */
+const CHAIN_CLAIM_LOCK_WAITS = 20;
 /** A profile counts as busy this long after one of its batches found it over the cap. */
 const CONTENDED_FOR_MS = 10_000;
 /** Items waiting for an older change of their entity are sent again after this. */
@@ -418,6 +424,7 @@ async function applyClaim(
   owner: string,
   claim: Extract<Claim, { kind: 'claimed' }>,
   chained: boolean,
+  claimMs: number,
 ): Promise<ApplyResult> {
   const { deps, messenger, logger, jobId, profileId } = call;
   const { pool, settings } = deps;
@@ -435,7 +442,7 @@ async function applyClaim(
   }
   const lease = keepLease(pool, jobId, owner, settings.leaseMs, logger);
   try {
-    return await applyLeased(call, owner, claim, chained, lease);
+    return await applyLeased(call, owner, claim, chained, lease, claimMs);
   } finally {
     lease.stop();
   }
@@ -447,6 +454,7 @@ async function applyLeased(
   claim: Extract<Claim, { kind: 'claimed' }>,
   chained: boolean,
   lease: HeldLease,
+  claimMs: number,
 ): Promise<ApplyResult> {
   const { pool, settings } = deps;
   const recordUntil = () => lease.guardUntil();
@@ -519,6 +527,7 @@ async function applyLeased(
   }
 
   const callMs = performance.now() - callStarted;
+  const recordStarted = performance.now();
   const { recorded, completion } = await recordAppliedOutcomes(
     pool,
     jobId,
@@ -530,6 +539,7 @@ async function applyLeased(
   );
   if (completion !== undefined) await publishOutbox(pool, messenger, completion);
   await scheduleRetries(messenger, jobId, profileId, outcomes, recorded);
+  const recordMs = performance.now() - recordStarted;
   const count = (status: string) => outcomes.filter((outcome) => outcome.status === status).length;
   logger.info(
     {
@@ -542,7 +552,11 @@ async function applyLeased(
       lostLease: outcomes.length - recorded.size,
       completed: completion !== undefined,
       chained,
+      // Where a slot's time goes: the claim before the call (rate-limit wait included in
+      // the call), the call, recording the outcomes.
+      claimMs: Math.round(claimMs),
       callMs: Math.round(callMs),
+      recordMs: Math.round(recordMs),
     },
     'bulk batch applied',
   );
@@ -558,11 +572,12 @@ async function claimPastHeldLock(
   claimOnce: () => Promise<Claim>,
   pause: (ms: number) => Promise<unknown>,
   signal: AbortSignal,
+  maxWaits = CLAIM_LOCK_WAITS,
 ): Promise<Claim> {
   let claim = await claimOnce();
   for (
     let waits = 0;
-    claim.kind === 'busy' && claim.lockHeld === true && waits < CLAIM_LOCK_WAITS && !signal.aborted;
+    claim.kind === 'busy' && claim.lockHeld === true && waits < maxWaits && !signal.aborted;
     waits += 1
   ) {
     await pause(CLAIM_LOCK_WAIT_MS);
@@ -606,6 +621,7 @@ async function chainProfile(call: ApplyCall, chainUntil: number, stopping: Abort
       return;
     }
     const nextOwner = `${deps.workerId}:${randomUUID()}`;
+    const claimStarted = performance.now();
     // The lock is usually held by a deferred message checking the cap: a moment later
     // the slot this handler just gave back is still free.
     const next = await claimPastHeldLock(
@@ -620,14 +636,26 @@ async function chainProfile(call: ApplyCall, chainUntil: number, stopping: Abort
         }),
       pause,
       signal,
+      CHAIN_CLAIM_LOCK_WAITS,
     );
-    if (next.kind !== 'claimed') return;
+    if (next.kind !== 'claimed') {
+      if (!signal.aborted)
+        logger.info(
+          next.kind === 'busy'
+            ? { jobId, profileId, inFlight: next.inFlight, lockHeld: next.lockHeld === true }
+            : { jobId, profileId, status: next.status },
+          next.kind === 'busy'
+            ? 'bulk chain ended: the profile is at its cap'
+            : 'bulk chain ended: job not running',
+        );
+      return;
+    }
     let waitMs: number | undefined;
     if (next.items.length === 0 && next.blocked.length === 0) {
       waitMs = await nextDueInMs(pool, jobId, profileId);
       if (waitMs === undefined) return;
     } else {
-      const result = await applyClaim(call, nextOwner, next, true);
+      const result = await applyClaim(call, nextOwner, next, true, performance.now() - claimStarted);
       if (result.kind === 'applied') {
         outages = 0;
         continue;
@@ -641,7 +669,13 @@ async function chainProfile(call: ApplyCall, chainUntil: number, stopping: Abort
       // only hand items to more delayed messages.
       waitMs = result.outage === undefined ? result.retryInMs : 0;
     }
-    if (waitMs > CHAIN_IDLE_WAIT_MS || Date.now() + waitMs >= chainUntil) return;
+    if (waitMs > CHAIN_IDLE_WAIT_MS || Date.now() + waitMs >= chainUntil) {
+      logger.info(
+        { jobId, profileId, nextDueInMs: Math.round(waitMs) },
+        'bulk chain ended: nothing due soon',
+      );
+      return;
+    }
     await pause(waitMs);
   }
 }
@@ -731,6 +765,7 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
       BulkItemBatch: async (batch, { deps, messenger, logger, signal, message }) => {
         const { pool, settings } = deps;
         const owner = `${deps.workerId}:${randomUUID()}`;
+        const claimStarted = performance.now();
         // A job's first batches of a profile arrive together: deferring all but one of them
         // for the over-cap delay left the profile with one batch applying for its first seconds.
         const claim = await claimPastHeldLock(
@@ -769,7 +804,10 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
           profileId: batch.profileId,
           releases: message.releases,
         };
-        await applyClaim(call, owner, claim, false);
+        await applyClaim(call, owner, claim, false, performance.now() - claimStarted);
+        // Its items were applied meanwhile (a delayed batch whose items the profile's chains
+        // took): the chains that took them carry the profile.
+        if (claim.items.length === 0 && claim.blocked.length === 0) return;
 
         // A busy profile: keep its in-flight slot working on its due items (see the header).
         const seen = deps.contended.get(batch.profileId);
