@@ -595,10 +595,13 @@ async function claimPastHeldLock(
  * up without waiting for a deferral to come back.
  */
 /** Starts a chain for the call's profile in this process (false: no slot; ChainRunner.start). */
-function startChain(call: ApplyCall): boolean {
+function startChain(call: ApplyCall, options: { lostChains?: boolean } = {}): boolean {
   const { chains } = call.deps;
-  return chains.start(call.jobId, call.profileId, (ends) =>
-    chainProfile({ ...call, signal: chains.callSignal }, Date.now() + CHAIN_BUDGET_MS, ends),
+  return chains.start(
+    call.jobId,
+    call.profileId,
+    (ends) => chainProfile({ ...call, signal: chains.callSignal }, Date.now() + CHAIN_BUDGET_MS, ends),
+    options,
   );
 }
 
@@ -726,7 +729,7 @@ export function createBulkItemWorker(overrides: { sweeper?: boolean } = {}): Wor
               releases: 0,
             };
             let started = 0;
-            while (started < orphan.claims && startChain(call)) started += 1;
+            while (started < orphan.claims && startChain(call, { lostChains: true })) started += 1;
             return started;
           });
         deps.sweeper = startSweeper(pool, messenger, logger, settings.sweep, { startChains });

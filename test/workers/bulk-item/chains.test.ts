@@ -40,6 +40,22 @@ describe('ChainRunner', () => {
     expect(ended.sort()).toEqual([1, 1, 1, 2, 3, 4]);
   });
 
+  it('gives a profile getting back chains a dead worker held a slot from any profile with more here', async () => {
+    const runner = new ChainRunner(3, logger);
+    const ended: number[] = [];
+    for (const profileId of [1, 2, 3])
+      expect(runner.start('job', profileId, chainUntilEnded(ended, profileId))).toBe(true);
+    // One chain each: a newcomer waits, unless it is resuming chains it lost.
+    expect(runner.start('job', 4, chainUntilEnded(ended, 4))).toBe(false);
+    expect(runner.start('job', 4, chainUntilEnded(ended, 4), { lostChains: true })).toBe(true);
+    await sleep(0);
+    expect(ended).toEqual([1]);
+    // It now runs one, as do 2 and 3: a second resumed chain finds nobody with more.
+    expect(runner.start('job', 4, chainUntilEnded(ended, 4), { lostChains: true })).toBe(false);
+    await runner.stop();
+    expect(ended.sort()).toEqual([1, 2, 3, 4]);
+  });
+
   it('frees a slot when a chain ends by itself', async () => {
     const runner = new ChainRunner(1, logger);
     let finish: () => void = () => {};
