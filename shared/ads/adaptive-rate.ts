@@ -50,6 +50,13 @@
  *    bucket of one request, calls that leave exactly at the limit meet 429s from their own
  *    jitter on the way (a few milliseconds early at Amazon's side is enough), and the
  *    successes between two of them, the pause included, measure less than the limit.
+ *    Nor do such 429s compound: with fewer than `MEASURED_SUCCESSES` since the last one
+ *    (and more than `CUT_SUCCESSES`, which is a cut), a 429 says nothing the last one did
+ *    not, and the ceiling stays within one gentle step of its `anchor`, the ceiling last
+ *    set on evidence. The price: a cut of a slow scope small enough to leave several
+ *    successes between its 429s is met by a 429 every few calls instead of a lower
+ *    ceiling; each 429's pause refills the bucket, so its calls still run at about the
+ *    new limit.
  *
  * The first 429 has no predecessor; it takes that measure since the state began (which the
  * bucket's initial burst inflates a little) and the next 429 corrects it. A 429 within the
@@ -80,6 +87,12 @@ export interface RateState {
   readonly successes: number;
   /** Epoch ms before which nobody calls this scope (the last Retry-After). */
   readonly blockedUntil: number;
+  /**
+   * The ceiling last set on evidence (a first second's measure, a cut, a proven plateau, a
+   * measure over many successes): 429s that say nothing new walk the ceiling at most one
+   * `GENTLE_DECREASE` under it (see `afterThrottle`). Absent before the first 429.
+   */
+  readonly anchor?: number;
 }
 
 export interface AdaptiveRateOptions {
@@ -138,6 +151,21 @@ const PLATEAU_HELD = 0.95;
  * in the bench, with as many 429s).
  */
 const GENTLE_DECREASE = 0.97;
+/**
+ * Successes since the last 429 that make its measure evidence of the limit. Fewer (a slow
+ * scope: a request or two a second) measure jitter and demand as much as the limit, and
+ * such a 429 steps the ceiling no lower than one gentle step under the anchor; each one
+ * stepped 3 % under the rate in force before, and at 1 request/s with a bucket of one,
+ * where calls' jitter alone meets a 429 every 10 to 40 calls, 7 of them in 55 s walked
+ * the ceiling to 0.81 (a bulk bench run: calls 1.18-1.25 s apart for a minute).
+ */
+const MEASURED_SUCCESSES = 30;
+/**
+ * At most this many successes between two 429s is a cut whatever the rate: a limit halved
+ * under a bucket of one answers every other call with a 429. The ceiling then steps as the
+ * measure says and the anchor follows it down.
+ */
+const CUT_SUCCESSES = 2;
 
 function clamp(value: number, min: number, max: number): number {
   return Math.min(max, Math.max(min, value));
@@ -251,9 +279,12 @@ export function afterThrottle(
   // fewer calls than a second's worth at the rate in force (see the header).
   const measured = state.successes / (Math.max(elapsed, 1_000) / 1000);
   let ceiling: number;
+  // Set on evidence below; a 429 that adds none keeps it.
+  let evidence = state.anchor === undefined;
   if (probing(state, now, options, rateInForce) && measured >= state.ceiling * PLATEAU_HELD) {
     // The plateau's rate held through its whole length: it is proven.
     ceiling = Math.max(state.ceiling * (1 + options.plateauSlack), Math.min(measured, rateInForce));
+    evidence = true;
   } else if (measured < rateInForce * NEAR_LIMIT) {
     // A cut, or slow start overshooting (see the header); a new scope's 429 within its
     // first second is measured exactly enough to skip the floor.
@@ -265,10 +296,18 @@ export function afterThrottle(
           rateInForce * options.floor,
           Math.min(rateInForce * GENTLE_DECREASE, options.minMeasuredRate),
         );
+    if (firstSecond) evidence = true;
   } else {
     // A 429 at about the ceiling: the measure, at most one jitter margin below the rate in force.
     ceiling = Math.max(Math.min(measured, rateInForce), rateInForce * GENTLE_DECREASE);
   }
+  if (state.successes >= MEASURED_SUCCESSES || state.successes <= CUT_SUCCESSES) evidence = true;
+  if (!evidence && state.anchor !== undefined) {
+    // Jitter or demand, not a new limit (see MEASURED_SUCCESSES): one gentle step under the
+    // anchor at most, and never above the rate in force.
+    ceiling = Math.max(ceiling, Math.min(rateInForce, state.anchor * GENTLE_DECREASE));
+  }
   ceiling = clamp(ceiling, options.minRate, options.maxRate);
-  return { ceiling, since: now, throttledBefore: true, successes: 0, blockedUntil };
+  const anchor = evidence ? ceiling : (state.anchor as number);
+  return { ceiling, since: now, throttledBefore: true, successes: 0, blockedUntil, anchor };
 }

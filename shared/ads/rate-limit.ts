@@ -213,6 +213,9 @@ function encodeState(state: RateState): string[] {
     String(state.successes),
     'blockedUntil',
     String(state.blockedUntil),
+    // Always written (0: none), so a state reset over an anchored one clears it.
+    'anchor',
+    String(state.anchor ?? 0),
   ];
 }
 
@@ -225,6 +228,7 @@ function decodeState(fields: Record<string, string>): { state: RateState; versio
       throttledBefore: fields.throttledBefore === '1',
       successes: Number(fields.successes ?? 0),
       blockedUntil: Number(fields.blockedUntil ?? 0),
+      ...(Number(fields.anchor ?? 0) > 0 ? { anchor: Number(fields.anchor) } : {}),
     },
     version: Number(fields.version ?? 0),
   };

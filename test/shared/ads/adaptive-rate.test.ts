@@ -70,27 +70,56 @@ describe('after a 429', () => {
     expect(currentRate(next, 20_000, options)).toBeCloseTo(10 * options.decrease);
   });
 
-  it('steps a ceiling met in its plateau one jitter margin down, and may take it under 1 request/s', () => {
+  it('steps a ceiling met in its plateau one jitter margin down, and no further on jitter alone', () => {
     // At 1 request/s with a bucket of one, a 429 from jitter: the ceiling goes 3 % down.
-    const state = throttledState({ ceiling: 1, since: 0, blockedUntil: 1_000, successes: 9 });
+    const state = throttledState({ ceiling: 1, since: 0, blockedUntil: 1_000, successes: 9, anchor: 1 });
     const now = options.recoveryMs + 8_000;
     const rateInForce = currentRate(state, now, options);
     expect(rateInForce).toBeGreaterThan(1);
     const next = afterThrottle(state, now, 1_000, options);
     expect(next.ceiling).toBeCloseTo(rateInForce * 0.97);
-    // Again and again: below one request a second, which minRate allows.
+    // Again and again, 9 successes apart (jitter, or a chain between batches): one gentle
+    // step under the anchor at most; before, five such 429s walked it to about 0.85.
     let walked = next;
     for (let i = 1; i <= 5; i += 1) {
       const at = i * 20_000;
       walked = afterThrottle(
-        { ...walked, since: at - 10_000, blockedUntil: at - 9_000, successes: 9 * walked.ceiling },
+        { ...walked, since: at - 10_000, blockedUntil: at - 9_000, successes: 9 },
         at,
         1_000,
         options,
       );
+      expect(walked.ceiling).toBeGreaterThanOrEqual(0.97 - 1e-9);
+      expect(walked.anchor).toBe(1);
+    }
+  });
+
+  it('follows a cut down under 1 request/s: 429s two or fewer successes apart step it each time', () => {
+    // A limit halved under a bucket of one answers about every other call with a 429.
+    let walked = throttledState({ ceiling: 1, since: 0, blockedUntil: 1_000, successes: 2, anchor: 1 });
+    for (let i = 1; i <= 6; i += 1) {
+      const at = i * 5_000;
+      walked = afterThrottle(
+        { ...walked, since: at - 3_000, blockedUntil: at - 2_000, successes: 2 },
+        at,
+        1_000,
+        options,
+      );
+      expect(walked.anchor).toBe(walked.ceiling);
     }
     expect(walked.ceiling).toBeLessThan(0.9);
-    expect(walked.ceiling).toBeGreaterThan(0.7);
+  });
+
+  it('takes a measure over many successes as the new anchor, and sets one at the first 429', () => {
+    // 40 successes in 5 s at about 20 requests/s in force: a cut, taken down to the floor
+    // (half the rate in force), and anchored there, far under the old anchor.
+    const state = throttledState({ ceiling: 20, since: 0, blockedUntil: 1_000, successes: 40, anchor: 20 });
+    const cut = afterThrottle(state, 5_000, 1_000, options);
+    expect(cut.ceiling).toBeCloseTo(currentRate(state, 5_000, options) * options.floor);
+    expect(cut.anchor).toBe(cut.ceiling);
+    // A scope's first 429 (slow start, no anchor yet): whatever the ceiling, it anchors.
+    const first = afterThrottle({ ...initialRateState(0, options), successes: 88 }, 10_000, 1_000, options);
+    expect(first.anchor).toBe(first.ceiling);
   });
 
   it("keeps the plateau's proven rate when a probe above it meets the limit", () => {
