@@ -12,6 +12,26 @@ import { parseRetryAfterMs } from '../../../shared/ads/retry-after.ts';
 
 const options = { ...ADAPTIVE_RATE_DEFAULTS, initialRate: 10 };
 
+/**
+ * `times` more 429s, `everyMs` apart, each with `successes` since the one before (its
+ * since and block set as if the last 429's second of Retry-After had passed): the states.
+ */
+function throttledAgain(from: RateState, times: number, everyMs: number, successes: number): RateState[] {
+  const states: RateState[] = [];
+  let state = from;
+  for (let i = 1; i <= times; i += 1) {
+    const at = i * everyMs;
+    state = afterThrottle(
+      { ...state, since: at - everyMs / 2, blockedUntil: at - everyMs / 2 + 1_000, successes },
+      at,
+      1_000,
+      options,
+    );
+    states.push(state);
+  }
+  return states;
+}
+
 function throttledState(overrides: Partial<RateState> = {}): RateState {
   return { ceiling: 20, since: 0, throttledBefore: true, successes: 0, blockedUntil: 1_000, ...overrides };
 }
@@ -80,15 +100,7 @@ describe('after a 429', () => {
     expect(next.ceiling).toBeCloseTo(rateInForce * 0.97);
     // Again and again, 9 successes apart (jitter, or a chain between batches): one gentle
     // step under the anchor at most; before, five such 429s walked it to about 0.85.
-    let walked = next;
-    for (let i = 1; i <= 5; i += 1) {
-      const at = i * 20_000;
-      walked = afterThrottle(
-        { ...walked, since: at - 10_000, blockedUntil: at - 9_000, successes: 9 },
-        at,
-        1_000,
-        options,
-      );
+    for (const walked of throttledAgain(next, 5, 20_000, 9)) {
       expect(walked.ceiling).toBeGreaterThanOrEqual(0.97 - 1e-9);
       expect(walked.anchor).toBe(1);
     }
@@ -96,18 +108,10 @@ describe('after a 429', () => {
 
   it('follows a cut down under 1 request/s: 429s two or fewer successes apart step it each time', () => {
     // A limit halved under a bucket of one answers about every other call with a 429.
-    let walked = throttledState({ ceiling: 1, since: 0, blockedUntil: 1_000, successes: 2, anchor: 1 });
-    for (let i = 1; i <= 6; i += 1) {
-      const at = i * 5_000;
-      walked = afterThrottle(
-        { ...walked, since: at - 3_000, blockedUntil: at - 2_000, successes: 2 },
-        at,
-        1_000,
-        options,
-      );
-      expect(walked.anchor).toBe(walked.ceiling);
-    }
-    expect(walked.ceiling).toBeLessThan(0.9);
+    const start = throttledState({ ceiling: 1, since: 0, blockedUntil: 1_000, successes: 2, anchor: 1 });
+    const walk = throttledAgain(start, 6, 5_000, 2);
+    for (const walked of walk) expect(walked.anchor).toBe(walked.ceiling);
+    expect(walk.at(-1)?.ceiling).toBeLessThan(0.9);
   });
 
   it('takes a measure over many successes as the new anchor, and sets one at the first 429', () => {
