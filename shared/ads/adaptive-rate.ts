@@ -50,10 +50,10 @@
  *    bucket of one request, calls that leave exactly at the limit meet 429s from their own
  *    jitter on the way (a few milliseconds early at Amazon's side is enough), and the
  *    successes between two of them, the pause included, measure less than the limit.
- *    Nor do such 429s compound: with fewer than `MEASURED_SUCCESSES` since the last one
- *    (and more than `CUT_SUCCESSES`, which is a cut), a 429 says nothing the last one did
- *    not, and the ceiling stays within one gentle step of its `anchor`, the ceiling last
- *    set on evidence. The price: a cut of a slow scope small enough to leave several
+ *    Nor do such 429s compound at a slow scope (`SLOW_SCOPE_RATE`): with fewer than
+ *    `MEASURED_SUCCESSES` since the last one (and more than `CUT_SUCCESSES`, which is a
+ *    cut), a 429 says nothing the last one did not, and the ceiling stays within one
+ *    gentle step of its `anchor`, the ceiling last set on evidence. The price: a cut of a slow scope small enough to leave several
  *    successes between its 429s is met by a 429 every few calls instead of a lower
  *    ceiling; each 429's pause refills the bucket, so its calls still run at about the
  *    new limit.
@@ -166,6 +166,11 @@ const MEASURED_SUCCESSES = 30;
  * measure says and the anchor follows it down.
  */
 const CUT_SUCCESSES = 2;
+/**
+ * The anchor holds only scopes this slow (requests/s): a fast one meets its next 429s after
+ * a cut within a second, a few tens of successes apart, and must come down on each.
+ */
+const SLOW_SCOPE_RATE = 2;
 
 function clamp(value: number, min: number, max: number): number {
   return Math.min(max, Math.max(min, value));
@@ -301,7 +306,12 @@ export function afterThrottle(
     // A 429 at about the ceiling: the measure, at most one jitter margin below the rate in force.
     ceiling = Math.max(Math.min(measured, rateInForce), rateInForce * GENTLE_DECREASE);
   }
-  if (state.successes >= MEASURED_SUCCESSES || state.successes <= CUT_SUCCESSES) evidence = true;
+  if (
+    state.successes >= MEASURED_SUCCESSES ||
+    state.successes <= CUT_SUCCESSES ||
+    (state.anchor ?? 0) > SLOW_SCOPE_RATE
+  )
+    evidence = true;
   if (!evidence && state.anchor !== undefined) {
     // Jitter or demand, not a new limit (see MEASURED_SUCCESSES): one gentle step under the
     // anchor at most, and never above the rate in force.

@@ -121,6 +121,12 @@ describe('after a 429', () => {
     const cut = afterThrottle(state, 5_000, 1_000, options);
     expect(cut.ceiling).toBeCloseTo(currentRate(state, 5_000, options) * options.floor);
     expect(cut.anchor).toBe(cut.ceiling);
+    // A fast scope's 429s after a cut come a few tens of successes apart: each steps it
+    // down as before (a 36 → 12 requests/s cut is followed by 429s 12–24 successes apart).
+    const fast = throttledState({ ceiling: 36, since: 0, blockedUntil: 1_000, successes: 18, anchor: 36 });
+    const down = afterThrottle(fast, 1_500, 1_000, options);
+    expect(down.ceiling).toBeLessThan(36 * 0.9);
+    expect(down.anchor).toBe(down.ceiling);
     // A scope's first 429 (slow start, no anchor yet): whatever the ceiling, it anchors.
     const first = afterThrottle({ ...initialRateState(0, options), successes: 88 }, 10_000, 1_000, options);
     expect(first.anchor).toBe(first.ceiling);
