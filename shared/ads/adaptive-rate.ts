@@ -283,13 +283,11 @@ export function afterThrottle(
   // Over at least a second: a 429 within a new scope's first second means its bucket held
   // fewer calls than a second's worth at the rate in force (see the header).
   const measured = state.successes / (Math.max(elapsed, 1_000) / 1000);
+  const proven = probing(state, now, options, rateInForce) && measured >= state.ceiling * PLATEAU_HELD;
   let ceiling: number;
-  // Set on evidence below; a 429 that adds none keeps it.
-  let evidence = state.anchor === undefined;
-  if (probing(state, now, options, rateInForce) && measured >= state.ceiling * PLATEAU_HELD) {
+  if (proven) {
     // The plateau's rate held through its whole length: it is proven.
     ceiling = Math.max(state.ceiling * (1 + options.plateauSlack), Math.min(measured, rateInForce));
-    evidence = true;
   } else if (measured < rateInForce * NEAR_LIMIT) {
     // A cut, or slow start overshooting (see the header); a new scope's 429 within its
     // first second is measured exactly enough to skip the floor.
@@ -301,23 +299,29 @@ export function afterThrottle(
           rateInForce * options.floor,
           Math.min(rateInForce * GENTLE_DECREASE, options.minMeasuredRate),
         );
-    if (firstSecond) evidence = true;
   } else {
     // A 429 at about the ceiling: the measure, at most one jitter margin below the rate in force.
     ceiling = Math.max(Math.min(measured, rateInForce), rateInForce * GENTLE_DECREASE);
   }
-  if (
-    state.successes >= MEASURED_SUCCESSES ||
-    state.successes <= CUT_SUCCESSES ||
-    (state.anchor ?? 0) > SLOW_SCOPE_RATE
-  )
-    evidence = true;
-  if (!evidence && state.anchor !== undefined) {
-    // Jitter or demand, not a new limit (see MEASURED_SUCCESSES): one gentle step under the
-    // anchor at most, and never above the rate in force.
-    ceiling = Math.max(ceiling, Math.min(rateInForce, state.anchor * GENTLE_DECREASE));
-  }
+  // A slow scope's 429 that adds no evidence (see MEASURED_SUCCESSES), jitter or demand
+  // rather than a new limit: one gentle step under the anchor at most, never above the rate
+  // in force, and the anchor stays. Any other 429 anchors the ceiling it sets (the first
+  // one, a first second's measure among them, has no anchor yet).
+  const { anchor } = state;
+  const noEvidence =
+    anchor !== undefined &&
+    anchor <= SLOW_SCOPE_RATE &&
+    !proven &&
+    state.successes > CUT_SUCCESSES &&
+    state.successes < MEASURED_SUCCESSES;
+  if (noEvidence) ceiling = Math.max(ceiling, Math.min(rateInForce, anchor * GENTLE_DECREASE));
   ceiling = clamp(ceiling, options.minRate, options.maxRate);
-  const anchor = evidence ? ceiling : (state.anchor as number);
-  return { ceiling, since: now, throttledBefore: true, successes: 0, blockedUntil, anchor };
+  return {
+    ceiling,
+    since: now,
+    throttledBefore: true,
+    successes: 0,
+    blockedUntil,
+    anchor: noEvidence ? anchor : ceiling,
+  };
 }

@@ -123,14 +123,8 @@ describe('bulk sweeper', () => {
         profileInFlight: 4,
       }),
     ).toBe(1);
-    const { Messages } = await topology.clients.sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: topology.state.queues['bulk-item'].url,
-        MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 2,
-      }),
-    );
-    const batches = (Messages ?? []).map(
+    const messages = await receiveAll(2);
+    const batches = (messages ?? []).map(
       (message) => (JSON.parse(message.Body ?? '{}') as { payload: { itemIds: number[] } }).payload.itemIds,
     );
     expect(batches.map((ids) => ids.length)).toEqual([2, 2]);
@@ -160,14 +154,8 @@ describe('bulk sweeper', () => {
     expect(asked).toEqual([
       { jobId: otherJob, profileId: profile, claims: 3, traceCarrier: expect.any(Object) },
     ]);
-    const { Messages } = await topology.clients.sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: topology.state.queues['bulk-item'].url,
-        MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 2,
-      }),
-    );
-    expect(Messages).toHaveLength(1);
+    const messages = await receiveAll(2);
+    expect(messages).toHaveLength(1);
     await release(claimed);
     await topology.clients.sqs.send(
       new PurgeQueueCommand({ QueueUrl: topology.state.queues['bulk-item'].url }),
@@ -215,14 +203,8 @@ describe('bulk sweeper', () => {
     expect(asked).toEqual([]);
     // No process could start one: the live chain goes on, and no batch is sent.
     expect(await resumeOrphanedProfiles(db.pool, messenger, settings, { startChains: () => 0 })).toBe(0);
-    const { Messages } = await topology.clients.sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: topology.state.queues['bulk-item'].url,
-        MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 1,
-      }),
-    );
-    expect(Messages ?? []).toHaveLength(0);
+    const messages = await receiveAll(1);
+    expect(messages ?? []).toHaveLength(0);
     await release([...dead, ...live.items.map((item) => item.id)]);
   });
 
@@ -268,22 +250,28 @@ describe('bulk sweeper', () => {
     );
   }
 
-  async function receiveBatch(): Promise<{ itemIds?: number[]; profileId?: number }> {
+  /** Whatever the queue holds within `waitSeconds` (up to 10 messages), left in it. */
+  async function receiveAll(waitSeconds: number) {
     const { Messages } = await topology.clients.sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: topology.state.queues['bulk-item'].url,
         MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 3,
+        WaitTimeSeconds: waitSeconds,
       }),
     );
-    expect(Messages).toHaveLength(1);
+    return Messages;
+  }
+
+  async function receiveBatch(): Promise<{ itemIds?: number[]; profileId?: number }> {
+    const messages = await receiveAll(3);
+    expect(messages).toHaveLength(1);
     await topology.clients.sqs.send(
       new DeleteMessageCommand({
         QueueUrl: topology.state.queues['bulk-item'].url,
-        ReceiptHandle: Messages?.[0]?.ReceiptHandle,
+        ReceiptHandle: messages?.[0]?.ReceiptHandle,
       }),
     );
-    const body = JSON.parse(Messages?.[0]?.Body ?? '{}') as {
+    const body = JSON.parse(messages?.[0]?.Body ?? '{}') as {
       type?: string;
       payload?: { itemIds?: number[]; profileId?: number };
     };
