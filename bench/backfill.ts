@@ -302,6 +302,8 @@ interface Run {
   readonly during: number[];
   /** The same, per query of the mix: which of them a backfill slows. */
   readonly byKind: Record<QueryKind, { idle: number[]; during: number[] }>;
+  /** A latency-targeted run: what its own probe saw, medians over its throttle events. */
+  readonly probe?: { readonly baselineMs: number; readonly p99Ms: number; readonly decisions: number };
 }
 
 async function runNaive(url: string, pinning: Pinning): Promise<Run> {
@@ -454,10 +456,26 @@ async function runBackfill(
     );
     if (rows[0]?.filled !== ROWS) throw new Error(`backfill filled ${rows[0]?.filled} of ${ROWS} rows`);
     const samples = await mix.stop();
-    return { seconds: timeline.loadedSeconds(), ...timeline.split(samples) };
+    const probe = variant.request.maxLatencyRatio === undefined ? undefined : await probeView(pool, job.id);
+    return { seconds: timeline.loadedSeconds(), ...timeline.split(samples), ...(probe && { probe }) };
   } finally {
     await stop();
   }
+}
+
+/** The latency throttle's own view of a run: the medians of its recorded baseline and probe p99. */
+async function probeView(pool: pg.Pool, jobId: string): Promise<Run['probe']> {
+  const { rows } = await pool.query<{ baseline: number | null; probe: number | null; decisions: number }>(
+    `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY baseline_p99_ms) AS baseline,
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY probe_p99_ms) AS probe,
+            count(*)::int AS decisions
+       FROM backfill_throttle_events
+      WHERE job_id = $1 AND baseline_p99_ms IS NOT NULL AND probe_p99_ms IS NOT NULL`,
+    [jobId],
+  );
+  const row = rows[0];
+  if (row?.baseline == null || row.probe == null) return undefined;
+  return { baselineMs: row.baseline, p99Ms: row.probe, decisions: row.decisions };
 }
 
 interface StepResult {
@@ -566,6 +584,7 @@ interface Row {
   readonly max: number;
   /** p99 during / idle per query kind, in QUERY_KINDS order. */
   readonly kindRatios: readonly number[];
+  readonly probe?: Run['probe'];
 }
 
 function rowOf(run: Run, rows: number): Row {
@@ -581,6 +600,7 @@ function rowOf(run: Run, rows: number): Row {
     kindRatios: QUERY_KINDS.map(
       (kind) => percentile(run.byKind[kind].during, 99) / percentile(run.byKind[kind].idle, 99),
     ),
+    ...(run.probe && { probe: run.probe }),
   };
 }
 
@@ -673,6 +693,7 @@ export async function runBackfillBench(): Promise<void> {
       range: `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}`,
       max: Math.max(...runs.map((row) => row.max)),
       kindRatios: QUERY_KINDS.map((_, index) => of((row) => row.kindRatios[index] as number)),
+      probes: runs.flatMap((row) => (row.probe === undefined ? [] : [row.probe])),
     };
   });
   const naive = summary.find((row) => row.name === 'naive UPDATE');
@@ -709,6 +730,13 @@ export async function runBackfillBench(): Promise<void> {
         (r) =>
           `latency ${TARGET_RATIO}x targets: p99 <= ${TARGET_RATIO}x idle in every round (${r.worstRatio <= TARGET_RATIO ? 'met' : 'MISSED'}), throughput >= 0.30x naive (${r.rowsPerSecond / naive.rowsPerSecond >= 0.3 ? 'met' : 'MISSED'})`,
       ),
+    ...summary
+      .filter((r) => r.probes.length > 0)
+      .map((r) => {
+        const baseline = median(r.probes.map((probe) => probe.baselineMs));
+        const probeP99 = median(r.probes.map((probe) => probe.p99Ms));
+        return `${r.name}, as its own probe saw it (medians of its recorded decisions): baseline p99 ${baseline.toFixed(2)}ms (production's idle p99 ${r.idleP99.toFixed(2)}ms), probe p99 ${probeP99.toFixed(2)}ms (${(probeP99 / baseline).toFixed(2)}x its baseline; production ${r.ratio.toFixed(2)}x)`;
+      }),
     `naive UPDATE: production p99 ${naive.ratio.toFixed(2)}x idle`,
     ...summary
       .filter((r) => r.name === '1 core busy')

@@ -177,6 +177,13 @@ export class JobPace {
     const thread = new Worker(new URL('./latency-probe-thread.ts', import.meta.url), { workerData: data });
     thread.unref();
     thread.on('message', (message: ProbeThreadMessage) => {
+      if (message.kind === 'priority') {
+        this.deps.logger.info(
+          { jobId: this.job.id, probePriority: message.priority },
+          'backfill latency probe started',
+        );
+        return;
+      }
       if (message.kind === 'error') {
         this.deps.logger.warn({ jobId: this.job.id, err: message.message }, 'backfill latency probe failed');
         return;
