@@ -9,8 +9,8 @@
  *               process were at rest (held by the controller, paused, or between chunks)
  *               and at least `quietAfterMs` after their last batch. Not the gaps between
  *               paced batches: a backfill's effect outlasts its batch. Robust to a stall:
- *               the median of the p99s of consecutive blocks of `baselineBlockSamples`
- *               (five blocks of 100 at 500 samples), not one p99 of all of them. A
+ *               the median of the p99s of fixed blocks of `baselineBlockSamples`
+ *               (the last five whole blocks of 100), not one p99 of all of them. A
  *               second-long stall of the host while the chains rested put five probes of
  *               700–900 ms among 500 quiet ones, so their p99 — the fifth slowest — was a
  *               728 ms baseline, a target of 1.1 s, and for the 20 s until those samples
@@ -153,19 +153,28 @@ export function p99(values: readonly number[]): number | null {
 }
 
 /**
- * The baseline of `quiet` samples (oldest first): the p99 of each consecutive block of
- * `block` samples, counted back from the newest, and the median of those p99s (the lower of
- * the middle two for an even count: the stricter target). Under two blocks' worth, the p99
- * of them all. One block's stall moves one block's p99 and not the median.
+ * The baseline of `quiet` samples (oldest first; `seen` quiet samples ever, the last of them
+ * `quiet`'s last): the p99 of each whole block of `block` samples, blocks counted from the
+ * first quiet sample ever, and the median of those p99s (the lower of the middle two for an
+ * even count: the stricter target). Under two whole blocks, the p99 of them all. One block's
+ * stall moves one block's p99 and not the median. Fixed blocks, not blocks counted back from
+ * the newest sample: counted back, every new sample moved every block's edge, and the
+ * bench's baseline swung between 2.1 and 3.8 ms from one decision to the next — a target
+ * that moved by half while production stood still. Fixed, it moves only when a block
+ * fills: every 100 quiet samples, 2 s of rest at the default cadence.
  */
-export function baselineP99(quiet: readonly number[], block: number): number | null {
-  const blocks = block >= 1 ? Math.floor(quiet.length / block) : 0;
-  if (blocks < 2) return p99(quiet);
+export function baselineP99(
+  quiet: readonly number[],
+  block: number,
+  seen: number = quiet.length,
+): number | null {
+  const first = seen - quiet.length;
   const p99s: number[] = [];
-  for (let index = 0; index < blocks; index += 1) {
-    const end = quiet.length - index * block;
-    p99s.push(p99(quiet.slice(end - block, end)) as number);
+  if (block >= 1) {
+    for (let start = Math.ceil(first / block) * block; start + block <= seen; start += block)
+      p99s.push(p99(quiet.slice(start - first, start - first + block)) as number);
   }
+  if (p99s.length < 2) return p99(quiet);
   p99s.sort((a, b) => a - b);
   return p99s[Math.floor((p99s.length - 1) / 2)] as number;
 }
@@ -202,6 +211,8 @@ function overAt(n: number, rate: number): number {
 export class LatencyController {
   private readonly recent: Sample[] = [];
   private readonly quiet: number[] = [];
+  /** Quiet samples ever: where the baseline's blocks begin and end. */
+  private quietSeen = 0;
   private phase: 'learning' | 'pacing' = 'learning';
   private learnedSince: number;
   private quietSinceLearning = 0;
@@ -275,7 +286,10 @@ export class LatencyController {
     const quiet = atRest && this.inFlight === 0 && at - this.lastBatchEndAt >= this.policy.quietAfterMs;
     if (!quiet) return;
     this.quiet.push(ms);
-    if (this.quiet.length > this.policy.baselineSamples) this.quiet.shift();
+    this.quietSeen += 1;
+    // One block short of another whole one kept, so `baselineSamples` always holds whole blocks.
+    const keep = this.policy.baselineSamples + Math.max(0, this.policy.baselineBlockSamples - 1);
+    if (this.quiet.length > keep) this.quiet.shift();
     this.lastQuietAt = at;
     if (at >= this.learnedSince) this.quietSinceLearning += 1;
   }
@@ -326,7 +340,7 @@ export class LatencyController {
   }
 
   private baseline(): number | null {
-    return baselineP99(this.quiet, this.policy.baselineBlockSamples);
+    return baselineP99(this.quiet, this.policy.baselineBlockSamples, this.quietSeen);
   }
 
   private judge(now: number): void {

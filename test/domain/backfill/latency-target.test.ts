@@ -140,6 +140,34 @@ describe('latency target controller', () => {
     expect(baselineP99([...Array(100).fill(1), ...Array(100).fill(4)], 100)).toBe(1);
   });
 
+  it('moves its baseline only when a block of quiet samples fills, not with every sample', () => {
+    const controller = new LatencyController(policy, 1_000, 0);
+    // Five blocks whose p99s are 2, 3, 4, 5 and 6 ms (two slow probes each, at a block's
+    // middle: a p99 of 100 is the second slowest): the median, 4 ms.
+    const blockOf = (slow: number) =>
+      Array.from({ length: 100 }, (_, index) => (index === 50 || index === 51 ? slow : 1));
+    let now = feedEach(controller, 0, [2, 3, 4, 5, 6].flatMap(blockOf));
+    expect(controller.advance(now).baselineP99Ms).toBe(4);
+    // Counted back from the newest sample, each of these would have moved every block's edge
+    // past a slow probe: the baseline then changes with each one. Fixed blocks hold it.
+    for (let index = 0; index < 99; index += 1) {
+      now = feedEach(controller, now, [1]);
+      expect(controller.verdict().baselineP99Ms).toBe(4);
+    }
+    // The block fills (its p99 1 ms) and the oldest (2 ms) goes: the median of 1, 3, 4, 5, 6
+    // is still 4; two more fast blocks, and of 1, 1, 1, 5, 6 it is 1.
+    now = feedEach(controller, now, [1]);
+    expect(controller.verdict().baselineP99Ms).toBe(4);
+    now = feedEach(controller, now, Array(100).fill(1));
+    expect(controller.verdict().baselineP99Ms).toBe(4);
+    now = feedEach(controller, now, Array(99).fill(1));
+    expect(controller.verdict().baselineP99Ms).toBe(4);
+    now = feedEach(controller, now, [1]);
+    expect(controller.verdict().baselineP99Ms).toBe(1);
+    // Blocks are counted from the first quiet sample ever, whatever the retained slice holds.
+    expect(baselineP99([9, ...Array(200).fill(1)], 100, 301)).toBe(1);
+  });
+
   it('learns only while the chains rest, and learns afresh after a long stretch without rest', () => {
     let { controller, now } = learned();
     // A chain is running (between batches): its samples are not baseline, however quiet.
