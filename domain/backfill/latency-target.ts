@@ -239,12 +239,75 @@ export class LatencyController {
   /** The job's batch size: the largest batch the controller asks for. */
   private readonly maxBatchSize: number;
 
-  constructor(policy: LatencyTargetPolicy, maxBatchSize: number, now: number) {
+  /**
+   * Samples quiet by this process's own chains, waiting to be checked against the job's
+   * chains in other processes (`othersRan`) before they count as baseline.
+   */
+  private readonly pendingQuiet: Sample[] = [];
+  /** Other processes' batches are known up to this instant (+∞: not tracked, every sample is checked). */
+  private othersKnownUntil: number;
+  /** Spans in which some other process committed batches of the job. */
+  private readonly othersBusy: Array<{ readonly from: number; readonly to: number }> = [];
+
+  /**
+   * `tracksOthers`: the job's chains may also run in other processes, and `othersRan`
+   * reports their batches; until it has covered a quiet sample's time, the sample waits.
+   */
+  constructor(
+    policy: LatencyTargetPolicy,
+    maxBatchSize: number,
+    now: number,
+    options: { readonly tracksOthers?: boolean } = {},
+  ) {
     this.policy = policy;
     this.maxBatchSize = maxBatchSize;
     this.limit = Math.max(policy.minRowsPerSecond, policy.startRowsPerSecond);
     this.learnedSince = now;
     this.lastQuietAt = now;
+    this.othersKnownUntil = options.tracksOthers === true ? now : Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * Other processes' chains of the job committed `rows` rows between `from` and `to` (as
+   * the job's progress in the database says, less this process's own). A sample is only
+   * baseline if no process ran a batch of the job near it: a process whose own chains
+   * rest while another task's run the job would otherwise learn the other task's load as
+   * production's idle, and set its target that much too loose. Samples within
+   * `quietAfterMs` of such a span are not quiet (a batch that committed just after `from`
+   * may have started up to that long before it).
+   */
+  othersRan(from: number, to: number, rows: number): void {
+    if (rows > 0) this.othersBusy.push({ from, to });
+    this.othersKnownUntil = Math.max(this.othersKnownUntil, to);
+    this.settleQuiet();
+  }
+
+  /** Quiet samples the other processes' reports now cover: baseline, or dropped. */
+  private settleQuiet(): void {
+    const margin = this.policy.quietAfterMs;
+    const settledUntil = this.othersKnownUntil - margin;
+    while (this.pendingQuiet.length > 0 && (this.pendingQuiet[0] as Sample).at <= settledUntil) {
+      const sample = this.pendingQuiet.shift() as Sample;
+      const nearOthers = this.othersBusy.some(
+        (span) => sample.at >= span.from - margin && sample.at <= span.to + margin,
+      );
+      if (!nearOthers) this.addQuiet(sample);
+    }
+    const oldest = this.pendingQuiet[0]?.at ?? settledUntil;
+    while (this.othersBusy.length > 0 && (this.othersBusy[0] as { to: number }).to + margin < oldest)
+      this.othersBusy.shift();
+    // Reports stopped (the progress read fails): bounded, and no baseline is learned meanwhile.
+    if (this.pendingQuiet.length > this.policy.baselineSamples) this.pendingQuiet.shift();
+  }
+
+  private addQuiet({ at, ms }: Sample): void {
+    this.quiet.push(ms);
+    this.quietSeen += 1;
+    // One block short of another whole one kept, so `baselineSamples` always holds whole blocks.
+    const keep = this.policy.baselineSamples + Math.max(0, this.policy.baselineBlockSamples - 1);
+    if (this.quiet.length > keep) this.quiet.shift();
+    this.lastQuietAt = at;
+    if (at >= this.learnedSince) this.quietSinceLearning += 1;
   }
 
   /** How many chains of the job run a chunk in this process as of `now`. */
@@ -285,13 +348,8 @@ export class LatencyController {
     const atRest = this.phase === 'learning' || this.activeChains === 0;
     const quiet = atRest && this.inFlight === 0 && at - this.lastBatchEndAt >= this.policy.quietAfterMs;
     if (!quiet) return;
-    this.quiet.push(ms);
-    this.quietSeen += 1;
-    // One block short of another whole one kept, so `baselineSamples` always holds whole blocks.
-    const keep = this.policy.baselineSamples + Math.max(0, this.policy.baselineBlockSamples - 1);
-    if (this.quiet.length > keep) this.quiet.shift();
-    this.lastQuietAt = at;
-    if (at >= this.learnedSince) this.quietSinceLearning += 1;
+    this.pendingQuiet.push({ at, ms });
+    this.settleQuiet();
   }
 
   /** Moves the controller on to `now`: learns, relearns, or judges and adjusts the pace. */

@@ -51,6 +51,9 @@ export class JobPace {
   private healthTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private loggedRevision = -1;
+  /** Rows this process's batches of the job committed. */
+  private ownRows = 0;
+  private othersLook: { at: number; jobRows: number; own: number } | undefined;
   users = 0;
   idleSince = clock();
 
@@ -65,7 +68,9 @@ export class JobPace {
     const policy = resolvePolicy(job.throttlePolicy);
     this.policy = policy;
     if (policy.latencyTarget !== null) {
-      this.latency = new LatencyController(policy.latencyTarget, job.batchSize, clock());
+      this.latency = new LatencyController(policy.latencyTarget, job.batchSize, clock(), {
+        tracksOthers: true,
+      });
       this.startProbeThread(policy.latencyTarget);
     }
     let resolveFirst: () => void = () => {};
@@ -80,9 +85,41 @@ export class JobPace {
       } catch (error) {
         deps.logger.warn({ jobId: job.id, err: describeError(error) }, 'backfill health probe failed');
       }
+      if (this.latency !== undefined) await this.checkOthers();
       if (!this.stopped) this.healthTimer = setTimeout(probeHealth, policy.probeEveryMs);
     };
     void probeHealth();
+  }
+
+  /**
+   * The job's rows committed since the last look, less this process's own: the other
+   * processes' batches, for the latency baseline (LatencyController.othersRan). Read with
+   * the health probe, one indexed sum over the job's partitions.
+   */
+  private async checkOthers(): Promise<void> {
+    const at = clock();
+    const own = this.ownRows;
+    try {
+      const { rows } = await this.deps.pool.query<{ rows: number }>(
+        'SELECT coalesce(sum(rows_processed), 0)::float8 AS rows FROM backfill_partitions WHERE job_id = $1',
+        [this.job.id],
+      );
+      const jobRows = rows[0]?.rows ?? 0;
+      const previous = this.othersLook;
+      this.othersLook = { at, jobRows, own };
+      if (previous !== undefined)
+        (this.latency as LatencyController).othersRan(
+          previous.at,
+          at,
+          jobRows - previous.jobRows - (own - previous.own),
+        );
+    } catch (error) {
+      // No report: the controller keeps quiet samples waiting (and learns nothing) meanwhile.
+      this.deps.logger.warn(
+        { jobId: this.job.id, err: describeError(error) },
+        'backfill progress read failed',
+      );
+    }
   }
 
   /** Resolves once the first health reading is in (a chain's first batch waits for it). */
@@ -147,6 +184,7 @@ export class JobPace {
   }
 
   batchEnded(rows: number): void {
+    this.ownRows += rows;
     this.latency?.batchEnded(clock(), rows);
   }
 

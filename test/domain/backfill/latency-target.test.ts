@@ -168,6 +168,31 @@ describe('latency target controller', () => {
     expect(baselineP99([9, ...Array(200).fill(1)], 100, 301)).toBe(1);
   });
 
+  it('learns no baseline from probes taken while another process ran batches of the job', () => {
+    const controller = new LatencyController(policy, 1_000, 0, { tracksOthers: true });
+    // Quiet here, and no report yet of the job's other processes: the samples wait.
+    let now = feed(controller, 0, 2 * policy.learnSamples, 5);
+    expect(controller.advance(now)).toMatchObject({ phase: 'learning', baselineSamples: 0 });
+    // Another task's chains run the job (its rows arrive in every report): 5 ms probes.
+    controller.othersRan(0, now, 1_000);
+    for (let step = 0; step < 10; step += 1) {
+      const next = feed(controller, now, 10, 5);
+      controller.othersRan(now, next, 1_000);
+      now = next;
+    }
+    expect(controller.advance(now)).toMatchObject({ phase: 'learning', baselineSamples: 0 });
+    // It rests (no rows in the reports): from quietAfterMs after its last batch on, the
+    // probes are production's idle.
+    for (let step = 0; step < 15; step += 1) {
+      const next = feed(controller, now, 10, 1);
+      controller.othersRan(now, next, 0);
+      now = next;
+    }
+    const verdict = controller.advance(now);
+    expect(verdict.phase).toBe('pacing');
+    expect(verdict.baselineP99Ms).toBe(1);
+  });
+
   it('learns only while the chains rest, and learns afresh after a long stretch without rest', () => {
     let { controller, now } = learned();
     // A chain is running (between batches): its samples are not baseline, however quiet.
