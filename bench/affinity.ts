@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -78,44 +79,51 @@ export interface Pinning {
   readonly description: string;
   /** Runs `command` on the other CPU: taskset's argv prefix. */
   readonly onOtherCpu: readonly string[];
-  /** Whether this machine lets the bench make a process's main thread realtime (root). */
-  readonly realtime: boolean;
+  /** Whether this machine lets the bench raise a process's priority (root or CAP_SYS_NICE). */
+  readonly raised: boolean;
   /** Moves a process started later (the production mix) onto the other CPU. */
   pinToOtherCpu(pid: number): void;
   /**
-   * A process's main thread SCHED_FIFO (with reset-on-fork) or back to SCHED_OTHER: the
-   * production mix's, so that its latency is the database's and not its wait for the
-   * shared core (bench/production-mix.ts). False where it cannot be set.
+   * Every thread of a process at nice MIX_NICE, or back to 0: the production mix's, so that
+   * its latency is the database's and not its wait for the shared core
+   * (bench/production-mix.ts). False where it cannot be set.
    */
-  setRealtime(pid: number, on: boolean): boolean;
+  raisePriority(pid: number, on: boolean): boolean;
   restore(): void;
 }
 
-/** The production mix's realtime priority (SCHED_FIFO 1–99; see bench/production-mix.ts). */
-const LOAD_GENERATOR_PRIORITY = 10;
+/**
+ * The production mix's nice value: the same as the backfill's latency probe asks for
+ * (workers/backfill-chunk/latency-probe-thread.ts), so both clients of the database wait
+ * for the shared core alike. Not SCHED_FIFO, as the mix once ran: a real-time Node thread
+ * stalls its whole core for up to the kernel's real-time budget whenever V8 in it collects
+ * garbage (a 10 ms timer on the same core, beside a Node process that allocates steadily,
+ * 28 s each: 16 ms late at worst with that process plain, 954 ms, three times, with its
+ * main thread SCHED_FIFO, 58 ms with it at nice −10), and in the backfill runs the worker's
+ * probe read those stalls as 890–915 ms database latencies, several times a run.
+ */
+const MIX_NICE = -10;
 
-function setRealtime(pid: number, on: boolean): boolean {
+function raisePriority(pid: number, on: boolean): boolean {
   try {
-    execFileSync(
-      'chrt',
-      on
-        ? ['--reset-on-fork', '--fifo', '-p', String(LOAD_GENERATOR_PRIORITY), String(pid)]
-        : ['--other', '-p', '0', String(pid)],
-      { stdio: 'ignore' },
-    );
+    // Per thread on Linux; threads started later inherit their creator's.
+    for (const task of readdirSync(`/proc/${pid}/task`)) setPriority(Number(task), on ? MIX_NICE : 0);
     return true;
   } catch {
     return false;
   }
 }
 
-/** Whether chrt may make a thread SCHED_FIFO here (it needs root or CAP_SYS_NICE). */
-function realtimeAllowed(): boolean {
+/** Whether this process may lower a nice value (root or CAP_SYS_NICE): tried on its own thread, and put back. */
+function raisingAllowed(): boolean {
+  const own = getPriority(0);
   try {
-    execFileSync('chrt', ['--fifo', String(LOAD_GENERATOR_PRIORITY), 'true'], { stdio: 'ignore' });
+    setPriority(0, Math.min(own, MIX_NICE));
     return true;
   } catch {
     return false;
+  } finally {
+    setPriority(0, own);
   }
 }
 
@@ -140,7 +148,7 @@ export async function pinDatabaseToItsOwnCore(databaseUrl: string): Promise<Pinn
     }
   }
   pin(process.pid, otherCpu);
-  const realtime = realtimeAllowed();
+  const raised = raisingAllowed();
   const readBack = maskOf(postmaster);
   return {
     databaseCpu,
@@ -148,16 +156,16 @@ export async function pinDatabaseToItsOwnCore(databaseUrl: string): Promise<Pinn
     description: [
       `taskset: postgres (postmaster ${postmaster} and ${database.length - 1} children, mask now ${readBack}) on CPU ${databaseCpu};`,
       `this process, the production mix, the worker, the spin loop and ${stack.join(', ') || 'no stack services'} on CPU ${otherCpu} (mask ${maskOf(process.pid)});`,
-      realtime
-        ? `chrt: the production mix runs in a process of its own, its main thread SCHED_FIFO priority ${LOAD_GENERATOR_PRIORITY} (reset on fork; everything else SCHED_OTHER)`
-        : `chrt: SCHED_FIFO is not allowed here: the production mix's latency includes its wait for CPU ${otherCpu}`,
+      raised
+        ? `priority: the production mix runs in a process of its own, every thread of it at nice ${MIX_NICE} (everything else 0, the worker's latency probe thread ${MIX_NICE} too)`
+        : `priority: nice values below 0 are not allowed here: the production mix's latency includes its wait for CPU ${otherCpu}`,
     ].join(' '),
     onOtherCpu: ['taskset', '-c', String(otherCpu)],
-    realtime,
+    raised,
     pinToOtherCpu: (pid) => {
       setMask(pid, (1 << otherCpu).toString(16));
     },
-    setRealtime: (pid, on) => realtime && setRealtime(pid, on),
+    raisePriority: (pid, on) => raised && raisePriority(pid, on),
     restore() {
       const fallback = original.get(postmaster) ?? 'ffffffff';
       // The postmaster first, so that no backend forks with the pin from here on; then

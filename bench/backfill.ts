@@ -81,7 +81,7 @@ const PACE_MS = 10;
 const PREFIX = 'adfleet-bench-bf';
 const TARGET_RATIO = 1.5;
 /** The spin loop's row with the load generator's thread an ordinary one. */
-const BUSY_PLAIN = 'busy, no chrt';
+const BUSY_PLAIN = 'busy, mix nice 0';
 /** Step load: idle stretches to measure both mixes, then the run before and after the step. */
 const STEP_IDLE_MS = 8_000;
 const STEP_BEFORE_MS = 15_000;
@@ -195,14 +195,14 @@ interface Sample {
 
 /**
  * The production mix at a fixed pace until stopped, sent by a process of its own
- * (bench/production-mix.ts, realtime when `realtime`: see there); `samples` fills as it
+ * (bench/production-mix.ts, at a raised priority when `raised`: see there); `samples` fills as it
  * reports them, and `stop` resolves with all of them. `setClients` changes how many of the
  * `maxClients` connections send (the step load).
  */
 function productionMix(
   url: string,
   pinning: Pinning,
-  options: { maxClients?: number; realtime?: boolean } = {},
+  options: { maxClients?: number; raised?: boolean } = {},
 ) {
   const maxClients = options.maxClients ?? CLIENTS;
   const settings: MixSettings = {
@@ -226,7 +226,7 @@ function productionMix(
   );
   if (child.pid !== undefined) {
     pinning.pinToOtherCpu(child.pid);
-    if (options.realtime ?? true) pinning.setRealtime(child.pid, true);
+    if (options.raised ?? true) pinning.raisePriority(child.pid, true);
   }
   const stopped = new Promise<void>((resolve, reject) => {
     child.on('message', (message: MixMessage) => {
@@ -333,13 +333,13 @@ async function runNaive(url: string, pinning: Pinning): Promise<Run> {
  * non-database core busy (a spin loop), in the same windows and for as long as the
  * health-throttled backfill ran.
  */
-async function runCoreBusy(url: string, seconds: number, pinning: Pinning, realtime = true): Promise<Run> {
+async function runCoreBusy(url: string, seconds: number, pinning: Pinning, raised = true): Promise<Run> {
   const [command, ...args] = [...pinning.onOtherCpu, process.execPath, '-e', 'for (;;) {}'];
   const spinner = spawn(command as string, args, { stdio: 'ignore' });
   await sleep(200);
   spinner.kill('SIGSTOP');
   const timeline = new Timeline();
-  const mix = productionMix(url, pinning, { realtime });
+  const mix = productionMix(url, pinning, { raised });
   try {
     timeline.mark(false);
     await sleep(WINDOW_MS);
@@ -632,10 +632,10 @@ async function runRound(
   if (runs('busy')) {
     log('one core busy outside the database …');
     record('1 core busy', rowOf(await runCoreBusy(await freshCopy(base, copy), healthSeconds, pinning), 0));
-    // The same floor with the mix's thread an ordinary one, side by side: what its
-    // realtime thread takes out of every row's p99.
-    if (pinning.realtime) {
-      log('one core busy, the production mix not realtime …');
+    // The same floor with the mix at the default priority, side by side: what its raised
+    // priority takes out of every row's p99.
+    if (pinning.raised) {
+      log('one core busy, the production mix at nice 0 …');
       record(
         BUSY_PLAIN,
         rowOf(await runCoreBusy(await freshCopy(base, copy), healthSeconds, pinning, false), 0),
@@ -748,7 +748,7 @@ export async function runBackfillBench(): Promise<void> {
       .filter((r) => r.name === BUSY_PLAIN)
       .map(
         (r) =>
-          `${BUSY_PLAIN} (the same, the production mix's thread SCHED_OTHER): production p99 ${r.ratio.toFixed(2)}x idle`,
+          `${BUSY_PLAIN} (the same, the production mix at nice 0): production p99 ${r.ratio.toFixed(2)}x idle`,
       ),
     ...steps.map(
       (step, index) =>

@@ -1,14 +1,15 @@
 /**
  * The backfill bench's production load generator, in a process of its own
- * (bench/backfill.ts starts it with `fork` and makes its main thread SCHED_FIFO).
+ * (bench/backfill.ts starts it with `fork` and puts every thread of it at nice −10).
  *
  * It stands for application servers on machines of their own, but here it shares the
  * non-database core with the worker, the emulator and the spin loop. In the bench's own
  * process its latency included its wait for that core (the spin loop alone, no database
- * work, cost 1.35× to 4.3× idle p99); made realtime there, the bench's own work (about a
- * second of CPU every 10 to 15 s) starved everything else on the core, the backfill
- * worker's latency probe included, which read it as a second-long database stall. Alone,
- * realtime, it does nothing but send the mix, time it and pass the samples on.
+ * work, cost 1.35× to 4.3× idle p99). A process of its own, at a raised priority, it does
+ * nothing but send the mix, time it and pass the samples on. Raised by nice, not made
+ * SCHED_FIFO as it once was: a real-time Node thread stalls its core for up to a second
+ * whenever V8 in it collects garbage (bench/affinity.ts has the measurement), and the
+ * backfill worker's latency probe read each such stall as a second-long database stall.
  *
  * argv[2]: the settings as JSON (MixSettings). Messages in: { clients: n } (how many of
  * the connections send), 'stop'. Messages out: { samples: [at, ms, kind, …] } every
