@@ -715,7 +715,7 @@ export async function runBackfillBench(): Promise<void> {
     `p99 ratio by query of the mix (${QUERY_KINDS.map((kind, index) => `${kind} ${[50, 40, 10][index]}%`).join(', ')}): which a run slows`,
     ...summary.map(
       (r) =>
-        `  ${r.name.padEnd(16)}${r.kindRatios.map((ratio, index) => `${QUERY_KINDS[index]} ${ratio.toFixed(2)}x`).join('  ')}`,
+        `  ${r.name.padEnd(17)}${r.kindRatios.map((ratio, index) => `${QUERY_KINDS[index]} ${ratio.toFixed(2)}x`).join('  ')}`,
     ),
     '',
     ...summary
