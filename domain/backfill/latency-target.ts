@@ -73,7 +73,10 @@ export interface LatencyTargetPolicy {
   readonly baselineSamples: number;
   /** The baseline is the median of the p99s of blocks of this many of them (see the header). */
   readonly baselineBlockSamples: number;
-  /** Quiet samples needed before the first batch (and to learn afresh). */
+  /**
+   * Quiet samples needed before the first batch (and to learn afresh); the first learning
+   * also waits for two whole baseline blocks.
+   */
   readonly learnSamples: number;
   /** A sample is quiet when no batch ran for at least this long before it, ms. */
   readonly quietAfterMs: number;
@@ -360,7 +363,10 @@ export class LatencyController {
     while (this.achieved.length > 0 && (this.achieved[0] as Sample).at < now - policy.windowMs)
       this.achieved.shift();
     if (this.phase === 'learning') {
-      if (this.quietSinceLearning >= policy.learnSamples) {
+      // Two whole blocks at least, so that the first baseline is already a median of block
+      // p99s: a stall among the first block's probes (a 907 ms baseline in a bench run,
+      // and a job that then ran unpaced) moves one block and not the target.
+      if (this.quietSinceLearning >= policy.learnSamples && this.wholeBlocks() >= 2) {
         this.phase = 'pacing';
         this.lastAdjustAt = now;
         this.revision += 1;
@@ -395,6 +401,14 @@ export class LatencyController {
       baselineSamples: this.quiet.length,
       revision: this.revision,
     };
+  }
+
+  /** Whole baseline blocks among the kept quiet samples. */
+  private wholeBlocks(): number {
+    const block = this.policy.baselineBlockSamples;
+    if (block < 1) return Number.POSITIVE_INFINITY;
+    const first = this.quietSeen - this.quiet.length;
+    return Math.max(0, Math.floor(this.quietSeen / block) - Math.ceil(first / block));
   }
 
   private baseline(): number | null {

@@ -7,7 +7,14 @@ import {
   p99,
 } from '../../../domain/backfill/latency-target.ts';
 
-const policy = { ...DEFAULT_LATENCY_TARGET, probeSql: 'SELECT 1', learnSamples: 20, minSamples: 10 };
+/** Blocks of 10: the first learning's two whole blocks are its 20 samples. */
+const policy = {
+  ...DEFAULT_LATENCY_TARGET,
+  probeSql: 'SELECT 1',
+  learnSamples: 20,
+  minSamples: 10,
+  baselineBlockSamples: 10,
+};
 
 /** Feeds samples of the given durations, one every sampleEveryMs from `from`; returns the time after. */
 function feedEach(controller: LatencyController, from: number, durations: readonly number[]): number {
@@ -39,6 +46,17 @@ function learned(): { controller: LatencyController; now: number } {
 }
 
 describe('latency target controller', () => {
+  it('learns its first baseline over two whole blocks, so a stall in one does not become the target', () => {
+    const controller = new LatencyController({ ...policy, baselineBlockSamples: 100 }, 1_000, 0);
+    // 100 quiet probes of 1 ms, three of them caught in a second-long stall.
+    const durations = Array.from({ length: 100 }, (_, index) => ([40, 41, 42].includes(index) ? 900 : 1));
+    let now = feedEach(controller, 0, durations);
+    // Enough samples for learnSamples, but one block: its p99 would be 900 ms. Still learning.
+    expect(controller.advance(now)).toMatchObject({ phase: 'learning', baselineP99Ms: 900 });
+    now = feed(controller, now, 100, 1);
+    expect(controller.advance(now)).toMatchObject({ phase: 'pacing', baselineP99Ms: 1 });
+  });
+
   it('learns its baseline from quiet samples before the first batch', () => {
     const controller = new LatencyController(policy, 1_000, 0);
     let now = feed(controller, 0, policy.learnSamples - 1, 2);
@@ -141,7 +159,7 @@ describe('latency target controller', () => {
   });
 
   it('moves its baseline only when a block of quiet samples fills, not with every sample', () => {
-    const controller = new LatencyController(policy, 1_000, 0);
+    const controller = new LatencyController({ ...policy, baselineBlockSamples: 100 }, 1_000, 0);
     // Five blocks whose p99s are 2, 3, 4, 5 and 6 ms (two slow probes each, at a block's
     // middle: a p99 of 100 is the second slowest): the median, 4 ms.
     const blockOf = (slow: number) =>
@@ -200,11 +218,12 @@ describe('latency target controller', () => {
     expect(controller.advance(now).baselineP99Ms).toBe(1);
     now = feed(controller, now + policy.relearnAfterMs, 10, 5);
     expect(controller.advance(now)).toMatchObject({ phase: 'learning' });
-    // Held for learning: quiet samples count again.
+    // Held for learning: quiet samples count again. The baseline is the median of the
+    // blocks, the old ones among them: it is the new level once that holds most blocks.
     now = feed(controller, now + policy.quietAfterMs, policy.learnSamples, 3);
-    const relearned = controller.advance(now);
-    expect(relearned.phase).toBe('pacing');
-    expect(relearned.baselineP99Ms).toBe(3);
+    expect(controller.verdict().baselineP99Ms).toBe(1);
+    now = feed(controller, now, policy.learnSamples, 3);
+    expect(controller.advance(now)).toMatchObject({ phase: 'pacing', baselineP99Ms: 3 });
   });
 
   it('eases the pace when the p99 is over the target, and halves it only when slow probes are more than a p99 at the target gives', () => {

@@ -198,6 +198,8 @@ describe('backfill throttle on a production latency target', { timeout: 240_000 
           windowMs: 2_000,
           minSamples: 30,
           learnSamples: 40,
+          // Two whole blocks before the first batch: 40 samples, as learnSamples.
+          baselineBlockSamples: 20,
           // The probe counts the last second's changes: a batch's effect lasts that long.
           quietAfterMs: 1_200,
           startRowsPerSecond: 100,
