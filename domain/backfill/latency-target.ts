@@ -171,15 +171,26 @@ export function baselineP99(
   block: number,
   seen: number = quiet.length,
 ): number | null {
-  const first = seen - quiet.length;
+  const { start, count } = wholeBlocks(quiet.length, block, seen);
+  if (count < 2) return p99(quiet);
   const p99s: number[] = [];
-  if (block >= 1) {
-    for (let start = Math.ceil(first / block) * block; start + block <= seen; start += block)
-      p99s.push(p99(quiet.slice(start - first, start - first + block)) as number);
+  for (let index = 0; index < count; index += 1) {
+    const from = start + index * block;
+    p99s.push(p99(quiet.slice(from, from + block)) as number);
   }
-  if (p99s.length < 2) return p99(quiet);
   p99s.sort((a, b) => a - b);
   return p99s[Math.floor((p99s.length - 1) / 2)] as number;
+}
+
+/**
+ * The whole fixed blocks among `kept` samples, the last of `seen` ever: where the first
+ * begins (an index into the kept samples) and how many there are.
+ */
+export function wholeBlocks(kept: number, block: number, seen: number): { start: number; count: number } {
+  if (block < 1) return { start: 0, count: 0 };
+  const first = seen - kept;
+  const startOfFirst = Math.ceil(first / block) * block;
+  return { start: startOfFirst - first, count: Math.max(0, Math.floor((seen - startOfFirst) / block)) };
 }
 
 /**
@@ -247,7 +258,7 @@ export class LatencyController {
    * chains in other processes (`othersRan`) before they count as baseline.
    */
   private readonly pendingQuiet: Sample[] = [];
-  /** Other processes' batches are known up to this instant (+∞: not tracked, every sample is checked). */
+  /** Other processes' batches are known up to this instant (+∞: not tracked, a quiet sample counts at once). */
   private othersKnownUntil: number;
   /** Spans in which some other process committed batches of the job. */
   private readonly othersBusy: Array<{ readonly from: number; readonly to: number }> = [];
@@ -366,7 +377,10 @@ export class LatencyController {
       // Two whole blocks at least, so that the first baseline is already a median of block
       // p99s: a stall among the first block's probes (a 907 ms baseline in a bench run,
       // and a job that then ran unpaced) moves one block and not the target.
-      if (this.quietSinceLearning >= policy.learnSamples && this.wholeBlocks() >= 2) {
+      if (
+        this.quietSinceLearning >= policy.learnSamples &&
+        wholeBlocks(this.quiet.length, policy.baselineBlockSamples, this.quietSeen).count >= 2
+      ) {
         this.phase = 'pacing';
         this.lastAdjustAt = now;
         this.revision += 1;
@@ -401,14 +415,6 @@ export class LatencyController {
       baselineSamples: this.quiet.length,
       revision: this.revision,
     };
-  }
-
-  /** Whole baseline blocks among the kept quiet samples. */
-  private wholeBlocks(): number {
-    const block = this.policy.baselineBlockSamples;
-    if (block < 1) return Number.POSITIVE_INFINITY;
-    const first = this.quietSeen - this.quiet.length;
-    return Math.max(0, Math.floor(this.quietSeen / block) - Math.ceil(first / block));
   }
 
   private baseline(): number | null {

@@ -42,10 +42,10 @@ const PROBE_NICE = -10;
  * then made a smaller ratio to the probe than to production. A nice value, not real time:
  * made SCHED_FIFO (chrt), the thread stalled its whole core for up to the kernel's real-time
  * budget (950 ms of every second; production's idle p99 in the bench read 739 ms, its
- * worst 965 ms), most likely while V8 in it waited on helper threads of its own that a
- * real-time thread on the same core never lets run. setpriority(PRIO_PROCESS, 0) is per thread on Linux: this thread
- * only. It needs CAP_SYS_NICE (root, or the capability granted to the task); without it
- * the probe runs at the default and says so.
+ * worst 965 ms): a real-time Node thread does that whenever V8 in it collects garbage
+ * (bench/affinity.ts has the measurement). setpriority(PRIO_PROCESS, 0) is per thread on
+ * Linux: this thread only. It needs CAP_SYS_NICE (root, or the capability granted to the
+ * task); without it the probe runs at the default and says so.
  */
 function raisePriority(): string {
   try {
