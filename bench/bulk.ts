@@ -679,6 +679,7 @@ async function benchScale(env: Record<string, string>) {
     const deferrals = logs.filter((l) => l.msg === 'throttled: deferred').length;
     const recovered = sum('bulk sweep', 'recovered');
     const resent = sum('bulk sweep', 'resent');
+    const stranded = sum('bulk sweep', 'stranded');
     const resumed = sum('bulk sweep', 'resumed');
     const bindingIndex = profileIds.indexOf(binding);
     const neededCalls = [...callsNeeded.values()].reduce((n, calls) => n + calls, 0);
@@ -735,7 +736,7 @@ async function benchScale(env: Record<string, string>) {
     process.stdout.write(
       `  ${job.status}: ${job.counts.succeeded} succeeded, ${job.counts.failed} failed (${refusedAsExpected} refused by Amazon as expected, ` +
         `${validFailed} valid changes given up after retries), ${job.counts.cancelled} cancelled; ` +
-        `${recovered} items recovered from expired leases, ${resent} re-sent as overdue, ${resumed} profiles resumed after their claims went stale (sweepers' logs)\n` +
+        `${recovered} items recovered from expired leases, ${resent} re-sent as overdue, ${stranded} stranded profiles (items due 30 s, no claim) sent again, ${resumed} profiles resumed after their claims went stale (sweepers' logs)\n` +
         `  re-sent after a crash = Σ over entities max(0, applications − applications its caller timed out on − 1), ` +
         `from the sandbox's per-entity mutation counts (${unansweredApplies} applications were answered to nobody: held past the client's timeout); ` +
         `applied more than once = Σ over entities max(0, applications − 1), those included\n`,

@@ -22,6 +22,10 @@ import { type EntityType, FleetErrorCode } from './status.ts';
  *    the death instead of after the dead claims' leases run out (checked every second,
  *    RESUME_EVERY_MS, apart from the rest); a profile with some claims dead and some live,
  *    below its in-flight cap, gets chains for the dead ones started in the sweeping process;
+ *  - profiles with items due for STRANDED_AFTER_MS and no claim at all (a chain's worker died
+ *    between two of its batches, or between a commit and the send that carried its items
+ *    on): a batch of them per in-flight slot is sent again, within about half a minute and
+ *    not after the stall threshold;
  *  - items whose message is long overdue (lost between a commit and a send): sent again;
  *  - SUBMITTED jobs nobody dispatched (the CLI died after commit, before publishing);
  *  - jobs with nothing left that are not final yet, and unpublished BulkJobCompleted rows.
@@ -42,6 +46,7 @@ export interface SweepSettings {
 
 export interface SweepResult {
   readonly recovered: number;
+  readonly stranded: number;
   readonly resent: number;
   readonly dispatched: number;
   readonly completed: number;
@@ -232,6 +237,69 @@ export async function resumeOrphanedProfiles(
   return resumed;
 }
 
+/**
+ * How long a profile's items may stay due with no claim on the profile before the sweeper
+ * sends them again. Longer than any wait the fleet itself makes with items due and no
+ * claim: a busy profile's deferred message (5–10 s), a drained message's copy (21 s); items
+ * released for an Ads outage are due only when their message is surely back.
+ */
+export const STRANDED_AFTER_MS = 30_000;
+
+/**
+ * Profiles of running jobs whose items have been due for `strandedAfterMs` with no claim on
+ * the profile, live or stale: nothing carries them. A chain's items are in the ledger, not
+ * in a message, so a worker killed while its chain was between two batches (claiming the
+ * next, or handing items to a message) left them for the stall sweep, five minutes later
+ * (a 50,000-item bench run finished 185 s after its last large profile, for 100 such
+ * items). A batch of them per in-flight slot goes out, and the profile's due items are
+ * marked due now, so that the next sweeps leave it to those batches for the threshold's
+ * time; a duplicate of a message still on its way claims nothing.
+ */
+export async function resendStranded(
+  pool: pg.Pool,
+  messenger: Messenger,
+  settings: Pick<SweepSettings, 'batchSize' | 'profileInFlight'>,
+  strandedAfterMs = STRANDED_AFTER_MS,
+): Promise<number> {
+  return inTransaction(pool, async (client) => {
+    const { rows: profiles } = await client.query<{ job_id: string; profile_id: string }>(
+      `WITH due AS (
+         SELECT DISTINCT i.job_id, i.profile_id FROM bulk_items i
+          WHERE i.status IN ('PENDING', 'RETRY') AND i.due_at < now() - $1 * interval '1 millisecond')
+       SELECT d.job_id, d.profile_id FROM due d JOIN bulk_jobs j ON j.id = d.job_id
+        WHERE j.status = 'RUNNING'
+          AND NOT EXISTS (SELECT 1 FROM bulk_items r
+                           WHERE r.profile_id = d.profile_id AND r.status = 'RUNNING' AND r.lease_expires_at > now())
+        LIMIT 100`,
+      [strandedAfterMs],
+    );
+    const items: StrayItem[] = [];
+    for (const profile of profiles) {
+      const { rows } = await client.query<StrayItem>(
+        `SELECT i.id, i.job_id, i.profile_id, i.entity_type, j.trace_carrier
+           FROM bulk_items i JOIN bulk_jobs j ON j.id = i.job_id
+          WHERE i.job_id = $1 AND i.profile_id = $2 AND i.status IN ('PENDING', 'RETRY') AND i.due_at <= now()
+          ORDER BY i.due_at, i.id LIMIT $3 FOR UPDATE OF i SKIP LOCKED`,
+        [profile.job_id, profile.profile_id, settings.batchSize * settings.profileInFlight],
+      );
+      items.push(...rows);
+    }
+    if (items.length === 0) return 0;
+    await resend(messenger, items, settings.batchSize, 'resume stranded');
+    // All of each profile's due items, not only those sent: the batches' handlers take the
+    // rest (chaining), and the next sweeps give them the threshold's time to.
+    const resumed = [...new Map(items.map((item) => [`${item.job_id}:${item.profile_id}`, item])).values()];
+    await client.query(
+      `UPDATE bulk_items i SET due_at = now(), updated_at = now()
+         FROM unnest($1::uuid[], $2::bigint[]) AS s (job_id, profile_id)
+        WHERE i.job_id = s.job_id AND i.profile_id = s.profile_id
+          AND i.status IN ('PENDING', 'RETRY') AND i.due_at < now()`,
+      [resumed.map((item) => item.job_id), resumed.map((item) => item.profile_id)],
+    );
+    return resumed.length;
+  });
+}
+
 export async function resendOverdue(
   pool: pg.Pool,
   messenger: Messenger,
@@ -315,11 +383,12 @@ export async function sweepOnce(
   settings: SweepSettings,
 ): Promise<SweepResult> {
   const recovered = await recoverExpiredLeases(pool, messenger, settings);
+  const stranded = await resendStranded(pool, messenger, settings);
   const resent = await resendOverdue(pool, messenger, settings);
   const dispatched = await dispatchForgotten(pool, messenger, settings);
   const completed = await settleJobs(pool);
   const published = await publishOutbox(pool, messenger);
-  return { recovered, resent, dispatched, completed, published };
+  return { recovered, stranded, resent, dispatched, completed, published };
 }
 
 export interface Sweeper {

@@ -41,6 +41,7 @@ import { Dependency, outageOf } from '../../shared/dependencies.ts';
 import { describeError, ThrottledError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { Messenger } from '../../shared/messaging/messenger.ts';
+import { outageReleaseCeilingMs } from '../../shared/messaging/queue-worker.ts';
 import { extractContext } from '../../shared/messaging/trace-context.ts';
 import { createRedis } from '../../shared/redis.ts';
 import { defineWorker, type WorkerSpec } from '../../shared/worker.ts';
@@ -490,12 +491,17 @@ async function applyLeased(
         if (outcomes.length > 0) {
           await recordAppliedOutcomes(pool, jobId, owner, outcomes, recordUntil, signal, logger);
         }
+        // Due when their message is back: a message's items released for an outage, no
+        // sooner than the top of the chassis's backoff for it (and its sweeper, which sends
+        // stranded due items again, leaves them be until then).
         const delay =
           error instanceof ThrottledError
             ? error.retryAfterMs
             : chained && !signal.aborted
               ? OUTAGE_HANDOFF_MS
-              : 0;
+              : outage !== undefined && !signal.aborted
+                ? outageReleaseCeilingMs(releases)
+                : 0;
         const left = claim.items.filter((item) => !done.has(item.id)).map((item) => item.id);
         // Sent and never answered: Amazon may have applied them.
         const unanswered =

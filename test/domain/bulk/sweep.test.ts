@@ -4,6 +4,7 @@ import { claimNextDue } from '../../../domain/bulk/apply.ts';
 import {
   type OrphanedProfile,
   RESUME_EVERY_MS,
+  resendStranded,
   resumeOrphanedProfiles,
   startSweeper,
 } from '../../../domain/bulk/sweep.ts';
@@ -206,6 +207,55 @@ describe('bulk sweeper', () => {
     const messages = await receiveAll(1);
     expect(messages ?? []).toHaveLength(0);
     await release([...dead, ...live.items.map((item) => item.id)]);
+  });
+
+  it('sends again the due items of a profile that no claim carries, one batch per slot, once', async () => {
+    // A chain's worker died between two batches: the profile's items are due in the ledger,
+    // no message carries them and no claim, live or stale, holds any. Due an hour here
+    // against a threshold of half that, so that the other tests' items stay out of it.
+    const { messenger } = createMessenger(topology.clients, { ADFLEET_RESOURCE_PREFIX: topology.prefix });
+    const profile = PROFILE + 4;
+    const strandedJob = await submitDueJob(
+      db.pool,
+      Array.from({ length: 5 }, (_, i) => `${profile},keyword,${5_000_000_340_000 + i},1.5`),
+      'bulk-sweep-stranded',
+    );
+    const settings = { batchSize: 2, profileInFlight: 2 };
+    const threshold = 30 * 60_000;
+    const backdate = () =>
+      db.pool.query("UPDATE bulk_items SET due_at = now() - interval '1 hour' WHERE job_id = $1", [
+        strandedJob,
+      ]);
+    // Due just now: its message may still be on its way.
+    expect(await resendStranded(db.pool, messenger, settings, threshold)).toBe(0);
+    await backdate();
+    expect(await resendStranded(db.pool, messenger, settings, threshold)).toBe(1);
+    const messages = (await receiveAll(3)) ?? [];
+    const batches = messages.map(
+      (message) =>
+        (JSON.parse(message.Body ?? '{}') as { payload: { profileId: number; itemIds: number[] } }).payload,
+    );
+    // Two slots of two: four of the five items, in two batches of the profile.
+    expect(batches.map((batch) => batch.profileId)).toEqual([profile, profile]);
+    expect(batches.flatMap((batch) => batch.itemIds)).toHaveLength(4);
+    // The profile marked due now, the fifth item too: the next sweep leaves it to the batches.
+    expect(await resendStranded(db.pool, messenger, settings, threshold)).toBe(0);
+    // A claim on the profile carries it: nothing is stranded, however long the rest waited.
+    await backdate();
+    const claim = await claimNextDue(db.pool, {
+      jobId: strandedJob,
+      profileId: profile,
+      owner: 'carrying',
+      leaseMs: LEASE_MS,
+      profileInFlight: 2,
+      limit: 1,
+    });
+    if (claim.kind !== 'claimed' || claim.items.length === 0) throw new Error('expected a claim');
+    expect(await resendStranded(db.pool, messenger, settings, threshold)).toBe(0);
+    await release(claim.items.map((item) => item.id));
+    await topology.clients.sqs.send(
+      new PurgeQueueCommand({ QueueUrl: topology.state.queues['bulk-item'].url }),
+    );
   });
 
   /**
