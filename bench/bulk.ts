@@ -52,7 +52,8 @@
  *   what is left was applied, then applied again because the worker died before recording
  *   it (or, in the rare case of a kill during a held call, is counted as a timeout).
  *   `ADFLEET_BENCH_BULK_LOGS=<file>` writes the workers' logs for finding where time went,
- *   and `<file>.arrivals.json` the slowest profile's calls as the sandbox saw them.
+ *   and `<file>.arrivals.json` the slowest profile's calls as the sandbox saw them (the
+ *   fairness case's two workers log to `<file>.fairness-1` and `-2`).
  *
  *   fairness                a 10,000-item job on one profile submitted together with a
  *                           500-item job over 50 other profiles, against the small job
@@ -64,7 +65,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, openSync } from 'node:fs';
 import { unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -181,19 +182,22 @@ async function benchFairness(env: Record<string, string>) {
   await bootstrapTopology(clients, names);
   const { messenger } = createMessenger(clients, { ADFLEET_RESOURCE_PREFIX: prefix });
   const pool = createPool(database.url, { max: 4 });
-  const workers = [1, 2].map(() =>
+  // ADFLEET_BENCH_BULK_LOGS=<file>: each worker's log in <file>.fairness-<n>, at info.
+  const logFile = process.env.ADFLEET_BENCH_BULK_LOGS;
+  const workers = [1, 2].map((n) =>
     spawn(process.execPath, [join(ROOT, 'workers/bulk-item/main.ts')], {
       cwd: ROOT,
       env: {
         ...process.env,
         ...config,
-        LOG_LEVEL: 'warn',
+        LOG_LEVEL: logFile === undefined ? 'warn' : 'info',
         OTEL_SDK_DISABLED: 'true',
         ADFLEET_POLL_WAIT_SECONDS: '1',
         ADFLEET_CONCURRENCY: '20',
         ADFLEET_BULK_BATCH_SIZE: '100',
       },
-      stdio: 'ignore',
+      stdio:
+        logFile === undefined ? 'ignore' : ['ignore', openSync(`${logFile}.fairness-${n}`, 'w'), 'ignore'],
     }),
   );
   const [bigProfile, ...others] = sandbox.admin.profileIds() as [number, ...number[]];

@@ -289,11 +289,16 @@ export async function resendStranded(
     // All of each profile's due items, not only those sent: the batches' handlers take the
     // rest (chaining), and the next sweeps give them the threshold's time to.
     const resumed = [...new Map(items.map((item) => [`${item.job_id}:${item.profile_id}`, item])).values()];
+    // Only rows this sweep can lock at once: a claim of the profile may hold some of them,
+    // and waiting for those while holding the batches' rows is a deadlock with it.
     await client.query(
       `UPDATE bulk_items i SET due_at = now(), updated_at = now()
-         FROM unnest($1::uuid[], $2::bigint[]) AS s (job_id, profile_id)
-        WHERE i.job_id = s.job_id AND i.profile_id = s.profile_id
-          AND i.status IN ('PENDING', 'RETRY') AND i.due_at < now()`,
+        WHERE (i.job_id, i.id) IN (
+          SELECT d.job_id, d.id FROM bulk_items d
+                 JOIN unnest($1::uuid[], $2::bigint[]) AS s (job_id, profile_id)
+                   ON d.job_id = s.job_id AND d.profile_id = s.profile_id
+           WHERE d.status IN ('PENDING', 'RETRY') AND d.due_at < now()
+           FOR UPDATE OF d SKIP LOCKED)`,
       [resumed.map((item) => item.job_id), resumed.map((item) => item.profile_id)],
     );
     return resumed.length;
