@@ -253,6 +253,29 @@ describe('bulk sweeper', () => {
     if (claim.kind !== 'claimed' || claim.items.length === 0) throw new Error('expected a claim');
     expect(await resendStranded(db.pool, messenger, settings, threshold)).toBe(0);
     await release(claim.items.map((item) => item.id));
+
+    // A claim's statement holding one of the profile's rows: the sweep neither waits for it
+    // (it held the batches' rows meanwhile, a deadlock with the claim) nor marks it.
+    await backdate();
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      const { rows } = await holder.query<{ id: number }>(
+        'SELECT id FROM bulk_items WHERE job_id = $1 ORDER BY id DESC LIMIT 1 FOR UPDATE',
+        [strandedJob],
+      );
+      const started = Date.now();
+      expect(await resendStranded(db.pool, messenger, settings, threshold)).toBe(1);
+      expect(Date.now() - started).toBeLessThan(3_000);
+      const { rows: marked } = await db.pool.query<{ id: number; stale: boolean }>(
+        "SELECT id, due_at < now() - interval '30 minutes' AS stale FROM bulk_items WHERE job_id = $1",
+        [strandedJob],
+      );
+      expect(marked.filter((row) => row.stale).map((row) => Number(row.id))).toEqual([Number(rows[0]?.id)]);
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
     await topology.clients.sqs.send(
       new PurgeQueueCommand({ QueueUrl: topology.state.queues['bulk-item'].url }),
     );
