@@ -145,7 +145,7 @@ export interface QueueWorkerOptions {
 const MAX_SQS_DELAY_SECONDS = 900;
 const MAX_VISIBILITY_SECONDS = 12 * 60 * 60;
 /** Delay of a message released by an outage: the n-th release waits about 5 s · 2^(n-1), at most 2 min. */
-const OUTAGE_RELEASE_BACKOFF = { baseMs: 5_000, capMs: 120_000, minMs: 2_000 } as const;
+export const OUTAGE_RELEASE_BACKOFF = { baseMs: 5_000, capMs: 120_000, minMs: 2_000 } as const;
 
 /**
  * The longest a message released for its `releases + 1`-th outage can stay away: the top of
@@ -153,8 +153,7 @@ const OUTAGE_RELEASE_BACKOFF = { baseMs: 5_000, capMs: 120_000, minMs: 2_000 } a
  * sooner, so that nothing sweeping the ledger for stranded work sends it again meanwhile.
  */
 export function outageReleaseCeilingMs(releases: number): number {
-  const { baseMs, capMs, minMs } = OUTAGE_RELEASE_BACKOFF;
-  return Math.max(minMs, Math.min(capMs, baseMs * 2 ** Math.min(Math.max(0, releases), 30)));
+  return Math.ceil(backoffDelayMs(releases + 1, OUTAGE_RELEASE_BACKOFF, () => 1) / 1000) * 1000;
 }
 const tracer = trace.getTracer('adfleet.messaging');
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { backoffDelayMs } from '../../shared/backoff.ts';
+import { OUTAGE_RELEASE_BACKOFF, outageReleaseCeilingMs } from '../../shared/messaging/queue-worker.ts';
 
 describe('backoff', () => {
   it('grows, stays within [ceiling/2, ceiling], and is capped', () => {
@@ -15,5 +16,21 @@ describe('backoff', () => {
       );
     }
     expect(backoffDelayMs(1, { ...policy, minMs: 900 }, () => 0)).toBe(900);
+  });
+});
+
+describe('outage release ceiling', () => {
+  it("is never before the released message's return: items handed back are due no sooner", () => {
+    for (let releases = 0; releases < 8; releases += 1) {
+      const ceiling = outageReleaseCeilingMs(releases);
+      for (const draw of [0, 0.5, 0.999]) {
+        const delaySeconds = Math.ceil(
+          backoffDelayMs(releases + 1, OUTAGE_RELEASE_BACKOFF, () => draw) / 1000,
+        );
+        expect(ceiling).toBeGreaterThanOrEqual(delaySeconds * 1000);
+      }
+    }
+    expect(outageReleaseCeilingMs(0)).toBe(5_000);
+    expect(outageReleaseCeilingMs(20)).toBe(120_000);
   });
 });
