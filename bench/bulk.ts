@@ -65,7 +65,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, openSync } from 'node:fs';
+import { closeSync, createWriteStream, openSync } from 'node:fs';
 import { unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,6 +76,7 @@ import { resourceNames } from '../contract/topology.ts';
 import { loadJob } from '../domain/bulk/jobs.ts';
 import { TERMINAL_JOB_STATUSES } from '../domain/bulk/status.ts';
 import { submitBulkFile } from '../domain/bulk/submit.ts';
+import { STRANDED_AFTER_MS } from '../domain/bulk/sweep.ts';
 import { type AdsSandbox, startAdsSandbox } from '../sandbox/ads-api/server.ts';
 import type { Arrival } from '../sandbox/ads-api/stats.ts';
 import { marketplaceOf } from '../shared/ads/marketplaces.ts';
@@ -184,8 +185,9 @@ async function benchFairness(env: Record<string, string>) {
   const pool = createPool(database.url, { max: 4 });
   // ADFLEET_BENCH_BULK_LOGS=<file>: each worker's log in <file>.fairness-<n>, at info.
   const logFile = process.env.ADFLEET_BENCH_BULK_LOGS;
-  const workers = [1, 2].map((n) =>
-    spawn(process.execPath, [join(ROOT, 'workers/bulk-item/main.ts')], {
+  const workers = [1, 2].map((n) => {
+    const out = logFile === undefined ? undefined : openSync(`${logFile}.fairness-${n}`, 'w');
+    const worker = spawn(process.execPath, [join(ROOT, 'workers/bulk-item/main.ts')], {
       cwd: ROOT,
       env: {
         ...process.env,
@@ -196,10 +198,12 @@ async function benchFairness(env: Record<string, string>) {
         ADFLEET_CONCURRENCY: '20',
         ADFLEET_BULK_BATCH_SIZE: '100',
       },
-      stdio:
-        logFile === undefined ? 'ignore' : ['ignore', openSync(`${logFile}.fairness-${n}`, 'w'), 'ignore'],
-    }),
-  );
+      stdio: out === undefined ? 'ignore' : ['ignore', out, 'ignore'],
+    });
+    // The child has its own copy of the log file's descriptor.
+    if (out !== undefined) closeSync(out);
+    return worker;
+  });
   const [bigProfile, ...others] = sandbox.admin.profileIds() as [number, ...number[]];
   const jobFile = async (name: string, rows: string[]) => {
     const path = join(tmpdir(), `adfleet-bench-${name}-${process.pid}.csv`);
@@ -740,7 +744,7 @@ async function benchScale(env: Record<string, string>) {
     process.stdout.write(
       `  ${job.status}: ${job.counts.succeeded} succeeded, ${job.counts.failed} failed (${refusedAsExpected} refused by Amazon as expected, ` +
         `${validFailed} valid changes given up after retries), ${job.counts.cancelled} cancelled; ` +
-        `${recovered} items recovered from expired leases, ${resent} re-sent as overdue, ${stranded} stranded profiles (items due 30 s, no claim) sent again, ${resumed} profiles resumed after their claims went stale (sweepers' logs)\n` +
+        `${recovered} items recovered from expired leases, ${resent} re-sent as overdue, ${stranded} stranded profiles (items due ${STRANDED_AFTER_MS / 1000} s, no claim) sent again, ${resumed} profiles resumed after their claims went stale (sweepers' logs)\n` +
         `  re-sent after a crash = Σ over entities max(0, applications − applications its caller timed out on − 1), ` +
         `from the sandbox's per-entity mutation counts (${unansweredApplies} applications were answered to nobody: held past the client's timeout); ` +
         `applied more than once = Σ over entities max(0, applications − 1), those included\n`,

@@ -124,15 +124,10 @@ describe('bulk sweeper', () => {
         profileInFlight: 4,
       }),
     ).toBe(1);
-    const messages = await receiveAll(2);
-    const batches = (messages ?? []).map(
-      (message) => (JSON.parse(message.Body ?? '{}') as { payload: { itemIds: number[] } }).payload.itemIds,
-    );
-    expect(batches.map((ids) => ids.length)).toEqual([2, 2]);
+    const batches = await receivePayloads(2);
+    expect(batches.map((batch) => batch.itemIds.length)).toEqual([2, 2]);
     await release(claimed);
-    await topology.clients.sqs.send(
-      new PurgeQueueCommand({ QueueUrl: topology.state.queues['bulk-item'].url }),
-    );
+    await purge();
   });
 
   it('lets the worker start chains for an orphaned profile itself, and sends batches only for the rest', async () => {
@@ -158,9 +153,7 @@ describe('bulk sweeper', () => {
     const messages = await receiveAll(2);
     expect(messages).toHaveLength(1);
     await release(claimed);
-    await topology.clients.sqs.send(
-      new PurgeQueueCommand({ QueueUrl: topology.state.queues['bulk-item'].url }),
-    );
+    await purge();
   });
 
   it('starts chains for the dead claims of a profile that still has a live one, and sends no batch', async () => {
@@ -230,11 +223,7 @@ describe('bulk sweeper', () => {
     expect(await resendStranded(db.pool, messenger, settings, threshold)).toBe(0);
     await backdate();
     expect(await resendStranded(db.pool, messenger, settings, threshold)).toBe(1);
-    const messages = (await receiveAll(3)) ?? [];
-    const batches = messages.map(
-      (message) =>
-        (JSON.parse(message.Body ?? '{}') as { payload: { profileId: number; itemIds: number[] } }).payload,
-    );
+    const batches = await receivePayloads(3);
     // Two slots of two: four of the five items, in two batches of the profile.
     expect(batches.map((batch) => batch.profileId)).toEqual([profile, profile]);
     expect(batches.flatMap((batch) => batch.itemIds)).toHaveLength(4);
@@ -276,9 +265,7 @@ describe('bulk sweeper', () => {
       await holder.query('ROLLBACK');
       holder.release();
     }
-    await topology.clients.sqs.send(
-      new PurgeQueueCommand({ QueueUrl: topology.state.queues['bulk-item'].url }),
-    );
+    await purge();
   });
 
   /**
@@ -320,6 +307,20 @@ describe('bulk sweeper', () => {
     await db.pool.query(
       "UPDATE bulk_items SET lease_expires_at = now() + $2 * interval '1 millisecond' WHERE id = ANY($1)",
       [itemIds, leftMs],
+    );
+  }
+
+  /** The batch messages' payloads the queue holds within `waitSeconds`, left in it. */
+  async function receivePayloads(waitSeconds: number): Promise<{ profileId: number; itemIds: number[] }[]> {
+    return ((await receiveAll(waitSeconds)) ?? []).map(
+      (message) =>
+        (JSON.parse(message.Body ?? '{}') as { payload: { profileId: number; itemIds: number[] } }).payload,
+    );
+  }
+
+  async function purge(): Promise<void> {
+    await topology.clients.sqs.send(
+      new PurgeQueueCommand({ QueueUrl: topology.state.queues['bulk-item'].url }),
     );
   }
 
