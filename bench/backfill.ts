@@ -98,6 +98,8 @@ const NO_THROTTLE = {
 type BackfillVariant = {
   readonly name: string;
   readonly request: Omit<StartRequest, 'name'>;
+  /** Stop (cancel) after this many loaded seconds instead of running to completion. */
+  readonly loadedSeconds?: number;
 };
 
 /**
@@ -122,21 +124,55 @@ const LATENCY_VARIANT: BackfillVariant = {
   },
 };
 
+/**
+ * The pace curve: the backfill held at a fixed pace (the health thresholds out of reach,
+ * the operator's ceiling at that many rows/s, and batches of the size the latency target
+ * asks for at that pace: rows/s x its batchIntervalMs, within 50-1,000), each for
+ * FIXED_PACE_SECONDS of loaded time, then cancelled. What production's p99 is at each pace
+ * on this machine, in the same run: the fastest pace that holds 1.5x is the most any
+ * throttle could reach here, and the measure of the latency target's own pace.
+ * ADFLEET_BENCH_BACKFILL_PACES=2500,5000 picks the paces (rows/s).
+ */
+const FIXED_PACE_SECONDS = 20;
+const FIXED_PACES = (() => {
+  const raw = process.env.ADFLEET_BENCH_BACKFILL_PACES ?? '2500,5000,10000,20000';
+  return raw
+    .split(',')
+    .filter((part) => part.trim() !== '')
+    .map((part, index) => {
+      const pace = Number(part);
+      if (!Number.isInteger(pace) || pace < 1)
+        throw new Error(
+          `ADFLEET_BENCH_BACKFILL_PACES: entry ${index + 1} (${JSON.stringify(part)}) is not a positive whole number of rows/s`,
+        );
+      return pace;
+    });
+})();
+
 const ALL_VARIANTS: readonly BackfillVariant[] = [
   LATENCY_VARIANT,
   { name: 'health throttle', request: {} },
   { name: 'unthrottled', request: { throttle: NO_THROTTLE } },
+  ...FIXED_PACES.map((pace) => ({
+    name: `fixed ${pace.toLocaleString('en-US')}/s`,
+    request: {
+      throttle: NO_THROTTLE,
+      maxRate: pace,
+      batchSize: Math.min(1_000, Math.max(50, Math.round(pace / 10))),
+    },
+    loadedSeconds: FIXED_PACE_SECONDS,
+  })),
 ];
 
 /**
- * ADFLEET_BENCH_BACKFILL_ONLY=latency,step (any of latency, health, unthrottled, busy, step)
+ * ADFLEET_BENCH_BACKFILL_ONLY=latency,step (any of latency, health, unthrottled, fixed, busy, step)
  * runs only those rows, beside the naive UPDATE every ratio needs: for working on one
  * throttle without waiting for the others.
  */
 const ONLY = (() => {
   const raw = process.env.ADFLEET_BENCH_BACKFILL_ONLY;
   if (raw === undefined || raw.trim() === '') return undefined;
-  const known = ['latency', 'health', 'unthrottled', 'busy', 'step'];
+  const known = ['latency', 'health', 'unthrottled', 'fixed', 'busy', 'step'];
   const picked = raw.split(',').map((part) => part.trim());
   const unknown = picked.filter((part) => !known.includes(part));
   if (unknown.length > 0)
@@ -280,7 +316,7 @@ class Timeline {
       .reduce((sum, window) => sum + (Math.min(window.to, end) - window.from) / 1000, 0);
   }
 
-  split(samples: readonly Sample[]): Omit<Run, 'seconds'> {
+  split(samples: readonly Sample[]): Omit<Run, 'seconds' | 'rows'> {
     const idle: number[] = [];
     const during: number[] = [];
     const byKind = Object.fromEntries(
@@ -298,6 +334,8 @@ class Timeline {
 
 interface Run {
   readonly seconds: number;
+  /** Rows the run processed (all of them, but for a fixed pace's stretch). */
+  readonly rows: number;
   readonly idle: number[];
   readonly during: number[];
   /** The same, per query of the mix: which of them a backfill slows. */
@@ -325,7 +363,7 @@ async function runNaive(url: string, pinning: Pinning): Promise<Run> {
   const seconds = timeline.loadedSeconds();
   await client.end();
   await sleep(500);
-  return { seconds, ...timeline.split(await mix.stop()) };
+  return { seconds, rows: ROWS, ...timeline.split(await mix.stop()) };
 }
 
 /**
@@ -351,7 +389,7 @@ async function runCoreBusy(url: string, seconds: number, pinning: Pinning, raise
       timeline.mark(false);
       await sleep(WINDOW_MS);
     }
-    return { seconds: timeline.loadedSeconds(), ...timeline.split(await mix.stop()) };
+    return { seconds: timeline.loadedSeconds(), rows: 0, ...timeline.split(await mix.stop()) };
   } finally {
     spinner.kill('SIGKILL');
   }
@@ -443,6 +481,7 @@ async function runBackfill(
         timeline.mark(false);
         await sleep(WINDOW_MS);
         if (state === 'completed') break;
+        if (variant.loadedSeconds !== undefined && timeline.loadedSeconds() >= variant.loadedSeconds) break;
         timeline.mark(true);
         await resumeBackfill(pool, messenger, job.id);
         state = 'running';
@@ -454,10 +493,18 @@ async function runBackfill(
     const { rows } = await pool.query<{ filled: number }>(
       'SELECT count(*)::int AS filled FROM campaigns WHERE currency_code IS NOT NULL',
     );
-    if (rows[0]?.filled !== ROWS) throw new Error(`backfill filled ${rows[0]?.filled} of ${ROWS} rows`);
+    const filled = rows[0]?.filled ?? 0;
+    if (state === 'completed' && filled !== ROWS)
+      throw new Error(`backfill filled ${filled} of ${ROWS} rows`);
+    if (state !== 'completed') await cancelBackfill(pool, job.id);
     const samples = await mix.stop();
     const probe = variant.request.maxLatencyRatio === undefined ? undefined : await probeView(pool, job.id);
-    return { seconds: timeline.loadedSeconds(), ...timeline.split(samples), ...(probe && { probe }) };
+    return {
+      seconds: timeline.loadedSeconds(),
+      rows: filled,
+      ...timeline.split(samples),
+      ...(probe && { probe }),
+    };
   } finally {
     await stop();
   }
@@ -587,7 +634,8 @@ interface Row {
   readonly probe?: Run['probe'];
 }
 
-function rowOf(run: Run, rows: number): Row {
+function rowOf(run: Run): Row {
+  const { rows } = run;
   const idleP99 = percentile(run.idle, 99);
   const p99 = percentile(run.during, 99);
   return {
@@ -620,25 +668,25 @@ async function runRound(
     (_, index) => VARIANTS[(index + round - 1) % VARIANTS.length] as BackfillVariant,
   );
   log('naive UPDATE …');
-  record('naive UPDATE', rowOf(await runNaive(await freshCopy(base, copy), pinning), ROWS));
+  record('naive UPDATE', rowOf(await runNaive(await freshCopy(base, copy), pinning)));
   let healthSeconds = 10;
   for (const variant of order) {
     log(`backfill, ${variant.name} …`);
-    const row = rowOf(await runBackfill(await freshCopy(base, copy), env, pinning, variant), ROWS);
+    const row = rowOf(await runBackfill(await freshCopy(base, copy), env, pinning, variant));
     if (variant.name === 'health throttle') healthSeconds = Math.max(healthSeconds, row.seconds);
     record(variant.name, row);
     log(`  ${row.seconds.toFixed(1)} s, p99 ${row.ratio.toFixed(2)}x idle`);
   }
   if (runs('busy')) {
     log('one core busy outside the database …');
-    record('1 core busy', rowOf(await runCoreBusy(await freshCopy(base, copy), healthSeconds, pinning), 0));
+    record('1 core busy', rowOf(await runCoreBusy(await freshCopy(base, copy), healthSeconds, pinning)));
     // The same floor with the mix at the default priority, side by side: what its raised
     // priority takes out of every row's p99.
     if (pinning.raised) {
       log('one core busy, the production mix at nice 0 …');
       record(
         BUSY_PLAIN,
-        rowOf(await runCoreBusy(await freshCopy(base, copy), healthSeconds, pinning, false), 0),
+        rowOf(await runCoreBusy(await freshCopy(base, copy), healthSeconds, pinning, false)),
       );
     }
   }
@@ -648,6 +696,34 @@ async function runRound(
   }
   await runAdminStatement(base, `DROP DATABASE IF EXISTS ${copy} WITH (FORCE)`);
 }
+
+/**
+ * The pace curve's verdict: the fastest fixed pace whose production p99 held the target in
+ * every round, beside what the latency target reached: the most any throttle could have
+ * had here, and how much of it the controller found.
+ */
+function paceCurveLines(
+  summary: ReadonlyArray<{ name: string; rowsPerSecond: number; worstRatio: number }>,
+  naiveRowsPerSecond: number,
+): string[] {
+  const fixed = summary.filter((r) => r.name.startsWith('fixed '));
+  if (fixed.length === 0) return [];
+  const holding = fixed.filter((r) => r.worstRatio <= TARGET_RATIO);
+  const best = holding.reduce<(typeof fixed)[number] | undefined>(
+    (top, r) => (top === undefined || r.rowsPerSecond > top.rowsPerSecond ? r : top),
+    undefined,
+  );
+  const latency = summary.find((r) => r.name === LATENCY_VARIANT.name);
+  const curve = fixed.map((r) => `${r.name.slice('fixed '.length)} ${r.worstRatio.toFixed(2)}x`).join(', ');
+  return [
+    `pace curve (worst round's p99 ratio at each fixed pace): ${curve}`,
+    best === undefined
+      ? `pace curve: no fixed pace held ${TARGET_RATIO}x in every round`
+      : `pace curve: the fastest fixed pace holding ${TARGET_RATIO}x in every round ran ${count0(best.rowsPerSecond)} rows/s (${(best.rowsPerSecond / naiveRowsPerSecond).toFixed(2)}x naive)${latency === undefined ? '' : `; the latency target ran ${count0(latency.rowsPerSecond)} rows/s (${(latency.rowsPerSecond / best.rowsPerSecond).toFixed(2)}x of it)`}`,
+  ];
+}
+
+const count0 = (value: number) => Math.round(value).toLocaleString('en-US');
 
 export async function runBackfillBench(): Promise<void> {
   const env = benchEnv();
@@ -730,6 +806,7 @@ export async function runBackfillBench(): Promise<void> {
         (r) =>
           `latency ${TARGET_RATIO}x targets: p99 <= ${TARGET_RATIO}x idle in every round (${r.worstRatio <= TARGET_RATIO ? 'met' : 'MISSED'}), throughput >= 0.30x naive (${r.rowsPerSecond / naive.rowsPerSecond >= 0.3 ? 'met' : 'MISSED'})`,
       ),
+    ...paceCurveLines(summary, naive.rowsPerSecond),
     ...summary
       .filter((r) => r.probes.length > 0)
       .map((r) => {
