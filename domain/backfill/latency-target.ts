@@ -8,18 +8,33 @@
  *   baseline    p99 of the quiet probe samples: taken while the job's chains in this
  *               process were at rest (held by the controller, paused, or between chunks)
  *               and at least `quietAfterMs` after their last batch. Not the gaps between
- *               paced batches: a backfill's effect outlasts its batch. Robust to a stall:
- *               the median of the p99s of fixed blocks of `baselineBlockSamples`
- *               (the last five whole blocks of 100), not one p99 of all of them. A
- *               second-long stall of the host while the chains rested put five probes of
- *               700–900 ms among 500 quiet ones, so their p99 — the fifth slowest — was a
- *               728 ms baseline, a target of 1.1 s, and for the 20 s until those samples
- *               aged out the controller saw nothing over it and ran flat out. Before the first
+ *               paced batches: a backfill's effect outlasts its batch. The p99s of fixed
+ *               blocks of `baselineBlockSamples` (100), and of the last five whole blocks
+ *               the second-lowest (of two, the lower): not one p99 of all of them, which a
+ *               stall takes over — a second-long stall of the host while the chains rested
+ *               put five probes of 700–900 ms among 500 quiet ones, so their p99, the fifth
+ *               slowest, was a 728 ms baseline, a target of 1.1 s, and for the 20 s until
+ *               those samples aged out the controller ran flat out. Nor their median: a
+ *               backfill's rest is not production's idle at once. Its dirty pages are
+ *               written out and its dead rows vacuumed while it rests, and the first probes
+ *               meet a cold cache; in the bench such blocks' p99s were 2–4 ms against
+ *               production's idle 1.3–1.9 ms. The median of five was 4.4 ms for the job's
+ *               first 30 s (a 6.6 ms target; the pace climbed to 40,000 rows/s and
+ *               production's p99 doubled), and after each fast stretch it rose again: the
+ *               faster the backfill had run, the looser its target. A low block is
+ *               production at rest; a high one may be the backfill's aftermath, a stall or
+ *               the host's noise. So the low one, and the stricter target: the
+ *               second-lowest of five block p99s estimates about production's p97–p98, a
+ *               target that much tighter than the operator's. Before the first
  *               batch the chains hold until the baseline is known ("learning"); after a
  *               long stretch with no quiet sample they hold again for a moment to learn
  *               it afresh, since production's own load drifts.
  *   window      every sample of the last `windowMs`, but none from before the last
- *               decrease (those describe a pace no longer in force).
+ *               change of pace: a verdict is on the pace in force. Judged since the last
+ *               decrease only, the pace climbed by 500 rows/s every 250 ms on windows of
+ *               mostly slower paces, to four to eight times the pace that held the target
+ *               before a probe at the new one could say so. So the pace changes at most
+ *               once per `minSamples` probes (2 s at the defaults).
  *   over        the window holds more probes slower than maxRatio × baseline than a p99
  *               at the target would plausibly give: at a true p99 exactly at the target,
  *               1 % of probes exceed it, and the count of them in n probes is binomial
@@ -56,22 +71,18 @@ export interface LatencyTargetPolicy {
   readonly sampleEveryMs: number;
   /** The probe p99 covers this much recent time, ms. */
   readonly windowMs: number;
-  /** No verdict on fewer samples than this (since the last decrease). */
+  /** No verdict on fewer samples than this (since the last change of pace). */
   readonly minSamples: number;
   /**
    * How often a p99 exactly at the target may be judged over it: the window is over when
    * its count of probes slower than the target would come up less often than this.
    */
   readonly falseOverRate: number;
-  /** The pace changes at most this often, ms. */
+  /** The controller judges at most this often, ms (and changes the pace at most once per `minSamples` probes). */
   readonly adjustEveryMs: number;
-  /**
-   * The baseline is the p99 of the last this many quiet samples: enough that it is the
-   * fifth-slowest of 500 rather than the second-slowest of 100, so one stray probe in a
-   * quiet stretch does not raise the target with it.
-   */
+  /** The baseline is learned from the last this many quiet samples (whole blocks of them). */
   readonly baselineSamples: number;
-  /** The baseline is the median of the p99s of blocks of this many of them (see the header). */
+  /** The baseline is the second-lowest of the p99s of blocks of this many of them (see the header). */
   readonly baselineBlockSamples: number;
   /**
    * Quiet samples needed before the first batch (and to learn afresh); the first learning
@@ -158,9 +169,9 @@ export function p99(values: readonly number[]): number | null {
 /**
  * The baseline of `quiet` samples (oldest first; `seen` quiet samples ever, the last of them
  * `quiet`'s last): the p99 of each whole block of `block` samples, blocks counted from the
- * first quiet sample ever, and the median of those p99s (the lower of the middle two for an
- * even count: the stricter target). Under two whole blocks, the p99 of them all. One block's
- * stall moves one block's p99 and not the median. Fixed blocks, not blocks counted back from
+ * first quiet sample ever, and the second-lowest of those p99s (of two, the lower). Under
+ * two whole blocks, the p99 of them all. A stall, or the backfill's aftermath, in up to
+ * all but two blocks does not move it (see the header). Fixed blocks, not blocks counted back from
  * the newest sample: counted back, every new sample moved every block's edge, and the
  * bench's baseline swung between 2.1 and 3.8 ms from one decision to the next — a target
  * that moved by half while production stood still. Fixed, it moves only when a block
@@ -179,7 +190,7 @@ export function baselineP99(
     p99s.push(p99(quiet.slice(from, from + block)) as number);
   }
   p99s.sort((a, b) => a - b);
-  return p99s[Math.floor((p99s.length - 1) / 2)] as number;
+  return p99s[count >= 3 ? 1 : 0] as number;
 }
 
 /**
@@ -234,7 +245,8 @@ export class LatencyController {
   private limit: number;
   private over = false;
   private lastAdjustAt = Number.NEGATIVE_INFINITY;
-  private lastDecreaseAt = Number.NEGATIVE_INFINITY;
+  /** When the pace last changed: a verdict judges only the probes since. */
+  private lastChangeAt = Number.NEGATIVE_INFINITY;
   private revision = 0;
   private probeP99Ms: number | null = null;
   /** The baseline the last verdict was judged against (it moves on with every quiet sample). */
@@ -374,7 +386,7 @@ export class LatencyController {
     while (this.achieved.length > 0 && (this.achieved[0] as Sample).at < now - policy.windowMs)
       this.achieved.shift();
     if (this.phase === 'learning') {
-      // Two whole blocks at least, so that the first baseline is already a median of block
+      // Two whole blocks at least, so that the first baseline is already the lower of two block
       // p99s: a stall among the first block's probes (a 907 ms baseline in a bench run,
       // and a job that then ran unpaced) moves one block and not the target.
       if (
@@ -423,7 +435,7 @@ export class LatencyController {
 
   private judge(now: number): void {
     const { policy } = this;
-    const window = this.recent.filter((sample) => sample.at > this.lastDecreaseAt).map((sample) => sample.ms);
+    const window = this.recent.filter((sample) => sample.at > this.lastChangeAt).map((sample) => sample.ms);
     const baseline = this.baseline();
     if (window.length < policy.minSamples || baseline === null) return;
     this.lastAdjustAt = now;
@@ -440,7 +452,6 @@ export class LatencyController {
     if (this.over) {
       const factor = clearlyOver ? policy.decrease : policy.easeDecrease;
       this.limit = Math.max(policy.minRowsPerSecond, this.limit * factor);
-      this.lastDecreaseAt = now;
     } else {
       // Not past twice what the chains achieved: a pace they cannot reach is no pace, and
       // a decrease from it would take many steps to bite. Achieved per second the chains
@@ -452,6 +463,7 @@ export class LatencyController {
       const room = Math.max(policy.startRowsPerSecond, 2 * achievedRowsPerSecond);
       this.limit = Math.max(this.limit, Math.min(room, this.limit + policy.increaseRowsPerSecond));
     }
+    if (this.limit !== previous) this.lastChangeAt = now;
     if (this.limit !== previous || this.over !== wasOver) this.revision += 1;
   }
 }

@@ -88,6 +88,25 @@ describe('latency target controller', () => {
     expect(under).toMatchObject({ over: false, limit: start / 2 + policy.increaseRowsPerSecond });
   });
 
+  it('judges the pace in force: after a change, it waits for a window of probes at the new pace', () => {
+    let { controller, now } = learned();
+    const start = controller.verdict().limit;
+    controller.batchStarted();
+    controller.batchEnded(now, 10 * start);
+    now = feed(controller, now, policy.minSamples, 1);
+    now += policy.adjustEveryMs;
+    const raised = controller.advance(now);
+    expect(raised.limit).toBe(start + policy.increaseRowsPerSecond);
+    // Judged again on the same probes (all under target), it would climb again: it holds
+    // until minSamples probes at the new pace are in.
+    now += policy.adjustEveryMs;
+    expect(controller.advance(now).limit).toBe(raised.limit);
+    now = feed(controller, now, policy.minSamples - 1, 1);
+    expect(controller.advance(now).limit).toBe(raised.limit);
+    now = feed(controller, now, 1, 1);
+    expect(controller.advance(now).limit).toBe(raised.limit + policy.increaseRowsPerSecond);
+  });
+
   it('never falls below its floor, nor climbs past twice what the chains achieved', () => {
     let { controller, now } = learned();
     for (let step = 0; step < 20; step += 1) {
@@ -141,7 +160,7 @@ describe('latency target controller', () => {
     );
   });
 
-  it('keeps its baseline through a stall among the quiet samples: the median of block p99s', () => {
+  it('keeps its baseline through a stall among the quiet samples: the second-lowest of block p99s', () => {
     const controller = new LatencyController(policy, 1_000, 0);
     // 500 quiet samples of about 2 ms, and a second-long stall that put six of them near 800 ms.
     const durations = Array.from({ length: 500 }, (_, index) => 1.5 + (index % 10) / 10);
@@ -153,7 +172,12 @@ describe('latency target controller', () => {
     // Stalls in most blocks are the baseline: production is that slow when the chains rest.
     const everywhere = durations.map((ms, index) => (index % 100 === 7 || index % 100 === 8 ? 50 : ms));
     expect(baselineP99(everywhere, 100)).toBe(50);
-    // Under two blocks' worth, the p99 of them all; an even count of blocks takes the lower middle.
+    // The backfill's aftermath (its writes flushed, its dead rows vacuumed) in three blocks
+    // of five, whose p99s are 4, 1, 4, 2 and 4 ms: the second-lowest, 2 ms, not the median 4.
+    const blockOf = (slow: number) =>
+      Array.from({ length: 100 }, (_, index) => (index === 50 || index === 51 ? slow : 1));
+    expect(baselineP99([4, 1, 4, 2, 4].flatMap(blockOf), 100)).toBe(2);
+    // Under two blocks' worth, the p99 of them all; of two blocks, the lower.
     expect(baselineP99([1, 2, 3], 100)).toBe(3);
     expect(baselineP99([...Array(100).fill(1), ...Array(100).fill(4)], 100)).toBe(1);
   });
@@ -161,25 +185,23 @@ describe('latency target controller', () => {
   it('moves its baseline only when a block of quiet samples fills, not with every sample', () => {
     const controller = new LatencyController({ ...policy, baselineBlockSamples: 100 }, 1_000, 0);
     // Five blocks whose p99s are 2, 3, 4, 5 and 6 ms (two slow probes each, at a block's
-    // middle: a p99 of 100 is the second slowest): the median, 4 ms.
+    // middle: a p99 of 100 is the second slowest): the second-lowest, 3 ms.
     const blockOf = (slow: number) =>
       Array.from({ length: 100 }, (_, index) => (index === 50 || index === 51 ? slow : 1));
     let now = feedEach(controller, 0, [2, 3, 4, 5, 6].flatMap(blockOf));
-    expect(controller.advance(now).baselineP99Ms).toBe(4);
+    expect(controller.advance(now).baselineP99Ms).toBe(3);
     // Counted back from the newest sample, each of these would have moved every block's edge
     // past a slow probe: the baseline then changes with each one. Fixed blocks hold it.
     for (let index = 0; index < 99; index += 1) {
       now = feedEach(controller, now, [1]);
-      expect(controller.verdict().baselineP99Ms).toBe(4);
+      expect(controller.verdict().baselineP99Ms).toBe(3);
     }
-    // The block fills (its p99 1 ms) and the oldest (2 ms) goes: the median of 1, 3, 4, 5, 6
-    // is still 4; two more fast blocks, and of 1, 1, 1, 5, 6 it is 1.
+    // The block fills (its p99 1 ms) and the oldest (2 ms) goes: of 1, 3, 4, 5, 6 the
+    // second-lowest is still 3; one more fast block, and of 1, 1, 4, 5, 6 it is 1.
     now = feedEach(controller, now, [1]);
-    expect(controller.verdict().baselineP99Ms).toBe(4);
-    now = feedEach(controller, now, Array(100).fill(1));
-    expect(controller.verdict().baselineP99Ms).toBe(4);
+    expect(controller.verdict().baselineP99Ms).toBe(3);
     now = feedEach(controller, now, Array(99).fill(1));
-    expect(controller.verdict().baselineP99Ms).toBe(4);
+    expect(controller.verdict().baselineP99Ms).toBe(3);
     now = feedEach(controller, now, [1]);
     expect(controller.verdict().baselineP99Ms).toBe(1);
     // Blocks are counted from the first quiet sample ever, whatever the retained slice holds.
@@ -212,18 +234,27 @@ describe('latency target controller', () => {
   });
 
   it('learns only while the chains rest, and learns afresh after a long stretch without rest', () => {
-    let { controller, now } = learned();
+    // Five blocks of 10 kept, as the defaults keep five of 100.
+    const fiveBlocks = { ...policy, baselineSamples: 50 };
+    const controller = new LatencyController(fiveBlocks, 1_000, 0);
+    let now = feed(controller, 0, policy.learnSamples, 1);
+    expect(controller.advance(now).phase).toBe('pacing');
+    controller.chainsActive(1, now);
     // A chain is running (between batches): its samples are not baseline, however quiet.
     now = feed(controller, now + 1_000, 50, 5);
     expect(controller.advance(now).baselineP99Ms).toBe(1);
     now = feed(controller, now + policy.relearnAfterMs, 10, 5);
     expect(controller.advance(now)).toMatchObject({ phase: 'learning' });
-    // Held for learning: quiet samples count again. The baseline is the median of the
-    // blocks, the old ones among them: it is the new level once that holds most blocks.
+    // Held for learning: quiet samples count again. The baseline is the second-lowest of the
+    // last five blocks, the old ones among them: slower to rise than to fall, it is the new
+    // level once all but one of them hold it (a rise may be the backfill's own aftermath).
     now = feed(controller, now + policy.quietAfterMs, policy.learnSamples, 3);
+    expect(controller.advance(now)).toMatchObject({ phase: 'pacing', baselineP99Ms: 1 });
+    controller.chainsActive(0, now); // paused: its probes are quiet
+    now = feed(controller, now, policy.learnSamples / 2, 3);
     expect(controller.verdict().baselineP99Ms).toBe(1);
-    now = feed(controller, now, policy.learnSamples, 3);
-    expect(controller.advance(now)).toMatchObject({ phase: 'pacing', baselineP99Ms: 3 });
+    now = feed(controller, now, policy.learnSamples / 2, 3);
+    expect(controller.verdict().baselineP99Ms).toBe(3);
   });
 
   it('eases the pace when the p99 is over the target, and halves it only when slow probes are more than a p99 at the target gives', () => {
