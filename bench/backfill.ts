@@ -646,7 +646,7 @@ function rowOf(run: Run): Row {
     ratio: p99 / idleP99,
     // A loop, not Math.max(...during): a slow run's hundreds of thousands of samples as
     // arguments overflow the stack.
-    max: run.during.reduce((top, ms) => (ms > top ? ms : top), Number.NEGATIVE_INFINITY),
+    max: run.during.reduce((top, ms) => Math.max(top, ms), Number.NEGATIVE_INFINITY),
     kindRatios: QUERY_KINDS.map(
       (kind) => percentile(run.byKind[kind].during, 99) / percentile(run.byKind[kind].idle, 99),
     ),
