@@ -31,10 +31,11 @@
  *               it afresh, since production's own load drifts.
  *   window      every sample of the last `windowMs`, but none from before the last
  *               change of pace: a verdict is on the pace in force. Judged since the last
- *               decrease only, the pace climbed by 500 rows/s every 250 ms on windows of
- *               mostly slower paces, to four to eight times the pace that held the target
- *               before a probe at the new one could say so. So the pace changes at most
- *               once per `minSamples` probes (2 s at the defaults).
+ *               decrease only, each verdict under target added 500 rows/s every 250 ms on
+ *               a window mostly of slower paces: 2,000 rows/s more each second, faster
+ *               than the window could show what any of them cost (in the bench, from
+ *               5,800 to 20,500 rows/s within 17 s, where 2,500 held the target). So the
+ *               pace changes at most once per `minSamples` probes (2 s at the defaults).
  *   over        the window holds more probes slower than maxRatio × baseline than a p99
  *               at the target would plausibly give: at a true p99 exactly at the target,
  *               1 % of probes exceed it, and the count of them in n probes is binomial
