@@ -306,7 +306,12 @@ export function decideLatencyThrottle(
     reason = `over target: ${versus}`;
   } else {
     state = ThrottleState.Healthy;
-    reason = verdict.probeP99Ms === null ? 'under target (measuring)' : `under target: ${versus}`;
+    reason =
+      verdict.probeP99Ms === null
+        ? 'under target (measuring)'
+        : verdict.heldBy !== null
+          ? `under target, held: ${verdict.heldBy.over} of ${verdict.heldBy.of} probes in the last ${policy.latencyTarget.budgetWindowMs / 1000} s slower (over 1 %); ${versus}`
+          : `under target: ${versus}`;
   }
   return underCeiling(
     {

@@ -7,13 +7,17 @@ import {
   p99,
 } from '../../../domain/backfill/latency-target.ts';
 
-/** Blocks of 10: the first learning's two whole blocks are its 20 samples. */
+/**
+ * Blocks of 10: the first learning's two whole blocks are its 20 samples. No budget (its
+ * own test sets one): the other tests judge one window at a time.
+ */
 const policy = {
   ...DEFAULT_LATENCY_TARGET,
   probeSql: 'SELECT 1',
   learnSamples: 20,
   minSamples: 10,
   baselineBlockSamples: 10,
+  budgetWindowMs: 0,
 };
 
 /** Feeds samples of the given durations, one every sampleEveryMs from `from`; returns the time after. */
@@ -105,6 +109,39 @@ describe('latency target controller', () => {
     expect(controller.advance(now).limit).toBe(raised.limit);
     now = feed(controller, now, 1, 1);
     expect(controller.advance(now).limit).toBe(raised.limit + policy.increaseRowsPerSecond);
+  });
+
+  it('holds its pace under target while more than 1 % of the last 30 s of probes were over it', () => {
+    const budgeted = { ...policy, budgetWindowMs: 30_000 };
+    const controller = new LatencyController(budgeted, 1_000, 0);
+    let now = feed(controller, 0, budgeted.learnSamples, 1);
+    expect(controller.advance(now).phase).toBe('pacing');
+    controller.chainsActive(1, now);
+    const start = controller.verdict().limit;
+    now = feed(controller, now, budgeted.minSamples, 10);
+    now += budgeted.adjustEveryMs;
+    expect(controller.advance(now)).toMatchObject({ over: true, limit: start / 2 });
+    // Back under target, but 10 of the last 20 probes were over it: the pace holds, and says why.
+    now = feed(controller, now + 1, budgeted.minSamples, 1);
+    now += budgeted.adjustEveryMs;
+    expect(controller.advance(now)).toMatchObject({
+      over: false,
+      limit: start / 2,
+      heldBy: { over: 10, of: 20 },
+    });
+    // Probes taken at rest are not the backfill's: they do not dilute the budget.
+    controller.chainsActive(0, now);
+    now = feed(controller, now, 500, 1);
+    controller.chainsActive(1, now);
+    now = feed(controller, now, budgeted.minSamples, 1);
+    expect(controller.advance(now)).toMatchObject({ limit: start / 2, heldBy: { over: 10, of: 30 } });
+    // Once the slow probes are more than 30 s old, the pace climbs again.
+    now = feed(controller, now + 30_000, budgeted.minSamples, 1);
+    expect(controller.advance(now)).toMatchObject({
+      over: false,
+      heldBy: null,
+      limit: start / 2 + budgeted.increaseRowsPerSecond,
+    });
   });
 
   it('never falls below its floor, nor climbs past twice what the chains achieved', () => {

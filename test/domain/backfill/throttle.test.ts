@@ -97,6 +97,7 @@ describe('throttle policy on a latency target', () => {
     exceeding: 1,
     overAt: 4,
     baselineSamples: 250,
+    heldBy: null,
     revision: 3,
   };
 

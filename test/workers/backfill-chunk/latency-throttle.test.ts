@@ -197,6 +197,7 @@ describe('backfill throttle on a production latency target', { timeout: 240_000 
           sampleEveryMs: 50,
           windowMs: 2_000,
           minSamples: 30,
+          budgetWindowMs: 6_000,
           learnSamples: 40,
           // Two whole blocks before the first batch: 40 samples, as learnSamples.
           baselineBlockSamples: 20,
