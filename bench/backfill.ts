@@ -41,7 +41,7 @@ import { loadConfig } from '../contract/config.ts';
 import { resourceNames } from '../contract/topology.ts';
 import { MARKETPLACE_CURRENCY } from '../domain/backfill/backfills/campaign-currency.ts';
 import { loadJob } from '../domain/backfill/jobs.ts';
-import type { LatencyTargetPolicy } from '../domain/backfill/latency-target.ts';
+import { DEFAULT_LATENCY_TARGET, type LatencyTargetPolicy } from '../domain/backfill/latency-target.ts';
 import {
   cancelBackfill,
   pauseBackfill,
@@ -158,7 +158,13 @@ const ALL_VARIANTS: readonly BackfillVariant[] = [
     request: {
       throttle: NO_THROTTLE,
       maxRate: pace,
-      batchSize: Math.min(1_000, Math.max(50, Math.round(pace / 10))),
+      batchSize: Math.min(
+        1_000,
+        Math.max(
+          DEFAULT_LATENCY_TARGET.minBatchSize,
+          Math.round((pace * DEFAULT_LATENCY_TARGET.batchIntervalMs) / 1000),
+        ),
+      ),
     },
     loadedSeconds: FIXED_PACE_SECONDS,
   })),
@@ -721,11 +727,12 @@ function paceCurveLines(
     `pace curve (worst round's p99 ratio at each fixed pace): ${curve}`,
     best === undefined
       ? `pace curve: no fixed pace held ${TARGET_RATIO}x in every round`
-      : `pace curve: the fastest fixed pace holding ${TARGET_RATIO}x in every round ran ${count0(best.rowsPerSecond)} rows/s (${(best.rowsPerSecond / naiveRowsPerSecond).toFixed(2)}x naive)${latency === undefined ? '' : `; the latency target ran ${count0(latency.rowsPerSecond)} rows/s (${(latency.rowsPerSecond / best.rowsPerSecond).toFixed(2)}x of it)`}`,
+      : `pace curve: the fastest fixed pace holding ${TARGET_RATIO}x in every round ran ${count(best.rowsPerSecond)} rows/s (${(best.rowsPerSecond / naiveRowsPerSecond).toFixed(2)}x naive)${latency === undefined ? '' : `; the latency target ran ${count(latency.rowsPerSecond)} rows/s (${(latency.rowsPerSecond / best.rowsPerSecond).toFixed(2)}x of it)`}`,
   ];
 }
 
-const count0 = (value: number) => Math.round(value).toLocaleString('en-US');
+/** A count for the tables: rounded, with thousands separators; '-' for none. */
+const count = (value: number) => (value === 0 ? '-' : Math.round(value).toLocaleString('en-US'));
 
 export async function runBackfillBench(): Promise<void> {
   const env = benchEnv();
@@ -777,7 +784,6 @@ export async function runBackfillBench(): Promise<void> {
   const naive = summary.find((row) => row.name === 'naive UPDATE');
   if (naive === undefined) throw new Error('no naive run');
   const pad = (value: string, width: number) => value.padStart(width);
-  const count = (value: number) => (value === 0 ? '-' : Math.round(value).toLocaleString('en-US'));
   const secondsOrNever = (value: number | undefined) =>
     value === undefined ? 'not within the run' : `${value.toFixed(1)} s`;
   const lines = [

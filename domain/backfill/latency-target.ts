@@ -460,8 +460,11 @@ export class LatencyController {
     return baselineP99(this.quiet, this.policy.baselineBlockSamples, this.quietSeen);
   }
 
-  /** More than 1 % of the probes taken as the chains ran in the last budgetWindowMs over `targetMs`. */
-  private overBudget(now: number, targetMs: number): boolean {
+  /**
+   * Of the probes taken as the chains ran in the last budgetWindowMs, how many were over
+   * `targetMs`, when that is more than 1 % of them; null: within the budget.
+   */
+  private overBudget(now: number, targetMs: number): { over: number; of: number } | null {
     let of = 0;
     let over = 0;
     for (const sample of this.recent) {
@@ -469,9 +472,7 @@ export class LatencyController {
       of += 1;
       if (sample.ms > targetMs) over += 1;
     }
-    if (over <= 0.01 * of) return false;
-    this.heldBy = { over, of };
-    return true;
+    return over > 0.01 * of ? { over, of } : null;
   }
 
   private judge(now: number): void {
@@ -492,13 +493,12 @@ export class LatencyController {
     const previous = this.limit;
     const clearlyOver = this.exceeding >= this.overAt;
     this.over = clearlyOver || (this.probeP99Ms ?? 0) > targetMs;
-    this.heldBy = null;
+    // Held: the recent window is under, the longer memory is not (see the header).
+    this.heldBy = this.over ? null : this.overBudget(now, targetMs);
     if (this.over) {
       const factor = clearlyOver ? policy.decrease : policy.easeDecrease;
       this.limit = Math.max(policy.minRowsPerSecond, this.limit * factor);
-    } else if (this.overBudget(now, targetMs)) {
-      // Held: the recent window is under, the longer memory is not (see the header).
-    } else {
+    } else if (this.heldBy === null) {
       // Not past twice what the chains achieved: a pace they cannot reach is no pace, and
       // a decrease from it would take many steps to bite. Achieved per second the chains
       // ran: after a pause (or between chunks) the window's idle part says nothing of the

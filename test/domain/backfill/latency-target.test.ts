@@ -4,6 +4,7 @@ import {
   DEFAULT_LATENCY_TARGET,
   exceedancesForOver,
   LatencyController,
+  type LatencyTargetPolicy,
   p99,
 } from '../../../domain/backfill/latency-target.ts';
 
@@ -40,10 +41,10 @@ function feed(controller: LatencyController, from: number, count: number, ms: nu
   return at;
 }
 
-/** A controller past learning, its baseline p99 1 ms, at `now`. */
-function learned(): { controller: LatencyController; now: number } {
-  const controller = new LatencyController(policy, 1_000, 0);
-  const now = feed(controller, 0, policy.learnSamples, 1);
+/** A controller past learning (on `settings`, the tests' policy by default), its baseline p99 1 ms, at `now`. */
+function learned(settings: LatencyTargetPolicy = policy): { controller: LatencyController; now: number } {
+  const controller = new LatencyController(settings, 1_000, 0);
+  const now = feed(controller, 0, settings.learnSamples, 1);
   expect(controller.advance(now).phase).toBe('pacing');
   controller.chainsActive(1, now);
   return { controller, now };
@@ -113,10 +114,7 @@ describe('latency target controller', () => {
 
   it('holds its pace under target while more than 1 % of the last 30 s of probes were over it', () => {
     const budgeted = { ...policy, budgetWindowMs: 30_000 };
-    const controller = new LatencyController(budgeted, 1_000, 0);
-    let now = feed(controller, 0, budgeted.learnSamples, 1);
-    expect(controller.advance(now).phase).toBe('pacing');
-    controller.chainsActive(1, now);
+    let { controller, now } = learned(budgeted);
     const start = controller.verdict().limit;
     now = feed(controller, now, budgeted.minSamples, 10);
     now += budgeted.adjustEveryMs;
@@ -272,11 +270,7 @@ describe('latency target controller', () => {
 
   it('learns only while the chains rest, and learns afresh after a long stretch without rest', () => {
     // Five blocks of 10 kept, as the defaults keep five of 100.
-    const fiveBlocks = { ...policy, baselineSamples: 50 };
-    const controller = new LatencyController(fiveBlocks, 1_000, 0);
-    let now = feed(controller, 0, policy.learnSamples, 1);
-    expect(controller.advance(now).phase).toBe('pacing');
-    controller.chainsActive(1, now);
+    let { controller, now } = learned({ ...policy, baselineSamples: 50 });
     // A chain is running (between batches): its samples are not baseline, however quiet.
     now = feed(controller, now + 1_000, 50, 5);
     expect(controller.advance(now).baselineP99Ms).toBe(1);
@@ -296,10 +290,7 @@ describe('latency target controller', () => {
 
   it('eases the pace when the p99 is over the target, and halves it only when slow probes are more than a p99 at the target gives', () => {
     const full = { ...policy, minSamples: 100 };
-    const controller = new LatencyController(full, 1_000, 0);
-    let now = feed(controller, 0, full.learnSamples, 1);
-    expect(controller.advance(now).phase).toBe('pacing');
-    controller.chainsActive(1, now);
+    let { controller, now } = learned(full);
     const start = controller.verdict().limit;
     // One slow probe in 100 leaves the window's p99 (the second slowest) at 1.1 ms: under.
     const one = Array.from({ length: 100 }, (_, index) => (index === 20 ? 30 : 1.1));
