@@ -69,7 +69,7 @@ function describeLatency(job: BackfillJob, progress: Progress): string | undefin
     seen?.probeP99Ms != null && seen.baselineP99Ms != null && seen.baselineP99Ms > 0
       ? `  (${(seen.probeP99Ms / seen.baselineP99Ms).toFixed(2)}x)`
       : '';
-  return `  latency    target p99 <= ${target.maxRatio}x baseline  baseline p99 ${ms(seen?.baselineP99Ms)}  probe p99 ${ms(seen?.probeP99Ms)}${ratio}  over ${seen?.samples ?? 0} samples${seen?.exceeding === undefined ? '' : `, ${seen.exceeding} slower than the target (over at ${seen.overAt})`} (source: read probe)`;
+  return `  latency    target p99 <= ${target.maxRatio}x baseline  baseline p99 ${ms(seen?.baselineP99Ms)}  probe p99 ${ms(seen?.probeP99Ms)}${ratio}  over ${seen?.samples ?? 0} samples${seen?.exceeding === undefined ? '' : `, ${seen.exceeding} slower than the target (over at ${seen.overAt}${seen.allowed !== undefined && seen.allowed > 0.01 ? `; rest itself is ${(100 * seen.allowed).toFixed(1)} %` : ''})`} (source: read probe)`;
 }
 
 function renderStatus(job: BackfillJob, partitions: readonly BackfillPartition[]): string {

@@ -139,6 +139,8 @@ export interface LatencyView {
   /** Of those, how many were slower than the target; the verdict is over at `overAt` or more. */
   readonly exceeding?: number;
   readonly overAt?: number;
+  /** The share of probes that may be slower than the target: 1 %, or rest's own share, the more. */
+  readonly allowed?: number;
   /** Where the latency comes from: the read probe (pg_stat_statements is not used). */
   readonly source: 'probe';
 }
@@ -289,10 +291,12 @@ export function decideLatencyThrottle(
     samples: verdict.samples,
     exceeding: verdict.exceeding,
     overAt: verdict.overAt,
+    allowed: verdict.allowed,
     source: 'probe',
   };
   const ms = (value: number | null) => (value === null ? '-' : `${value.toFixed(2)}ms`);
-  const versus = `probe p99 ${ms(verdict.probeP99Ms)} vs ${policy.latencyTarget.maxRatio} x baseline ${ms(verdict.baselineP99Ms)}; ${verdict.exceeding} of ${verdict.samples} probes slower (over at ${verdict.overAt})`;
+  const percent = (share: number) => `${(100 * share).toFixed(1)} %`;
+  const versus = `probe p99 ${ms(verdict.probeP99Ms)} vs ${policy.latencyTarget.maxRatio} x baseline ${ms(verdict.baselineP99Ms)}; ${verdict.exceeding} of ${verdict.samples} probes slower (over at ${verdict.overAt}${verdict.allowed > 0.01 ? `; rest's own ${percent(verdict.allowed)} allowed` : ''})`;
   let state: ThrottleState;
   let reason: string;
   if (worst === 'pause') {
@@ -310,7 +314,7 @@ export function decideLatencyThrottle(
       verdict.probeP99Ms === null
         ? 'under target (measuring)'
         : verdict.heldBy !== null
-          ? `under target, held: ${verdict.heldBy.over} of ${verdict.heldBy.of} probes in the last ${policy.latencyTarget.budgetWindowMs / 1000} s slower (over 1 %); ${versus}`
+          ? `under target, held: ${verdict.heldBy.over} of ${verdict.heldBy.of} probes in the last ${policy.latencyTarget.budgetWindowMs / 1000} s slower (over ${percent(verdict.heldBy.allowed)}); ${versus}`
           : `under target: ${versus}`;
   }
   return underCeiling(

@@ -125,7 +125,7 @@ describe('latency target controller', () => {
     expect(controller.advance(now)).toMatchObject({
       over: false,
       limit: start / 2,
-      heldBy: { over: 10, of: 20 },
+      heldBy: { over: 10, of: 20, allowed: 0.01 },
     });
     // Probes taken at rest are not the backfill's: they do not dilute the budget.
     controller.chainsActive(0, now);
@@ -140,6 +140,71 @@ describe('latency target controller', () => {
       heldBy: null,
       limit: start / 2 + budgeted.increaseRowsPerSecond,
     });
+  });
+
+  it("judges a window against rest's own share of slow probes when that is over 1 %", () => {
+    /** One paced window of 20 probes, one over the target, after a rest slow `restSlow` times in 100. */
+    function verdictAfterRest(restSlow: number) {
+      let { controller, now } = learned();
+      controller.chainsActive(0, now);
+      now = feedEach(
+        controller,
+        now,
+        Array.from({ length: 100 }, (_, index) => (index % 10 === 0 && index / 10 < restSlow ? 2 : 1)),
+      );
+      now += policy.windowMs;
+      controller.chainsActive(1, now);
+      now = feedEach(controller, now, [...Array.from({ length: 19 }, () => 1), 2]);
+      return controller.advance(now + policy.adjustEveryMs);
+    }
+    // Rest clean: 1 slow probe of 20 is the window's p99 over the target.
+    expect(verdictAfterRest(0)).toMatchObject({ over: true, allowed: 0.01, baselineP99Ms: 1 });
+    // Rest slow 10 times in 120 quiet probes: 1 in 20 is no worse than rest.
+    const noisy = verdictAfterRest(10);
+    expect(noisy).toMatchObject({ over: false, baselineP99Ms: 1 });
+    expect(noisy.allowed).toBeCloseTo(10 / 120);
+    expect(noisy.overAt).toBeGreaterThan(exceedancesForOver(20, policy.falseOverRate));
+  });
+
+  it("allows its budget rest's own share of slow probes, so a noisy host does not pin the pace", () => {
+    const budgeted = { ...policy, budgetWindowMs: 30_000 };
+    /** A controller whose quiet probes were over the target `restSlow` times in 100 (after learning at 1 ms). */
+    function afterRest(restSlow: number) {
+      let { controller, now } = learned(budgeted);
+      controller.chainsActive(0, now);
+      now = feedEach(
+        controller,
+        now,
+        Array.from({ length: 100 }, (_, index) => (index % 10 === 0 && index / 10 < restSlow ? 2 : 1)),
+      );
+      // The rest ended a window ago: the verdicts below judge paced probes only.
+      now += budgeted.windowMs;
+      controller.chainsActive(1, now);
+      // The baseline is still 1 ms: the second-lowest block p99, and the learned blocks are clean.
+      // One paced probe of ten over the target: the window's p99 is over it, the pace eases.
+      now = feedEach(controller, now, [1, 1, 1, 1, 2, 1, 1, 1, 1, 1]);
+      now += budgeted.adjustEveryMs;
+      const eased = controller.advance(now);
+      expect(eased).toMatchObject({ over: true, baselineP99Ms: 1 });
+      now = feed(controller, now + 1, budgeted.minSamples, 1);
+      now += budgeted.adjustEveryMs;
+      return { eased, under: controller.advance(now) };
+    }
+    // Rest clean: 1 of the 20 paced probes (5 %) is over the 1 % budget, the pace holds.
+    const clean = afterRest(0);
+    expect(clean.under).toMatchObject({
+      over: false,
+      limit: clean.eased.limit,
+      heldBy: { over: 1, of: 20, allowed: 0.01 },
+    });
+    // Rest itself slow 10 times in 120 quiet probes (8.3 %): 5 % is no worse, the pace climbs.
+    const noisy = afterRest(10);
+    expect(noisy.under).toMatchObject({ over: false, heldBy: null });
+    expect(noisy.under.limit).toBeGreaterThan(noisy.eased.limit);
+    // Rest slow 4 times in 120 (3.3 %): the allowed share is rest's, and 5 % is over it.
+    const someNoise = afterRest(4);
+    expect(someNoise.under.heldBy?.allowed).toBeCloseTo(4 / 120);
+    expect(someNoise.under.limit).toBe(someNoise.eased.limit);
   });
 
   it('never falls below its floor, nor climbs past twice what the chains achieved', () => {

@@ -96,6 +96,7 @@ describe('throttle policy on a latency target', () => {
     samples: 100,
     exceeding: 1,
     overAt: 4,
+    allowed: 0.01,
     baselineSamples: 250,
     heldBy: null,
     revision: 3,

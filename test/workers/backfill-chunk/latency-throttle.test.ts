@@ -148,13 +148,16 @@ describe('backfill throttle on a production latency target', { timeout: 240_000 
     const deadline = Date.now() + 45_000;
     let limit: number | undefined;
     for (;;) {
-      const { rows } = await world.db.pool.query<{ limit: number | null }>(
-        `SELECT (last_throttle->>'limit')::float8 AS limit FROM backfill_partitions WHERE job_id = $1`,
+      const { rows } = await world.db.pool.query<{ limit: number | null; reason: string | null }>(
+        `SELECT (last_throttle->>'limit')::float8 AS limit, last_throttle->>'reason' AS reason
+           FROM backfill_partitions WHERE job_id = $1`,
         [jobId],
       );
       limit = rows[0]?.limit ?? undefined;
       if (limit !== undefined && predicate(limit)) return limit;
-      if (Date.now() > deadline) throw new Error(`${what}: not within 45 s; limit ${limit}`);
+      if (Date.now() > deadline) {
+        throw new Error(`${what}: not within 45 s; limit ${limit}; last decision: ${rows[0]?.reason}`);
+      }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
