@@ -50,6 +50,27 @@ function learned(settings: LatencyTargetPolicy = policy): { controller: LatencyC
   return { controller, now };
 }
 
+/**
+ * A controller past learning (1 ms), then 100 probes at rest, `restSlow` of them 2 ms (over
+ * the 1.5 ms target) and the rest 1 ms, then a window later (the verdicts judge paced probes
+ * only) its chains running. Its baseline is still 1 ms: the learned blocks are clean.
+ */
+function pacingAfterRest(
+  settings: LatencyTargetPolicy,
+  restSlow: number,
+): { controller: LatencyController; now: number } {
+  let { controller, now } = learned(settings);
+  controller.chainsActive(0, now);
+  now = feedEach(
+    controller,
+    now,
+    Array.from({ length: 100 }, (_, index) => (index % 10 === 0 && index / 10 < restSlow ? 2 : 1)),
+  );
+  now += settings.windowMs;
+  controller.chainsActive(1, now);
+  return { controller, now };
+}
+
 describe('latency target controller', () => {
   it('learns its first baseline over two whole blocks, so a stall in one does not become the target', () => {
     const controller = new LatencyController({ ...policy, baselineBlockSamples: 100 }, 1_000, 0);
@@ -145,15 +166,7 @@ describe('latency target controller', () => {
   it("judges a window against rest's own share of slow probes when that is over 1 %", () => {
     /** One paced window of 20 probes, one over the target, after a rest slow `restSlow` times in 100. */
     function verdictAfterRest(restSlow: number) {
-      let { controller, now } = learned();
-      controller.chainsActive(0, now);
-      now = feedEach(
-        controller,
-        now,
-        Array.from({ length: 100 }, (_, index) => (index % 10 === 0 && index / 10 < restSlow ? 2 : 1)),
-      );
-      now += policy.windowMs;
-      controller.chainsActive(1, now);
+      let { controller, now } = pacingAfterRest(policy, restSlow);
       now = feedEach(controller, now, [...Array.from({ length: 19 }, () => 1), 2]);
       return controller.advance(now + policy.adjustEveryMs);
     }
@@ -170,17 +183,7 @@ describe('latency target controller', () => {
     const budgeted = { ...policy, budgetWindowMs: 30_000 };
     /** A controller whose quiet probes were over the target `restSlow` times in 100 (after learning at 1 ms). */
     function afterRest(restSlow: number) {
-      let { controller, now } = learned(budgeted);
-      controller.chainsActive(0, now);
-      now = feedEach(
-        controller,
-        now,
-        Array.from({ length: 100 }, (_, index) => (index % 10 === 0 && index / 10 < restSlow ? 2 : 1)),
-      );
-      // The rest ended a window ago: the verdicts below judge paced probes only.
-      now += budgeted.windowMs;
-      controller.chainsActive(1, now);
-      // The baseline is still 1 ms: the second-lowest block p99, and the learned blocks are clean.
+      let { controller, now } = pacingAfterRest(budgeted, restSlow);
       // One paced probe of ten over the target: the window's p99 is over it, the pace eases.
       now = feedEach(controller, now, [1, 1, 1, 1, 2, 1, 1, 1, 1, 1]);
       now += budgeted.adjustEveryMs;
